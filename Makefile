@@ -1,0 +1,43 @@
+# Every target sets up what it needs on first use: a virtual environment for the code and tests
+# (.venv) and one for the SAM CLI, which pins its own boto3 (.venv-sam).
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export PYTHONPATH := src/handler:tests
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: demo test check lint types template bench bench-large soak clean
+
+$(VENV)/.installed: requirements-dev.txt src/handler/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+demo: $(VENV)/.installed ## dry run then real run on an embedded (moto) registry
+	$(PY) -m demo
+
+test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy src/handler tests
+
+template: $(SAM_VENV)/.installed
+	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+
+check: lint types template test ## everything CI runs
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1,0 +1,186 @@
+"""Bytes -> Manifest: classify one manifest from its exact bytes. Pure; no I/O.
+
+The rules follow ../shared/reference/ecr-facts.md section 3. When in doubt the answer is
+`Kind.UNKNOWN`, which is never deleted and keeps alive every digest its bytes mention.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .model import Descriptor, Kind, Manifest, digests_in, is_digest
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+ALL_MANIFEST_TYPES = INDEX_TYPES | MANIFEST_TYPES  # what BatchGetImage should accept
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+IMAGE_CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+IN_TOTO_LAYER = "application/vnd.in-toto+json"
+ATTESTATION_ARTIFACT = "application/vnd.docker.attestation.manifest.v1+json"
+
+# How buildx marks the attestation entry of an index.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
+ATTESTATION_REFERENCE = "attestation-manifest"
+
+
+def parse(
+    data: bytes,
+    *,
+    media_type: str | None = None,
+    digest: str | None = None,
+) -> Manifest:
+    """Classify `data`. `media_type` is the registry's view, used only when the bytes say nothing.
+
+    `digest`, when given, is the manifest's own digest: a manifest that claims to list itself is
+    malformed and classified unknown rather than trusted.
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError):
+        return _unknown(data, media_type, "unparseable bytes")
+    if not isinstance(doc, dict):
+        return _unknown(data, media_type, "not a JSON object")
+
+    declared = doc.get("mediaType")
+    kind_type = declared if isinstance(declared, str) and declared else media_type
+    artifact_type = _str(doc.get("artifactType"))
+    subject = _subject(doc.get("subject"))
+    if doc.get("subject") is not None and subject is None:
+        return _unknown(data, kind_type, "malformed subject")
+
+    if kind_type in INDEX_TYPES or (kind_type not in MANIFEST_TYPES and "manifests" in doc):
+        return _parse_index(data, doc, kind_type, artifact_type, subject, digest)
+    if kind_type in MANIFEST_TYPES or ("config" in doc and "layers" in doc):
+        return _parse_manifest(data, doc, kind_type, artifact_type, subject)
+    return _unknown(data, kind_type, f"unrecognised media type {kind_type!r}")
+
+
+def _parse_index(
+    data: bytes,
+    doc: Mapping[str, Any],
+    media_type: str | None,
+    artifact_type: str | None,
+    subject: str | None,
+    digest: str | None,
+) -> Manifest:
+    entries = doc.get("manifests")
+    if not isinstance(entries, list):
+        return _unknown(data, media_type, "index without a manifests list")
+    children: list[Descriptor] = []
+    for entry in entries:
+        child = _descriptor(entry)
+        if child is None:
+            return _unknown(data, media_type, "index with a malformed entry")
+        if child.media_type is not None and child.media_type not in ALL_MANIFEST_TYPES:
+            # BuildKit cache indexes list layer blobs, not manifests: not an image index.
+            return _unknown(data, media_type, f"index listing {child.media_type}")
+        if digest is not None and child.digest == digest:
+            return _unknown(data, media_type, "index listing itself")
+        children.append(child)
+    if subject is not None:
+        kind, note = Kind.REFERRER, f"index referring to {subject}"
+    else:
+        kind, note = Kind.INDEX, f"index of {len(children)}"
+    return Manifest(
+        kind=kind,
+        media_type=media_type,
+        references=tuple(children),
+        subject=subject,
+        artifact_type=artifact_type,
+        note=note,
+    )
+
+
+def _parse_manifest(
+    data: bytes,
+    doc: Mapping[str, Any],
+    media_type: str | None,
+    artifact_type: str | None,
+    subject: str | None,
+) -> Manifest:
+    config = _descriptor(doc.get("config"))
+    raw_layers = doc.get("layers")
+    if config is None or not isinstance(raw_layers, list):
+        return _unknown(data, media_type, "manifest without config or layers")
+    layers = [_descriptor(layer) for layer in raw_layers]
+    if any(layer is None for layer in layers):
+        return _unknown(data, media_type, "manifest with a malformed layer")
+    blobs = (config, *(layer for layer in layers if layer is not None))
+
+    def made(kind: Kind, note: str) -> Manifest:
+        return Manifest(kind, media_type, (), subject, artifact_type, blobs, note)
+
+    if artifact_type == ATTESTATION_ARTIFACT:
+        return made(Kind.ATTESTATION, "buildx attestation (OCI artifact)")
+    if subject is not None:
+        return made(Kind.REFERRER, f"{artifact_type or config.media_type} referrer")
+    if config.media_type in IMAGE_CONFIG_TYPES and artifact_type is None:
+        if blobs[1:] and all(
+            layer.media_type == IN_TOTO_LAYER and "in-toto.io/predicate-type" in layer.annotations
+            for layer in blobs[1:]
+        ):
+            return made(Kind.ATTESTATION, "buildx attestation (in-toto layers)")
+        return made(Kind.IMAGE, "container image")
+    return _unknown(data, media_type, f"artifact {artifact_type or config.media_type}")
+
+
+def attestation_entries(manifest: Manifest) -> dict[str, str]:
+    """Children an index marks as buildx attestations: attestation digest -> described image."""
+    return {
+        child.digest: child.annotations.get(REFERENCE_DIGEST, "")
+        for child in manifest.references
+        if child.annotations.get(REFERENCE_TYPE) == ATTESTATION_REFERENCE
+    }
+
+
+def _unknown(data: bytes, media_type: str | None, note: str) -> Manifest:
+    text = data.decode("utf-8", errors="replace")
+    mentioned = tuple(dict.fromkeys(digests_in(text)))
+    return Manifest(
+        kind=Kind.UNKNOWN,
+        media_type=media_type,
+        references=tuple(Descriptor(digest=d) for d in mentioned),
+        note=note,
+    )
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _subject(value: object) -> str | None:
+    if isinstance(value, dict) and is_digest(value.get("digest")):
+        return str(value["digest"])
+    return None
+
+
+def _descriptor(value: object) -> Descriptor | None:
+    if not isinstance(value, dict) or not is_digest(value.get("digest")):
+        return None
+    size = value.get("size", 0)
+    annotations = value.get("annotations") or {}
+    platform = value.get("platform")
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(annotations, dict):
+        return None
+    return Descriptor(
+        digest=str(value["digest"]),
+        media_type=_str(value.get("mediaType")),
+        size=size,
+        platform=_platform(platform) if isinstance(platform, dict) else None,
+        annotations={str(k): str(v) for k, v in annotations.items()},
+    )
+
+
+def _platform(platform: Mapping[str, Any]) -> str:
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(p) for p in parts if p)

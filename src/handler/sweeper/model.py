@@ -1,0 +1,173 @@
+"""Value types of the core, named as the OCI image spec names them.
+
+Nothing here knows about ECR: `Image` is "a manifest stored in a repository", whatever registry
+holds it. Everything is immutable so a plan can be shared between threads and compared between a
+dry run and a real run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
+_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
+_DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and _DIGEST.match(value) is not None
+
+
+def digests_in(text: str) -> list[str]:
+    """Every `sha256:<64 hex>` in a piece of text, in order (pins accept full image URIs)."""
+    return _DIGEST_ANYWHERE.findall(text)
+
+
+class Kind(StrEnum):
+    """What a manifest is, as far as garbage collection cares."""
+
+    INDEX = "index"  # OCI image index or Docker manifest list
+    IMAGE = "image"  # container image manifest (config is an OCI or Docker image config)
+    ATTESTATION = "attestation"  # buildx attestation manifest, legacy in-toto or OCI-artifact form
+    REFERRER = "referrer"  # any other manifest with a `subject` (signatures, SBOM artifacts)
+    UNKNOWN = "unknown"  # Helm charts, other artifacts, caches, unparseable bytes: never deleted
+    UNCLASSIFIED = "unclassified"  # bytes not read: kept for another reason, its kind did not matter
+
+
+class Scope(StrEnum):
+    ATTESTATIONS = "attestations"
+    ORPHANS = "orphans"
+
+
+SCOPE_KINDS: Mapping[Scope, frozenset[Kind]] = {
+    Scope.ATTESTATIONS: frozenset({Kind.ATTESTATION}),
+    Scope.ORPHANS: frozenset({Kind.INDEX, Kind.IMAGE, Kind.ATTESTATION, Kind.REFERRER}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """An entry of an index's `manifests[]` (or a config/layer descriptor)."""
+
+    digest: str
+    media_type: str | None = None
+    size: int = 0
+    platform: str | None = None  # "os/arch[/variant]"
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """What the bytes of one manifest say.
+
+    `references` are the digests this manifest keeps alive: an index's children, and for an
+    unknown manifest every digest its bytes mention (we cannot tell which ones matter, so all do).
+    `blobs` are the config and layer descriptors, for the bytes a deletion frees.
+    """
+
+    kind: Kind
+    media_type: str | None
+    references: tuple[Descriptor, ...] = ()
+    subject: str | None = None
+    artifact_type: str | None = None
+    blobs: tuple[Descriptor, ...] = ()
+    note: str = ""  # why this kind, in a few words, for the decision log
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A manifest stored in a repository, as the registry lists it (no bytes)."""
+
+    digest: str
+    tags: tuple[str, ...] = ()
+    pushed_at: datetime | None = None
+    size: int = 0
+    media_type: str | None = None
+    artifact_media_type: str | None = None
+    subject: str | None = None
+    last_pulled: datetime | None = None
+    archived: bool = False
+
+
+class Verdict(StrEnum):
+    KEEP = "keep"
+    DELETE = "delete"
+
+
+class Reason(StrEnum):
+    """Why a manifest is kept or deleted. The first five are roots: they make a manifest live."""
+
+    TAGGED = "tagged"
+    PINNED = "pinned"
+    YOUNG = "within-grace-period"
+    PULLED = "recently-pulled"
+    ARCHIVED = "archived"
+    # Kept because something kept refers to it.
+    LISTED_BY_KEPT_INDEX = "listed-by-kept-index"
+    SUBJECT_KEPT = "subject-kept"
+    # Kept for what it is, or for what we could not learn.
+    UNKNOWN_KIND = "unknown-kind"
+    OUT_OF_SCOPE = "out-of-scope"
+    UNREADABLE = "unreadable"
+    REFERENCE_CYCLE = "reference-cycle"
+    # Kept although the plan wanted it gone.
+    PARENT_NOT_DELETED = "parent-not-deleted"
+    DELETE_FAILED = "delete-failed"
+    GAINED_TAG = "gained-tag"
+    NEWLY_PINNED = "newly-pinned"
+    CIRCUIT_BREAKER = "circuit-breaker"
+    NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
+    # Deleted.
+    UNREACHABLE = "unreachable"
+
+
+ROOT_REASONS = frozenset(
+    {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A digest that something outside the registry uses; `source` says who."""
+
+    digest: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one manifest and why: `cause` is the tag, pin source or digest behind it."""
+
+    digest: str
+    kind: Kind
+    verdict: Verdict
+    reason: Reason
+    cause: str = ""
+    size: int = 0
+    live: bool = False  # reachable from a root (tag, pin, grace period, pull, archive)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every decision for one repository, and the deletions in the order they must happen.
+
+    `waves[i]` may only be deleted once every earlier wave is gone: a parent index is always in an
+    earlier wave than its children, and a referrer in an earlier wave than its subject.
+    """
+
+    repository: str
+    decisions: Mapping[str, Decision]
+    waves: tuple[tuple[str, ...], ...]
+    children: Mapping[str, tuple[str, ...]]  # candidate index -> the candidates it lists
+
+    @property
+    def deletions(self) -> list[str]:
+        return [digest for wave in self.waves for digest in wave]
+
+    @property
+    def planned_bytes(self) -> int:
+        return sum(self.decisions[d].size for d in self.deletions)

@@ -1,0 +1,243 @@
+"""Mark and sweep planning: roots -> kept set -> deletion candidates in waves. Pure; no I/O.
+
+Mark: every root (tag, pin, grace period, recent pull, archive) is live, and so is everything it
+reaches through index -> child edges and subject -> referrer edges, transitively. Manifests that
+may not be deleted for what they are (unknown kind, out of scope, unreadable) are kept too, and
+keep what *they* reach the same way, so that no surviving index ever loses a child.
+Sweep: whatever is left is deleted, parents before children.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import manifests as m
+from .model import (
+    SCOPE_KINDS,
+    Decision,
+    Image,
+    Kind,
+    Manifest,
+    Pin,
+    Plan,
+    Reason,
+    Scope,
+    Verdict,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The settings the core needs; `now` is passed separately so the core stays clock-free."""
+
+    scope: Scope = Scope.ATTESTATIONS
+    min_age: timedelta = timedelta(hours=72)
+    keep_pulled_within: timedelta | None = timedelta(days=30)
+
+
+def metadata_kind(image: Image, marked_attestation: bool) -> Kind | None:
+    """The kind the registry's listing alone proves, or None when only the bytes can tell."""
+    if image.media_type in m.INDEX_TYPES:
+        return Kind.INDEX if image.subject is None else Kind.REFERRER
+    if image.media_type not in m.MANIFEST_TYPES:
+        return None
+    if image.artifact_media_type == m.ATTESTATION_ARTIFACT or marked_attestation:
+        return Kind.ATTESTATION
+    if image.subject is not None:
+        return Kind.REFERRER
+    if image.artifact_media_type == m.DOCKER_CONFIG:
+        return Kind.IMAGE  # buildx never writes attestations with Docker media types
+    return None
+
+
+def needs_content(image: Image) -> bool:
+    """Manifests whose bytes are read whatever else we know: they may list other manifests."""
+    return image.media_type not in m.MANIFEST_TYPES
+
+
+def make_plan(
+    repository: str,
+    images: Sequence[Image],
+    manifests: Mapping[str, Manifest],
+    pins: Mapping[str, Pin],
+    policy: Policy,
+    now: datetime,
+    *,
+    unreadable: Mapping[str, str] | None = None,
+    provisional: bool = False,
+) -> Plan:
+    """Decide every manifest of one repository.
+
+    `manifests` holds the parsed bytes read so far; a manifest without bytes is judged from its
+    listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
+    so that the plan's deletions are exactly the manifests whose bytes must be read before the
+    final plan; without it, such a manifest is kept as unreadable.
+    """
+    unreadable = unreadable or {}
+    by_digest = {image.digest: image for image in images}
+    marked = _marked_attestations(manifests)
+    kinds: dict[str, Kind] = {}
+    notes: dict[str, str] = {}
+    edges: dict[str, list[tuple[str, Reason]]] = defaultdict(list)
+
+    for image in images:
+        parsed = manifests.get(image.digest)
+        if parsed is not None:
+            kind = parsed.kind
+            if kind is Kind.IMAGE and image.digest in marked:
+                kind = Kind.ATTESTATION  # its index entry says so, whatever its layers look like
+            kinds[image.digest] = kind
+            notes[image.digest] = parsed.note
+            for child in parsed.references:
+                if child.digest in by_digest:
+                    edges[image.digest].append((child.digest, Reason.LISTED_BY_KEPT_INDEX))
+            subject = parsed.subject
+        else:
+            kind_or_none = metadata_kind(image, image.digest in marked)
+            kinds[image.digest] = kind_or_none or Kind.UNCLASSIFIED
+            notes[image.digest] = "judged from the listing" if kind_or_none else "not read"
+            subject = image.subject
+        if subject is not None and subject in by_digest:
+            edges[subject].append((image.digest, Reason.SUBJECT_KEPT))
+
+    decisions: dict[str, Decision] = {}
+
+    def keep(digest: str, reason: Reason, cause: str, live: bool) -> None:
+        image = by_digest[digest]
+        decisions[digest] = Decision(
+            digest, kinds[digest], Verdict.KEEP, reason, cause, image.size, live
+        )
+
+    def mark(starts: Iterable[str], live: bool) -> None:
+        queue = deque(starts)
+        while queue:
+            parent = queue.popleft()
+            for child, reason in edges.get(parent, ()):
+                if child not in decisions:
+                    keep(child, reason, parent, live)
+                    queue.append(child)
+
+    roots: list[str] = []
+    for digest, image in by_digest.items():
+        root = _root(image, pins, policy, now)
+        if root is not None:
+            keep(digest, *root, live=True)
+            roots.append(digest)
+    mark(roots, live=True)
+
+    scope_kinds = SCOPE_KINDS[policy.scope]
+    pending: list[str] = []
+    for digest, image in by_digest.items():
+        if digest in decisions:
+            continue
+        kind = kinds[digest]
+        if digest in unreadable:
+            keep(digest, Reason.UNREADABLE, unreadable[digest], live=False)
+        elif digest not in manifests and metadata_kind(image, digest in marked) is None:
+            if provisional:
+                continue  # only its bytes can tell: read them before deciding
+            keep(digest, Reason.UNREADABLE, "content not read", live=False)
+        elif kind is Kind.UNKNOWN:
+            keep(digest, Reason.UNKNOWN_KIND, notes[digest], live=False)
+        elif kind not in scope_kinds:
+            keep(digest, Reason.OUT_OF_SCOPE, f"{kind} not in scope {policy.scope}", live=False)
+        else:
+            continue
+        pending.append(digest)
+    mark(pending, live=False)
+
+    while True:
+        candidates = [d for d in by_digest if d not in decisions]
+        waves, children, cyclic = _order(candidates, edges)
+        if not cyclic:
+            break
+        # Content addressing makes real cycles impossible; forged metadata could still claim one.
+        for digest in cyclic:
+            keep(digest, Reason.REFERENCE_CYCLE, "", live=False)
+        mark(cyclic, live=False)
+
+    deleted_parent = {child: parent for parent, kids in children.items() for child in kids}
+    for wave in waves:
+        for digest in wave:
+            parent = deleted_parent.get(digest)
+            decisions[digest] = Decision(
+                digest,
+                kinds[digest],
+                Verdict.DELETE,
+                Reason.UNREACHABLE,
+                f"listed only by {parent}, deleted first" if parent else notes[digest],
+                by_digest[digest].size,
+                live=False,
+            )
+    return Plan(repository, decisions, waves, children)
+
+
+def _root(
+    image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime
+) -> tuple[Reason, str] | None:
+    if image.tags:
+        return Reason.TAGGED, image.tags[0]
+    if image.digest in pins:
+        return Reason.PINNED, pins[image.digest].source
+    if image.pushed_at is None or image.pushed_at > now - policy.min_age:
+        # No push time means we cannot prove it is old: keep.
+        when = image.pushed_at.isoformat() if image.pushed_at else "unknown push time"
+        return Reason.YOUNG, when
+    if (
+        policy.keep_pulled_within is not None
+        and image.last_pulled is not None
+        and image.last_pulled > now - policy.keep_pulled_within
+    ):
+        return Reason.PULLED, image.last_pulled.isoformat()
+    if image.archived:
+        return Reason.ARCHIVED, ""
+    return None
+
+
+def _marked_attestations(manifests: Mapping[str, Manifest]) -> set[str]:
+    marked: set[str] = set()
+    for parsed in manifests.values():
+        if parsed.kind is Kind.INDEX:
+            marked.update(m.attestation_entries(parsed))
+    return marked
+
+
+def _order(
+    candidates: Sequence[str], edges: Mapping[str, list[tuple[str, Reason]]]
+) -> tuple[tuple[tuple[str, ...], ...], dict[str, tuple[str, ...]], list[str]]:
+    """Waves of candidates such that every index precedes the children it lists.
+
+    Referrer edges do not order deletions: a referrer may go in the same call as its subject.
+    Returns the waves, each candidate index's candidate children, and the candidates on a cycle.
+    """
+    members = set(candidates)
+    children = {
+        parent: tuple(
+            c
+            for c, reason in edges.get(parent, ())
+            if reason is Reason.LISTED_BY_KEPT_INDEX and c in members
+        )
+        for parent in candidates
+    }
+    children = {parent: kids for parent, kids in children.items() if kids}
+    indegree = dict.fromkeys(candidates, 0)
+    for kids in children.values():
+        for child in kids:
+            indegree[child] += 1
+    wave = sorted(d for d, n in indegree.items() if n == 0)
+    waves: list[tuple[str, ...]] = []
+    while wave:
+        waves.append(tuple(wave))
+        following: set[str] = set()
+        for parent in wave:
+            for child in children.get(parent, ()):
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    following.add(child)
+        wave = sorted(following)
+    ordered = {d for w in waves for d in w}
+    cyclic = [d for d in candidates if d not in ordered]
+    return tuple(waves), children, cyclic

@@ -1,0 +1,228 @@
+"""The only module that speaks ECR: paging, batching, retries and per-item failures.
+
+Everything it returns is in the core's words (`Image`, digests, bytes). Every limit of the API is
+respected here (1000 per listing page, 100 ids per batch call) because ECR enforces them and
+botocore does not check them client-side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import manifests as m
+from .model import Image
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
+else:
+    ECRClient = Any
+
+PAGE_SIZE = 1000  # DescribeImages / DescribeRepositories maximum
+BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
+
+# What the code calls, and so all the IAM it needs; template tests compare this with template.yaml.
+REPOSITORY_ACTIONS = (
+    "ecr:DescribeImages",
+    "ecr:BatchGetImage",
+    "ecr:BatchDeleteImage",
+)
+ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
+REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
+
+NOT_FOUND = "ImageNotFound"
+
+
+def client_config(
+    max_attempts: int = 10, mode: Literal["legacy", "standard", "adaptive"] = "adaptive"
+) -> Config:
+    """Retries are botocore's own (adaptive mode backs off on throttling across threads)."""
+    return Config(retries={"max_attempts": max_attempts, "mode": mode}, max_pool_connections=64)
+
+
+class RegistryError(Exception):
+    """A call failed after botocore's retries: the evidence it should have given is missing."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Fetched:
+    """Manifest bytes by digest, and the digests that could not be read, with the error code."""
+
+    content: dict[str, bytes] = field(default_factory=dict)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Deleted:
+    """The outcome of one delete call, item by item."""
+
+    deleted: set[str] = field(default_factory=set)
+    already_gone: set[str] = field(default_factory=set)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _error(operation: str, exc: Exception) -> RegistryError:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return RegistryError(operation, err.get("Code", "ClientError"), err.get("Message", ""))
+    return RegistryError(operation, type(exc).__name__, str(exc))
+
+
+class Registry:
+    """One registry (account and region) behind a thread-safe boto3 ECR client."""
+
+    def __init__(self, client: ECRClient, registry_id: str | None = None) -> None:
+        self._client = client
+        # Passed as **kwargs to every call; typed Any because the stubs type each call's kwargs.
+        self._registry: dict[str, Any] = {"registryId": registry_id} if registry_id else {}
+
+    def repositories(self) -> list[str]:
+        names: list[str] = []
+        try:
+            for page in self._client.get_paginator("describe_repositories").paginate(
+                **self._registry, PaginationConfig={"PageSize": PAGE_SIZE}
+            ):
+                names.extend(repo["repositoryName"] for repo in page.get("repositories", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("DescribeRepositories", exc) from exc
+        return names
+
+    def images(self, repository: str) -> list[Image]:
+        """Every manifest of the repository, archived ones too (they are parents and roots)."""
+        images: list[Image] = []
+        try:
+            for page in self._client.get_paginator("describe_images").paginate(
+                **self._registry,
+                repositoryName=repository,
+                filter={"tagStatus": "ANY", "imageStatus": "ANY"},
+                PaginationConfig={"PageSize": PAGE_SIZE},
+            ):
+                images.extend(_image(detail) for detail in page.get("imageDetails", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("DescribeImages", exc) from exc
+        return images
+
+    def manifests(self, repository: str, digests: Sequence[str]) -> Fetched:
+        """Exact bytes of each manifest, asking for every manifest type so ECR converts none."""
+        fetched = Fetched()
+        for batch in _batches(digests):
+            try:
+                response = self._client.batch_get_image(
+                    **self._registry,
+                    repositoryName=repository,
+                    imageIds=[{"imageDigest": d} for d in batch],
+                    acceptedMediaTypes=sorted(m.ALL_MANIFEST_TYPES),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _error("BatchGetImage", exc) from exc
+            for image in response.get("images", []):
+                digest = image.get("imageId", {}).get("imageDigest")
+                body = image.get("imageManifest")
+                if digest and body is not None:
+                    fetched.content[digest] = body.encode("utf-8")
+            for failure in response.get("failures", []):
+                digest = failure.get("imageId", {}).get("imageDigest", "")
+                fetched.failures[digest] = (
+                    failure.get("failureCode", "Unknown"),
+                    failure.get("failureReason", ""),
+                )
+            for digest in batch:
+                if digest not in fetched.content and digest not in fetched.failures:
+                    fetched.failures[digest] = ("Missing", "neither returned nor reported")
+        return fetched
+
+    def describe(self, repository: str, digests: Sequence[str]) -> dict[str, Image]:
+        """Re-read up to 100 manifests right now; vanished ones are absent from the answer.
+
+        DescribeImages fails the whole call when one id is missing, so a failing call is split
+        in halves until the missing ones are isolated (log2(100) extra calls at worst).
+        """
+        if len(digests) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} digests per call")
+        if not digests:
+            return {}
+        try:
+            response = self._client.describe_images(
+                **self._registry,
+                repositoryName=repository,
+                imageIds=[{"imageDigest": d} for d in digests],
+                filter={"tagStatus": "ANY", "imageStatus": "ANY"},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+                raise _error("DescribeImages", exc) from exc
+            if len(digests) == 1:
+                return {}
+            half = len(digests) // 2
+            return self.describe(repository, digests[:half]) | self.describe(
+                repository, digests[half:]
+            )
+        except BotoCoreError as exc:
+            raise _error("DescribeImages", exc) from exc
+        return {
+            image.digest: image
+            for image in (_image(d) for d in response.get("imageDetails", []))
+            if image.digest in digests
+        }
+
+    def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
+        """Delete up to 100 manifests by digest and read every per-item answer."""
+        if len(digests) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} digests per call")
+        outcome = Deleted()
+        if not digests:
+            return outcome
+        try:
+            response = self._client.batch_delete_image(
+                **self._registry,
+                repositoryName=repository,
+                imageIds=[{"imageDigest": d} for d in digests],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("BatchDeleteImage", exc) from exc
+        asked = set(digests)
+        for image_id in response.get("imageIds", []):
+            digest = image_id.get("imageDigest")
+            if digest in asked:
+                outcome.deleted.add(digest)
+        for failure in response.get("failures", []):
+            digest = failure.get("imageId", {}).get("imageDigest", "")
+            code = failure.get("failureCode", "Unknown")
+            if code == NOT_FOUND:
+                outcome.already_gone.add(digest)
+            else:
+                outcome.failures[digest] = (code, failure.get("failureReason", ""))
+        for digest in asked - outcome.deleted - outcome.already_gone - set(outcome.failures):
+            # Neither confirmed nor refused: never count a deletion that was not confirmed.
+            outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
+        outcome.deleted -= outcome.already_gone | set(outcome.failures)
+        return outcome
+
+
+def _image(detail: Any) -> Image:
+    return Image(
+        digest=detail["imageDigest"],
+        tags=tuple(detail.get("imageTags") or ()),
+        pushed_at=detail.get("imagePushedAt"),
+        size=int(detail.get("imageSizeInBytes") or 0),
+        media_type=detail.get("imageManifestMediaType"),
+        artifact_media_type=detail.get("artifactMediaType"),
+        subject=detail.get("subjectManifestDigest"),
+        last_pulled=detail.get("lastRecordedPullTime"),
+        archived=detail.get("imageStatus", "ACTIVE") not in ("ACTIVE",),
+    )

@@ -1,0 +1,101 @@
+"""The event contract: defaults, environment, and a clear error naming the field for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sweeper.model import Scope
+from sweeper.settings import InvalidSettings, Settings, load
+
+DIGEST = "sha256:" + "a" * 64
+SCHEDULED = {
+    "version": "0",
+    "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-26T03:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/nightly"],
+    "detail": {},
+}
+
+
+def test_defaults_are_a_safe_dry_run() -> None:
+    settings = load({}, {})
+    assert settings == Settings()
+    assert settings.dry_run is True
+    assert settings.scope is Scope.ATTESTATIONS
+    assert settings.min_age_hours == 72
+
+
+def test_environment_gives_defaults_and_the_request_overrides_them() -> None:
+    env = {"DRY_RUN": "false", "MIN_AGE_HOURS": "24", "SCOPE": "orphans", "REPOSITORIES": "a,b/*"}
+    settings = load({"min_age_hours": 1.5}, env)
+    assert settings.dry_run is False
+    assert settings.min_age_hours == 1.5
+    assert settings.scope is Scope.ORPHANS
+    assert settings.repositories == ("a", "b/*")
+
+
+def test_scheduled_event_envelope_takes_everything_from_the_environment() -> None:
+    settings = load(SCHEDULED, {"DRY_RUN": "false", "PINS": f"repo@{DIGEST}, {DIGEST}"})
+    assert settings.dry_run is False
+    assert [p.digest for p in settings.pins] == [DIGEST, DIGEST]
+
+
+def test_pins_accept_full_image_uris() -> None:
+    uri = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/app@{DIGEST}"
+    assert [p.digest for p in load({"pins": [uri]}, {}).pins] == [DIGEST]
+
+
+BAD_REQUESTS: list[tuple[str, Any, str]] = [
+    ("non-object event", ["dry_run"], "event"),
+    ("unknown field", {"dryrun": True}, "dryrun"),
+    ("dry_run as a string", {"dry_run": "false"}, "dry_run"),
+    ("negative grace period", {"min_age_hours": -1}, "min_age_hours"),
+    ("absurd grace period", {"min_age_hours": 10**9}, "min_age_hours"),
+    ("grace period as a string", {"min_age_hours": "72"}, "min_age_hours"),
+    ("grace period as a bool", {"min_age_hours": True}, "min_age_hours"),
+    ("NaN grace period", {"min_age_hours": float("nan")}, "min_age_hours"),
+    ("unknown scope", {"scope": "everything"}, "scope"),
+    ("repositories not a list", {"repositories": "app"}, "repositories"),
+    ("repository pattern not a string", {"repositories": [1]}, "repositories[0]"),
+    ("unclosed bracket pattern", {"repositories": ["app[ab"]}, "repositories[0]"),
+    ("upper-case pattern", {"exclude_repositories": ["App"]}, "exclude_repositories[0]"),
+    ("empty pattern", {"repositories": [""]}, "repositories[0]"),
+    ("huge pattern list", {"repositories": ["a"] * 101}, "repositories"),
+    ("pin without a digest", {"pins": ["app:latest"]}, "pins[0]"),
+    ("short digest pin", {"pins": ["sha256:abc"]}, "pins[0]"),
+    ("upper-case digest pin", {"pins": ["sha256:" + "A" * 64]}, "pins[0]"),
+    ("max_deletions fractional", {"max_deletions": 1.5}, "max_deletions"),
+    ("concurrency zero", {"concurrency": 0}, "concurrency"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "field"), [(e, f) for _, e, f in BAD_REQUESTS], ids=[n for n, _, _ in BAD_REQUESTS]
+)
+def test_bad_request_names_the_field(event: Any, field: str) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load(event, {})
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}:")
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"DRY_RUN": "maybe"}, "DRY_RUN"),
+        ({"MIN_AGE_HOURS": "soon"}, "MIN_AGE_HOURS"),
+        ({"SCOPE": "all"}, "SCOPE"),
+        ({"PINS": "sha256:123"}, "PINS[0]"),
+        ({"REPOSITORIES": "ok,Bad"}, "REPOSITORIES[1]"),
+    ],
+)
+def test_bad_environment_names_the_variable(env: dict[str, str], field: str) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load({}, env)
+    assert raised.value.field == field
