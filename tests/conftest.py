@@ -1,4 +1,4 @@
-"""Shared fixtures: a corrected moto registry, a Lambda context, and the handler called in-process."""
+"""Shared fixtures: a corrected moto registry, a Lambda context, the handler called in-process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 
+import app
 from harness import FakeRegistry
 
 SETTINGS_ENV = (
@@ -72,7 +73,6 @@ Invoke = Callable[..., dict[str, Any]]
 @pytest.fixture
 def invoke(lambda_context: LambdaContext) -> Invoke:
     """Call the Lambda handler in-process with a request (keyword arguments) or a raw event."""
-    import app  # imported late: the handler module reads the environment the fixtures set
 
     def call(event: Any = None, **request: Any) -> dict[str, Any]:
         # Powertools keeps metric state at class level: start every invocation clean.

@@ -177,7 +177,10 @@ def _parse(text: str, media_type: str | None) -> _Info:
 def _info(image: Image) -> _Info:
     cached: tuple[str, _Info] | None = getattr(image, "_harness_info", None)
     if cached is None or cached[0] is not image.image_manifest:
-        cached = (image.image_manifest, _parse(image.image_manifest, image.image_manifest_media_type))
+        cached = (
+            image.image_manifest,
+            _parse(image.image_manifest, image.image_manifest_media_type),
+        )
         image._harness_info = cached  # type: ignore[attr-defined]
     return cached[1]
 
@@ -243,14 +246,21 @@ def _untag(state: _RepoState, image: Image, tag: str) -> None:
     image.image_tag = image.image_tags[-1] if image.image_tags else None  # type: ignore[assignment]
 
 
+def _check_tag_mutability(
+    backend: ECRBackend, repo: Repository, state: _RepoState, image: Image | None, tag: str
+) -> None:
+    """Raise as ECR does when ``tag`` may not move to ``image`` (immutable repositories)."""
+    if repo.image_tag_mutability != RepoTagMutability.MUTABLE and state.by_tag.get(tag) not in (None, image):
+        # moto's own checks for IMMUTABLE(_WITH_EXCLUSION) repositories.
+        backend._resolve_image_tag_mutability(repo, tag)
+
+
 def _tag(backend: ECRBackend, repo: Repository, state: _RepoState, image: Image, tag: str) -> None:
     """Point ``tag`` at ``image``. As in ECR, an image losing the tag stays, untagged."""
     previous = state.by_tag.get(tag)
     if previous is image:
         return
-    if repo.image_tag_mutability != RepoTagMutability.MUTABLE:
-        # moto's own checks for IMMUTABLE(_WITH_EXCLUSION) repositories raise as ECR would.
-        backend._resolve_image_tag_mutability(repo, tag)
+    _check_tag_mutability(backend, repo, state, image, tag)
     if previous is not None:
         _untag(state, previous, tag)  # moto deleted the previous image here
     image.image_tags.append(tag)
@@ -309,7 +319,9 @@ def _store(
     if media_type is None:
         declared = json.loads(text).get("mediaType") if info.kind != "unparseable" else None
         if not isinstance(declared, str):
-            raise InvalidParameterException("image manifest mediatype not provided in manifest or parameter")
+            raise InvalidParameterException(
+                "image manifest mediatype not provided in manifest or parameter"
+            )
         media_type = declared
     computed = _digest_of(text)
     if digest is not None and digest != computed:
@@ -319,10 +331,15 @@ def _store(
         )
     state = _state(repo)
     image = state.by_digest.get(computed)
+    if tag is not None:  # before anything is stored: a refused tag refuses the whole put
+        _check_tag_mutability(backend, repo, state, image, tag)
     if image is not None:
         if tag is not None and tag in image.image_tags:
             raise ImageAlreadyExistsException(
-                repository_name=repo.name, registry_id=repo.registry_id, digest=computed, image_tag=tag
+                repository_name=repo.name,
+                registry_id=repo.registry_id,
+                digest=computed,
+                image_tag=tag,
             )
         meta = _meta(image)
         meta.archived, meta.archived_at = False, None  # re-pushing an archived image restores it
@@ -332,7 +349,9 @@ def _store(
             raise ReferencedImagesNotFoundException(
                 f"The following referenced images were not found: {', '.join(missing)}"
             )
-        image = Image(backend.account_id, None, text, repo.name, media_type, computed, repo.registry_id)  # type: ignore[arg-type]
+        image = Image(
+            backend.account_id, None, text, repo.name, media_type, computed, repo.registry_id
+        )  # type: ignore[arg-type]
         image._harness_meta = _Meta(seq=next(state.seq), pushed_at=_now())  # type: ignore[attr-defined]
         repo.images.append(image)
         state.by_digest[computed] = image
@@ -387,7 +406,11 @@ def _batch_delete(
         digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
         if not digest and not tag:
             failures.append(
-                _failure(image_id, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null")
+                _failure(
+                    image_id,
+                    "MissingDigestAndTag",
+                    "Invalid request parameters: both tag and digest cannot be null",
+                )
             )
             continue
         if digest and not _DIGEST_RE.fullmatch(digest):
@@ -414,7 +437,9 @@ def _batch_delete(
                 _failure(
                     image_id,
                     "ImageReferencedByManifestList",
-                    "Requested image referenced by manifest list: [" + ", ".join(parents[image_digest]) + "]",
+                    "Requested image referenced by manifest list: ["
+                    + ", ".join(parents[image_digest])
+                    + "]",
                 )
             )
             continue
@@ -461,7 +486,9 @@ def _batch_get(
             failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
         if _meta(image).archived and not readable:
-            failures.append(_failure(image_id, "ImageInaccessible", "The requested image is archived"))
+            failures.append(
+                _failure(image_id, "ImageInaccessible", "The requested image is archived")
+            )
             continue
         answered_id = {"imageDigest": image.get_image_digest()}
         if image_id.get("imageTag"):
@@ -507,7 +534,9 @@ def _image_detail(repo: Repository, image: Image) -> dict[str, Any]:
 _T = TypeVar("_T")
 
 
-def _filter_value(flt: Mapping[str, Any] | None, key: str, allowed: frozenset[str], default: str) -> str:
+def _filter_value(
+    flt: Mapping[str, Any] | None, key: str, allowed: frozenset[str], default: str
+) -> str:
     value = (flt or {}).get(key) or default
     if value not in allowed:
         raise InvalidParameterException(
@@ -581,7 +610,13 @@ def _backend_put_image(
 ) -> Image:
     repo = self._get_repository(repository_name)
     return _store(
-        self, repo, image_manifest, tag=image_tag, media_type=image_manifest_mediatype, digest=digest, require_json=True
+        self,
+        repo,
+        image_manifest,
+        tag=image_tag,
+        media_type=image_manifest_mediatype,
+        digest=digest,
+        require_json=True,
     )
 
 
@@ -685,7 +720,9 @@ def _response_describe_images(self: ECRResponse) -> ActionResult:
         if _status_matches(img, image_status)
         and (tag_status == "ANY" or (tag_status == "TAGGED") == bool(img.image_tags))
     ]
-    page, token = _paginate(candidates, lambda img: [_meta(img).seq], max_results, next_token, "DescribeImages")
+    page, token = _paginate(
+        candidates, lambda img: [_meta(img).seq], max_results, next_token, "DescribeImages"
+    )
     result: dict[str, Any] = {"imageDetails": [_image_detail(repo, img) for img in page]}
     if token:
         result["nextToken"] = token
@@ -705,11 +742,18 @@ def _response_list_images(self: ECRResponse) -> ActionResult:
             continue
         seq, digest = _meta(img).seq, img.get_image_digest()
         if img.image_tags and tag_status != "UNTAGGED":
-            entries.extend(([seq, i], {"imageDigest": digest, "imageTag": t}) for i, t in enumerate(img.image_tags))
+            entries.extend(
+                ([seq, i], {"imageDigest": digest, "imageTag": t})
+                for i, t in enumerate(img.image_tags)
+            )
         elif not img.image_tags and tag_status != "TAGGED":
             entries.append(([seq, 0], {"imageDigest": digest}))
     page, token = _paginate(
-        entries, lambda e: e[0], self._get_param("maxResults"), self._get_param("nextToken"), "ListImages"
+        entries,
+        lambda e: e[0],
+        self._get_param("maxResults"),
+        self._get_param("nextToken"),
+        "ListImages",
     )
     result: dict[str, Any] = {"imageIds": [e[1] for e in page]}
     if token:
@@ -732,7 +776,11 @@ def _response_describe_repositories(self: ECRResponse) -> ActionResult:
         return ActionResult({"repositories": repos})
     ordered = sorted(repos, key=lambda r: (r.created_at.isoformat(), r.name))
     page, token = _paginate(
-        ordered, lambda r: [r.created_at.isoformat(), r.name], max_results, next_token, "DescribeRepositories"
+        ordered,
+        lambda r: [r.created_at.isoformat(), r.name],
+        max_results,
+        next_token,
+        "DescribeRepositories",
     )
     result: dict[str, Any] = {"repositories": page}
     if token:
@@ -847,7 +895,9 @@ class FakeRegistry:
             stack.callback(_uninstall)
             backend = self._backend
             stack.enter_context(
-                mock.patch.object(backend, "_harness_archived_readable", self._archived_readable, create=True)
+                mock.patch.object(
+                    backend, "_harness_archived_readable", self._archived_readable, create=True
+                )
             )
             self._client = boto3.client("ecr", region_name=self.region)
             stack.callback(setattr, self, "_client", None)
@@ -918,7 +968,11 @@ class FakeRegistry:
         text = raw.decode("utf-8")
         digest = oci.sha256_digest(raw)
         self.create_repository(repo)
-        request: dict[str, Any] = {"repositoryName": repo, "imageManifest": text, "imageDigest": digest}
+        request: dict[str, Any] = {
+            "repositoryName": repo,
+            "imageManifest": text,
+            "imageDigest": digest,
+        }
         if mt is not None:
             request["imageManifestMediaType"] = mt
         for tag in list(tags) or [None]:
@@ -926,10 +980,15 @@ class FakeRegistry:
                 self.client.put_image(**request, **({"imageTag": tag} if tag else {}))
             except ClientError as err:
                 code = err.response.get("Error", {}).get("Code")
-                if code == "ImageAlreadyExistsException" and self.tags(repo).get(str(tag)) == digest:
+                if (
+                    code == "ImageAlreadyExistsException"
+                    and self.tags(repo).get(str(tag)) == digest
+                ):
                     continue
                 raise
-        self._set_metadata(repo, digest, pushed_at=pushed_at, archived=archived, last_pulled=last_pulled)
+        self._set_metadata(
+            repo, digest, pushed_at=pushed_at, archived=archived, last_pulled=last_pulled
+        )
         return digest
 
     def seed(
@@ -956,7 +1015,13 @@ class FakeRegistry:
         backend, repository = self._backend, self._repo(repo)
         try:
             image = _store(
-                backend, repository, raw.decode("utf-8"), tag=None, media_type=mt, digest=None, require_json=False
+                backend,
+                repository,
+                raw.decode("utf-8"),
+                tag=None,
+                media_type=mt,
+                digest=None,
+                require_json=False,
             )
         except ReferencedImagesNotFoundException as err:
             raise ValueError(err.message) from err
@@ -964,7 +1029,9 @@ class FakeRegistry:
         for tag in tags:
             _tag(backend, repository, state, image, tag)
         digest = image.get_image_digest()
-        self._set_metadata(repo, digest, pushed_at=pushed_at, archived=archived, last_pulled=last_pulled)
+        self._set_metadata(
+            repo, digest, pushed_at=pushed_at, archived=archived, last_pulled=last_pulled
+        )
         return digest
 
     def _set_metadata(
@@ -1090,7 +1157,13 @@ class FakeRegistry:
             index=idx.digest,
             images={p: m.digest for p, m in images.items()},
             attestations={p: m.digest for p, m in attestations.items()},
-            all=frozenset({idx.digest, *(m.digest for m in images.values()), *(m.digest for m in attestations.values())}),
+            all=frozenset(
+                {
+                    idx.digest,
+                    *(m.digest for m in images.values()),
+                    *(m.digest for m in attestations.values()),
+                }
+            ),
         )
 
 

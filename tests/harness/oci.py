@@ -405,7 +405,9 @@ def buildx_index(
     return index(entries)
 
 
-def nested_index(children: Sequence[Manifest], *, annotations: Mapping[str, str] | None = None) -> Manifest:
+def nested_index(
+    children: Sequence[Manifest], *, annotations: Mapping[str, str] | None = None
+) -> Manifest:
     """An index of indexes (children are themselves indexes)."""
     return index([c.descriptor() for c in children], annotations=annotations)
 
@@ -418,11 +420,21 @@ def buildkit_cache_index(seed: Seed = 0, *, layers: int = 3) -> Manifest:
     reported to refuse this form on push; see the harness docs.)
     """
     entries = [
-        blob(OCI_LAYER, f"cache-layer:{seed}:{i}", _number("cache", seed, i, low=1 << 20, high=80 << 20),
-             {"buildkit/createdat": _CREATED})
+        blob(
+            OCI_LAYER,
+            f"cache-layer:{seed}:{i}",
+            _number("cache", seed, i, low=1 << 20, high=80 << 20),
+            {"buildkit/createdat": _CREATED},
+        )
         for i in range(layers)
     ]
-    entries.append(blob(BUILDKIT_CACHE_CONFIG, f"cache-config:{seed}", _number("cachecfg", seed, low=800, high=9_000)))
+    entries.append(
+        blob(
+            BUILDKIT_CACHE_CONFIG,
+            f"cache-config:{seed}",
+            _number("cachecfg", seed, low=800, high=9_000),
+        )
+    )
     return index(entries)
 
 
@@ -432,9 +444,17 @@ def buildkit_cache_manifest(seed: Seed = 0, *, layers: int = 3) -> Manifest:
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": blob(BUILDKIT_CACHE_CONFIG, f"cache-config:{seed}", _number("cachecfg", seed, low=800, high=9_000)),
+            "config": blob(
+                BUILDKIT_CACHE_CONFIG,
+                f"cache-config:{seed}",
+                _number("cachecfg", seed, low=800, high=9_000),
+            ),
             "layers": [
-                blob(OCI_LAYER, f"cache-layer:{seed}:{i}", _number("cache", seed, i, low=1 << 20, high=80 << 20))
+                blob(
+                    OCI_LAYER,
+                    f"cache-layer:{seed}:{i}",
+                    _number("cache", seed, i, low=1 << 20, high=80 << 20),
+                )
                 for i in range(layers)
             ],
         }
@@ -511,7 +531,11 @@ def sbom_referrer(
             "artifactType": artifact_type,
             "config": dict(EMPTY_DESCRIPTOR),
             "layers": [
-                blob(artifact_type, f"sbom-artifact:{seed}:{subj['digest']}", _number("sbomart", seed, low=10_000, high=500_000))
+                blob(
+                    artifact_type,
+                    f"sbom-artifact:{seed}:{subj['digest']}",
+                    _number("sbomart", seed, low=10_000, high=500_000),
+                )
             ],
             "subject": subj,
             "annotations": {"org.opencontainers.image.created": _CREATED},
@@ -528,9 +552,17 @@ def helm_chart(name: str = "chart", version: str = "0.1.0", *, seed: Seed = 0) -
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": blob(HELM_CONFIG, f"helm-config:{name}:{version}:{seed}", _number("helmcfg", name, version, seed, low=100, high=600)),
+            "config": blob(
+                HELM_CONFIG,
+                f"helm-config:{name}:{version}:{seed}",
+                _number("helmcfg", name, version, seed, low=100, high=600),
+            ),
             "layers": [
-                blob(HELM_CHART, f"helm-chart:{name}:{version}:{seed}", _number("helm", name, version, seed, low=2_000, high=80_000))
+                blob(
+                    HELM_CHART,
+                    f"helm-chart:{name}:{version}:{seed}",
+                    _number("helm", name, version, seed, low=2_000, high=80_000),
+                )
             ],
             "annotations": {
                 "org.opencontainers.image.created": _CREATED,
@@ -553,5 +585,7 @@ def without_media_type(manifest: Manifest) -> Manifest:
 
 def unparseable(seed: Seed = 0, *, media_type: str = OCI_MANIFEST) -> Manifest:
     """Bytes that are not JSON (a truncated manifest). ``media_type`` is what ECR would report."""
-    raw = f'{{"schemaVersion":2,"mediaType":"{media_type}","x-seed":"{seed}","config":{{"mediaType":'
+    raw = (
+        f'{{"schemaVersion":2,"mediaType":"{media_type}","x-seed":"{seed}","config":{{"mediaType":'
+    )
     return Manifest(bytes=raw.encode("utf-8"), media_type=media_type)

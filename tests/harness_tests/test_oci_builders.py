@@ -35,7 +35,9 @@ ALL_BUILDERS: dict[str, Callable[[], oci.Manifest]] = {
 
 
 @pytest.mark.parametrize("build", ALL_BUILDERS.values(), ids=ALL_BUILDERS.keys())
-def test_builders_are_deterministic_compact_and_self_describing(build: Callable[[], oci.Manifest]) -> None:
+def test_builders_are_deterministic_compact_and_self_describing(
+    build: Callable[[], oci.Manifest],
+) -> None:
     first, second = build(), build()
     assert first == second
     assert first.digest == "sha256:" + hashlib.sha256(first.bytes).hexdigest()
@@ -70,7 +72,11 @@ def test_seed_changes_digests_and_base_layers_are_shared() -> None:
 def test_oci_and_docker_image_manifests() -> None:
     oci_doc = IMAGE.json
     assert oci_doc["mediaType"] == oci.OCI_MANIFEST
-    assert oci_doc["config"] == {"mediaType": oci.OCI_CONFIG, "digest": oci_doc["config"]["digest"], "size": 10}
+    assert oci_doc["config"] == {
+        "mediaType": oci.OCI_CONFIG,
+        "digest": oci_doc["config"]["digest"],
+        "size": 10,
+    }
     assert [layer["size"] for layer in oci_doc["layers"]] == [100, 200]
     assert {layer["mediaType"] for layer in oci_doc["layers"]} == {oci.OCI_LAYER}
 
@@ -93,9 +99,13 @@ def test_legacy_attestation_is_an_image_manifest_of_in_toto_layers_without_subje
     predicates = [layer["annotations"][oci.PREDICATE_TYPE_ANNOTATION] for layer in doc["layers"]]
     assert predicates == [oci.SPDX_DOCUMENT, oci.PROVENANCE_V02]
     v1 = oci.legacy_attestation(IMAGE.digest, seed=7, provenance="v1").json
-    assert [layer["annotations"][oci.PREDICATE_TYPE_ANNOTATION] for layer in v1["layers"]] == [oci.PROVENANCE_V1]
+    assert [layer["annotations"][oci.PREDICATE_TYPE_ANNOTATION] for layer in v1["layers"]] == [
+        oci.PROVENANCE_V1
+    ]
     # A rebuild (new seed) or another image gives another attestation.
-    assert oci.legacy_attestation(IMAGE.digest, seed=8) != oci.legacy_attestation(IMAGE.digest, seed=7)
+    assert oci.legacy_attestation(IMAGE.digest, seed=8) != oci.legacy_attestation(
+        IMAGE.digest, seed=7
+    )
     with pytest.raises(ValueError):
         oci.legacy_attestation(IMAGE.digest, provenance=None, sbom=False)
 
@@ -105,17 +115,28 @@ def test_artifact_attestation_has_artifact_type_empty_config_and_subject() -> No
     assert doc["artifactType"] == oci.ATTESTATION_MANIFEST
     assert doc["config"] == dict(oci.EMPTY_DESCRIPTOR)
     assert oci.EMPTY_DESCRIPTOR["digest"] == oci.sha256_digest(b"{}")
-    assert doc["subject"] == {"mediaType": oci.OCI_MANIFEST, "digest": IMAGE.digest, "size": IMAGE.size}
+    assert doc["subject"] == {
+        "mediaType": oci.OCI_MANIFEST,
+        "digest": IMAGE.digest,
+        "size": IMAGE.size,
+    }
     assert doc["layers"][0]["annotations"][oci.PREDICATE_TYPE_ANNOTATION] == oci.PROVENANCE_V1
 
 
 def test_buildx_index_lists_images_then_attestations_with_reference_annotations() -> None:
     arm = oci.image_manifest(seed="arm", platform="linux/arm64/v8")
-    atts = {p: oci.legacy_attestation(m.digest) for p, m in (("linux/amd64", IMAGE), ("linux/arm64/v8", arm))}
+    atts = {
+        p: oci.legacy_attestation(m.digest)
+        for p, m in (("linux/amd64", IMAGE), ("linux/arm64/v8", arm))
+    }
     doc = oci.buildx_index({"linux/amd64": IMAGE, "linux/arm64/v8": arm}, atts).json
     assert doc["mediaType"] == oci.OCI_INDEX
     entries = doc["manifests"]
-    assert [e["digest"] for e in entries] == [IMAGE.digest, arm.digest, *(a.digest for a in atts.values())]
+    assert [e["digest"] for e in entries] == [
+        IMAGE.digest,
+        arm.digest,
+        *(a.digest for a in atts.values()),
+    ]
     assert entries[1]["platform"] == {"architecture": "arm64", "os": "linux", "variant": "v8"}
     assert entries[2] == {
         "mediaType": oci.OCI_MANIFEST,
@@ -163,7 +184,10 @@ def test_helm_chart() -> None:
 
 
 def test_nested_index_lists_indexes() -> None:
-    inner = [oci.index([IMAGE.descriptor(platform="linux/amd64")], annotations={"n": str(i)}) for i in range(2)]
+    inner = [
+        oci.index([IMAGE.descriptor(platform="linux/amd64")], annotations={"n": str(i)})
+        for i in range(2)
+    ]
     doc = oci.nested_index(inner).json
     assert [e["mediaType"] for e in doc["manifests"]] == [oci.OCI_INDEX, oci.OCI_INDEX]
     assert [e["digest"] for e in doc["manifests"]] == [m.digest for m in inner]
@@ -172,8 +196,14 @@ def test_nested_index_lists_indexes() -> None:
 def test_buildkit_cache_index_lists_blobs_not_manifests() -> None:
     doc = oci.buildkit_cache_index(seed=1, layers=2).json
     assert doc["mediaType"] == oci.OCI_INDEX
-    assert [e["mediaType"] for e in doc["manifests"]] == [oci.OCI_LAYER, oci.OCI_LAYER, oci.BUILDKIT_CACHE_CONFIG]
-    assert oci.buildkit_cache_manifest(seed=1).json["config"]["mediaType"] == oci.BUILDKIT_CACHE_CONFIG
+    assert [e["mediaType"] for e in doc["manifests"]] == [
+        oci.OCI_LAYER,
+        oci.OCI_LAYER,
+        oci.BUILDKIT_CACHE_CONFIG,
+    ]
+    assert (
+        oci.buildkit_cache_manifest(seed=1).json["config"]["mediaType"] == oci.BUILDKIT_CACHE_CONFIG
+    )
 
 
 def test_unparseable_and_missing_media_type() -> None:
@@ -188,8 +218,14 @@ def test_unparseable_and_missing_media_type() -> None:
 
 
 def test_descriptor_options() -> None:
-    assert IMAGE.descriptor() == {"mediaType": oci.OCI_MANIFEST, "digest": IMAGE.digest, "size": IMAGE.size}
-    desc = IMAGE.descriptor(platform={"architecture": "s390x", "os": "linux"}, annotations={"a": "b"})
+    assert IMAGE.descriptor() == {
+        "mediaType": oci.OCI_MANIFEST,
+        "digest": IMAGE.digest,
+        "size": IMAGE.size,
+    }
+    desc = IMAGE.descriptor(
+        platform={"architecture": "s390x", "os": "linux"}, annotations={"a": "b"}
+    )
     assert list(desc) == ["mediaType", "digest", "size", "annotations", "platform"]
     with pytest.raises(ValueError):
         IMAGE.descriptor(platform="linux")

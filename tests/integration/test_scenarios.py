@@ -5,12 +5,15 @@ Each test is a scenario named for what it shows, and asserts on what is left in 
 
 from __future__ import annotations
 
+import json
+import pathlib
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, OLD, Invoke
 
+from conftest import NOW, OLD, Invoke
 from harness import FakeRegistry, oci
+from sweeper.settings import InvalidSettings
 
 REPO = "app"
 
@@ -171,9 +174,14 @@ def test_dry_run_plans_exactly_what_the_real_run_deletes(
     registry: FakeRegistry, invoke: Invoke
 ) -> None:
     for i in range(4):
-        registry.push_buildx(REPO, tag="latest", pushed_at=OLD, sbom=i % 2 == 0,
-                             attestation="artifact" if i % 2 else "legacy",
-                             platforms=("linux/amd64", "linux/arm64"))
+        registry.push_buildx(
+            REPO,
+            tag="latest",
+            pushed_at=OLD,
+            sbom=i % 2 == 0,
+            attestation="artifact" if i % 2 else "legacy",
+            platforms=("linux/amd64", "linux/arm64"),
+        )
     before = registry.digests(REPO)
     dry = invoke(dry_run=True, scope="orphans")
     assert registry.digests(REPO) == before
@@ -189,9 +197,6 @@ def test_dry_run_plans_exactly_what_the_real_run_deletes(
 def test_scheduled_event_runs_with_the_environment_settings(
     registry: FakeRegistry, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import json
-    import pathlib
-
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     event = json.loads(pathlib.Path("events/scheduled.json").read_text())
@@ -222,8 +227,6 @@ def test_repository_patterns_select_and_exclude(registry: FakeRegistry, invoke: 
     ids=["string-bool", "bad-scope", "bad-pin", "unknown-field", "not-an-object"],
 )
 def test_bad_input_deletes_nothing(registry: FakeRegistry, invoke: Invoke, event: object) -> None:
-    from sweeper.settings import InvalidSettings
-
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     before = registry.digests(REPO)

@@ -35,7 +35,7 @@ class Kind(StrEnum):
     ATTESTATION = "attestation"  # buildx attestation manifest, legacy in-toto or OCI-artifact form
     REFERRER = "referrer"  # any other manifest with a `subject` (signatures, SBOM artifacts)
     UNKNOWN = "unknown"  # Helm charts, other artifacts, caches, unparseable bytes: never deleted
-    UNCLASSIFIED = "unclassified"  # bytes not read: kept for another reason, its kind did not matter
+    UNCLASSIFIED = "unclassified"  # not read: kept for another reason, its kind did not matter
 
 
 class Scope(StrEnum):

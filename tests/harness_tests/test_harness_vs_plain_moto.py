@@ -1,0 +1,281 @@
+"""One test per correction, run twice: on the harness (must pass) and on plain moto (must fail).
+
+These tests use only the boto3 API and the pure ``oci`` builders, so the very same scenario runs
+on both. The plain-moto run is a strict xfail: if a moto upgrade fixes a gap, that run starts
+passing, the suite fails, and the correction can be reconsidered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from harness import FakeRegistry, oci
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
+
+REPO = "app"
+
+
+def _client(mode: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ECRClient]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    if mode == "harness":
+        with FakeRegistry() as reg:
+            reg.create_repository(REPO)
+            yield reg.client
+    else:
+        with mock_aws():
+            client = boto3.client("ecr", region_name="us-east-1")
+            client.create_repository(repositoryName=REPO)
+            yield client
+
+
+@pytest.fixture(
+    params=[
+        "harness",
+        pytest.param(
+            "plain-moto", marks=pytest.mark.xfail(strict=True, reason="the moto gap this corrects")
+        ),
+    ]
+)
+def ecr(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[ECRClient]:
+    yield from _client(request.param, monkeypatch)
+
+
+def put(
+    client: ECRClient, manifest: oci.Manifest, tag: str | None = None, *, with_digest: bool = False
+) -> Any:
+    kwargs: dict[str, Any] = {"repositoryName": REPO, "imageManifest": manifest.text}
+    kwargs["imageManifestMediaType"] = manifest.media_type
+    if tag:
+        kwargs["imageTag"] = tag
+    if with_digest:
+        kwargs["imageDigest"] = manifest.digest
+    return client.put_image(**kwargs)
+
+
+def details(client: ECRClient, **kwargs: Any) -> list[dict[str, Any]]:
+    return list(client.describe_images(repositoryName=REPO, **kwargs)["imageDetails"])
+
+
+def detail_of(client: ECRClient, digest: str) -> dict[str, Any]:
+    return next(
+        d for d in details(client, filter={"imageStatus": "ANY"}) if d["imageDigest"] == digest
+    )
+
+
+def push_index(
+    client: ECRClient, tag: str | None = None, seed: str = "s", *, with_digest: bool = True
+) -> tuple[oci.Manifest, oci.Manifest]:
+    """Push an image and an index listing it. By default ``imageDigest`` is passed, so that on
+    plain moto the digests are right too and each test fails for its own reason only."""
+    image = oci.image_manifest(seed=seed)
+    put(client, image, with_digest=with_digest)
+    idx = oci.index([image.descriptor(platform="linux/amd64")])
+    put(client, idx, tag, with_digest=with_digest)
+    return image, idx
+
+
+# 1 -------------------------------------------------------------------------------------------------
+
+
+def test_1_digest_is_sha256_of_the_exact_bytes(ecr: ECRClient) -> None:
+    image, idx = push_index(ecr, with_digest=False)  # the registry computes the digests
+    stored = {d["imageDigest"] for d in details(ecr)}
+    assert stored == {image.digest, idx.digest}
+    assert idx.digest == "sha256:" + hashlib.sha256(idx.bytes).hexdigest()
+
+
+def test_1_a_wrong_image_digest_is_refused(ecr: ECRClient) -> None:
+    image = oci.image_manifest(seed=1)
+    with pytest.raises(ClientError) as err:
+        ecr.put_image(
+            repositoryName=REPO,
+            imageManifest=image.text,
+            imageDigest=oci.sha256_digest(b"something else"),
+        )
+    assert err.value.response["Error"]["Code"] == "ImageDigestDoesNotMatchException"
+
+
+# 2 -------------------------------------------------------------------------------------------------
+
+
+def test_2_moving_a_tag_leaves_the_old_image_untagged(ecr: ECRClient) -> None:
+    _, old = push_index(ecr, "latest", seed="v1")
+    _, new = push_index(ecr, "latest", seed="v2")
+    by_digest = {d["imageDigest"]: d for d in details(ecr)}
+    assert old.digest in by_digest
+    assert "imageTags" not in by_digest[old.digest]
+    assert by_digest[new.digest]["imageTags"] == ["latest"]
+
+
+# 3 -------------------------------------------------------------------------------------------------
+
+
+def test_3_a_child_of_a_live_index_is_not_deleted(ecr: ECRClient) -> None:
+    image, idx = push_index(ecr, "latest")
+    response = ecr.batch_delete_image(repositoryName=REPO, imageIds=[{"imageDigest": image.digest}])
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert [f["failureCode"] for f in response["failures"]] == ["ImageReferencedByManifestList"]
+    assert response["failures"][0]["imageId"] == {"imageDigest": image.digest}
+    assert {d["imageDigest"] for d in details(ecr)} == {image.digest, idx.digest}
+
+
+def test_3_deleting_an_untagged_image_lists_it(ecr: ECRClient) -> None:
+    image = oci.image_manifest(seed=1)
+    put(ecr, image, with_digest=True)
+    response = ecr.batch_delete_image(repositoryName=REPO, imageIds=[{"imageDigest": image.digest}])
+    assert response["imageIds"] == [{"imageDigest": image.digest}]
+    assert response["failures"] == []
+
+
+# 4 -------------------------------------------------------------------------------------------------
+
+
+def test_4_more_than_100_image_ids_are_refused(ecr: ECRClient) -> None:
+    ids: Any = [{"imageDigest": oci.sha256_digest(str(i))} for i in range(101)]
+    with pytest.raises(ClientError) as err:
+        ecr.batch_get_image(repositoryName=REPO, imageIds=ids)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+# 5 -------------------------------------------------------------------------------------------------
+
+
+def test_5_describe_images_filters_by_tag_status(ecr: ECRClient) -> None:
+    image, idx = push_index(ecr, "latest")
+    assert [d["imageDigest"] for d in details(ecr, filter={"tagStatus": "UNTAGGED"})] == [
+        image.digest
+    ]
+    assert [d["imageDigest"] for d in details(ecr, filter={"tagStatus": "TAGGED"})] == [idx.digest]
+
+
+def test_5_describe_images_pages(ecr: ECRClient) -> None:
+    for i in range(5):
+        put(ecr, oci.image_manifest(seed=i), with_digest=True)
+    first = ecr.describe_images(repositoryName=REPO, maxResults=2)
+    assert len(first["imageDetails"]) == 2 and "nextToken" in first
+    pages = list(
+        ecr.get_paginator("describe_images").paginate(
+            repositoryName=REPO, PaginationConfig={"PageSize": 2}
+        )
+    )
+    assert [len(p["imageDetails"]) for p in pages] == [2, 2, 1]
+
+
+def test_5_describe_repositories_pages(ecr: ECRClient) -> None:
+    for i in range(3):
+        ecr.create_repository(repositoryName=f"more-{i}")
+    first = ecr.describe_repositories(maxResults=2)
+    assert len(first["repositories"]) == 2 and "nextToken" in first
+
+
+def test_5_max_results_over_1000_is_refused(ecr: ECRClient) -> None:
+    with pytest.raises(ClientError) as err:
+        ecr.describe_images(repositoryName=REPO, maxResults=1001)
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+# 6 -------------------------------------------------------------------------------------------------
+
+
+def test_6_image_size_is_layers_plus_config_and_index_is_largest_child(ecr: ECRClient) -> None:
+    small = oci.image_manifest(seed="s", layer_sizes=[1000, 2000], config_size=100)
+    large = oci.image_manifest(seed="l", layer_sizes=[5000, 6000], config_size=200)
+    put(ecr, small, with_digest=True)
+    put(ecr, large, with_digest=True)
+    idx = oci.index(
+        [small.descriptor(platform="linux/amd64"), large.descriptor(platform="linux/arm64")]
+    )
+    put(ecr, idx, "v1", with_digest=True)
+    assert detail_of(ecr, small.digest)["imageSizeInBytes"] == 3100
+    assert detail_of(ecr, large.digest)["imageSizeInBytes"] == 11200
+    assert detail_of(ecr, idx.digest).get("imageSizeInBytes") == 11200  # largest child, not a sum
+
+
+# 7 -------------------------------------------------------------------------------------------------
+
+
+def test_7_referrer_fields_and_image_status(ecr: ECRClient) -> None:
+    image = oci.image_manifest(seed=1)
+    put(ecr, image, "v1", with_digest=True)
+    sig = oci.cosign_signature(image)
+    put(ecr, sig, with_digest=True)
+    d = detail_of(ecr, sig.digest)
+    assert d["artifactMediaType"] == oci.COSIGN_BUNDLE
+    assert d["subjectManifestDigest"] == image.digest
+    assert d["imageStatus"] == "ACTIVE"
+    assert d["imageManifestMediaType"] == oci.OCI_MANIFEST
+
+
+# 8 -------------------------------------------------------------------------------------------------
+
+
+def test_8_an_index_with_missing_children_is_refused(ecr: ECRClient) -> None:
+    image = oci.image_manifest(seed=1)  # never pushed
+    idx = oci.index([image.descriptor(platform="linux/amd64")])
+    with pytest.raises(ClientError) as err:
+        put(ecr, idx, "v1", with_digest=True)
+    assert err.value.response["Error"]["Code"] == "ReferencedImagesNotFoundException"
+    assert details(ecr) == []
+
+
+# 9 -------------------------------------------------------------------------------------------------
+
+
+def test_9_batch_get_image_returns_exact_bytes_and_echoes_failed_ids(ecr: ECRClient) -> None:
+    doc = oci.image_manifest(seed=1).json
+    text = json.dumps(doc, indent=3) + "\n"  # unusual but valid formatting
+    digest = oci.sha256_digest(text)
+    ecr.put_image(repositoryName=REPO, imageManifest=text, imageDigest=digest)
+    missing = oci.sha256_digest(b"missing")
+    response = ecr.batch_get_image(
+        repositoryName=REPO,
+        imageIds=[{"imageDigest": digest}, {"imageDigest": missing}],
+        acceptedMediaTypes=[
+            oci.OCI_MANIFEST,
+            oci.OCI_INDEX,
+            oci.DOCKER_MANIFEST,
+            oci.DOCKER_MANIFEST_LIST,
+        ],
+    )
+    assert [i["imageManifest"] for i in response["images"]] == [text]
+    assert response["images"][0]["imageId"]["imageDigest"] == digest
+    assert response["failures"] == [
+        {
+            "imageId": {"imageDigest": missing},
+            "failureCode": "ImageNotFound",
+            "failureReason": "Requested image not found",
+        }
+    ]
+
+
+# 10 ------------------------------------------------------------------------------------------------
+# moto already gets this right (several tags on one digest; no imageTags key when untagged), so
+# it runs on both without xfail: a regression check that the harness keeps it.
+
+
+@pytest.fixture(params=["harness", "plain-moto"])
+def ecr_both(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ECRClient]:
+    yield from _client(request.param, monkeypatch)
+
+
+def test_10_all_tags_listed_and_untagged_images_have_no_tags_key(ecr_both: ECRClient) -> None:
+    image = oci.image_manifest(seed=1)
+    put(ecr_both, image, "a", with_digest=True)
+    put(ecr_both, image, "b", with_digest=True)
+    other = oci.image_manifest(seed=2)
+    put(ecr_both, other, with_digest=True)
+    assert sorted(detail_of(ecr_both, image.digest)["imageTags"]) == ["a", "b"]
+    assert "imageTags" not in detail_of(ecr_both, other.digest)
