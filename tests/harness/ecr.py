@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import itertools
 import json
 import os
@@ -57,16 +58,17 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from unittest import mock
 
 import boto3
+import boto3.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import ServiceException
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.ecr.exceptions import (
     ImageAlreadyExistsException,
@@ -86,6 +88,7 @@ __all__ = [
     "BuildxPush",
     "FakeRegistry",
     "ImageDigestDoesNotMatchException",
+    "ImageTagAlreadyExistsException",
     "ReferencedImagesNotFoundException",
     "image_size",
 ]
@@ -101,8 +104,22 @@ _IMAGE_STATUSES = frozenset({"ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"})
 # A descriptor without mediaType is treated as a manifest, to err on ECR's strict side.
 _CHILD_MEDIA_TYPES = oci.INDEX_MEDIA_TYPES | oci.MANIFEST_MEDIA_TYPES
 
+# Each ECR call is atomic in ECR. moto runs requests in the calling thread, and the code under
+# test may call from several threads (bounded concurrency), so harness operations take a lock.
+_LOCK = threading.RLock()
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-# --- error codes moto does not define (both are in botocore's ECR model for PutImage) -----------
+
+def _atomic(func: _F) -> _F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _LOCK:
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- error codes moto does not define (both are in botocore's ECR model for PutImage) ------------
 
 
 class ImageDigestDoesNotMatchException(ServiceException):
@@ -113,7 +130,11 @@ class ReferencedImagesNotFoundException(ServiceException):
     code = "ReferencedImagesNotFoundException"
 
 
-# --- what the harness knows about each stored image -------------------------------------------
+class ImageTagAlreadyExistsException(ServiceException):
+    code = "ImageTagAlreadyExistsException"
+
+
+# --- what the harness knows about each stored image ----------------------------------------------
 
 
 @dataclass
@@ -190,14 +211,14 @@ def _digest_of(text: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)  # honours freezegun
+    return datetime.now(UTC)  # honours freezegun
 
 
 def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-# --- per-repository indexes -------------------------------------------------------------------
+# --- per-repository indexes ----------------------------------------------------------------------
 
 
 @dataclass
@@ -211,7 +232,7 @@ def _meta(image: Image) -> _Meta:
     meta: _Meta | None = getattr(image, "_harness_meta", None)
     if meta is None:
         # An image the harness has not seen yet (pushed before it was installed).
-        pushed = datetime.fromtimestamp(int(image.image_pushed_at), tz=timezone.utc)
+        pushed = datetime.fromtimestamp(int(image.image_pushed_at), tz=UTC)
         meta = _Meta(seq=0, pushed_at=pushed)
         image._harness_meta = meta  # type: ignore[attr-defined]
     return meta
@@ -250,9 +271,18 @@ def _check_tag_mutability(
     backend: ECRBackend, repo: Repository, state: _RepoState, image: Image | None, tag: str
 ) -> None:
     """Raise as ECR does when ``tag`` may not move to ``image`` (immutable repositories)."""
-    if repo.image_tag_mutability != RepoTagMutability.MUTABLE and state.by_tag.get(tag) not in (None, image):
-        # moto's own checks for IMMUTABLE(_WITH_EXCLUSION) repositories.
-        backend._resolve_image_tag_mutability(repo, tag)
+    if repo.image_tag_mutability != RepoTagMutability.MUTABLE and state.by_tag.get(tag) not in (
+        None,
+        image,
+    ):
+        # moto's own checks know the *_WITH_EXCLUSION variants; ECR's error code is another one.
+        try:
+            backend._resolve_image_tag_mutability(repo, tag)
+        except ImageAlreadyExistsException as err:
+            raise ImageTagAlreadyExistsException(
+                f"The image tag '{tag}' already exists in the '{repo.name}' repository "
+                "and cannot be overwritten because the repository is immutable."
+            ) from err
 
 
 def _tag(backend: ECRBackend, repo: Repository, state: _RepoState, image: Image, tag: str) -> None:
@@ -297,9 +327,10 @@ def image_size(repo: Repository, image: Image) -> int:
     return size(image, frozenset({image.get_image_digest()}))
 
 
-# --- core operations (shared by the API patches and FakeRegistry.seed) --------------------------
+# --- core operations (shared by the API patches and FakeRegistry.seed) ---------------------------
 
 
+@_atomic
 def _store(
     backend: ECRBackend,
     repo: Repository,
@@ -314,7 +345,8 @@ def _store(
     info = _parse(text, media_type)
     if info.kind == "unparseable" and require_json:
         raise InvalidParameterException(
-            "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
+            "Invalid parameter at 'ImageManifest' failed to satisfy constraint: "
+            "'Invalid JSON syntax'"
         )
     if media_type is None:
         declared = json.loads(text).get("mediaType") if info.kind != "unparseable" else None
@@ -349,9 +381,11 @@ def _store(
             raise ReferencedImagesNotFoundException(
                 f"The following referenced images were not found: {', '.join(missing)}"
             )
+        # moto types the tag as str, but None is how it models an untagged image.
+        no_tag: Any = None
         image = Image(
-            backend.account_id, None, text, repo.name, media_type, computed, repo.registry_id
-        )  # type: ignore[arg-type]
+            backend.account_id, no_tag, text, repo.name, media_type, computed, repo.registry_id
+        )
         image._harness_meta = _Meta(seq=next(state.seq), pushed_at=_now())  # type: ignore[attr-defined]
         repo.images.append(image)
         state.by_digest[computed] = image
@@ -383,6 +417,7 @@ def _lookup(state: _RepoState, image_id: Mapping[str, str]) -> Image | None:
     return state.by_tag.get(tag) if tag else None
 
 
+@_atomic
 def _batch_delete(
     backend: ECRBackend,
     repository_name: str,
@@ -418,7 +453,8 @@ def _batch_delete(
                 _failure(
                     image_id,
                     "InvalidImageDigest",
-                    "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
+                    "Invalid request parameters: image digest should satisfy the regex "
+                    "'[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
                 )
             )
             continue
@@ -454,6 +490,7 @@ def _batch_delete(
     return {"imageIds": deleted, "failures": failures}
 
 
+@_atomic
 def _batch_get(
     backend: ECRBackend,
     repository_name: str,
@@ -529,7 +566,7 @@ def _image_detail(repo: Repository, image: Image) -> dict[str, Any]:
     return detail
 
 
-# --- filters and paging ---------------------------------------------------------------------------
+# --- filters and paging --------------------------------------------------------------------------
 
 _T = TypeVar("_T")
 
@@ -596,7 +633,7 @@ def _paginate(
     return page, token
 
 
-# --- the patched functions ------------------------------------------------------------------------
+# --- the patched functions -----------------------------------------------------------------------
 # Backend replacements keep moto's signatures so any other moto caller gets ECR's behaviour.
 
 
@@ -682,6 +719,7 @@ def _response_batch_get_image(self: ECRResponse) -> ActionResult:
     )
 
 
+@_atomic
 def _response_describe_images(self: ECRResponse) -> ActionResult:
     backend = self.ecr_backend
     repo = backend._get_repository(self._get_param("repositoryName"), self._get_param("registryId"))
@@ -729,6 +767,7 @@ def _response_describe_images(self: ECRResponse) -> ActionResult:
     return ActionResult(result)
 
 
+@_atomic
 def _response_list_images(self: ECRResponse) -> ActionResult:
     backend = self.ecr_backend
     repo = backend._get_repository(self._get_param("repositoryName"), self._get_param("registryId"))
@@ -761,13 +800,15 @@ def _response_list_images(self: ECRResponse) -> ActionResult:
     return ActionResult(result)
 
 
+@_atomic
 def _response_describe_repositories(self: ECRResponse) -> ActionResult:
     names = self._get_param("repositoryNames")
     max_results = self._get_param("maxResults")
     next_token = self._get_param("nextToken")
     if names and (max_results is not None or next_token is not None):
         raise InvalidParameterException(
-            "Invalid parameter: maxResults and nextToken cannot be used when repositoryNames are given"
+            "Invalid parameter: maxResults and nextToken cannot be used "
+            "when repositoryNames are given"
         )
     repos = self.ecr_backend.describe_repositories(
         registry_id=self._get_param("registryId"), repository_names=names
@@ -800,37 +841,45 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "describe_repositories", _response_describe_repositories),
 )
 
-_install_lock = threading.Lock()
-_install_count = 0
-_installed: list[Any] = []
+
+class _Corrections:
+    """Reference-counted installation of ``_PATCHES`` (moto's classes are process-wide)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._patchers: list[Any] = []
+
+    @property
+    def active(self) -> bool:
+        return self._users > 0
+
+    def install(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                for target, name, replacement in _PATCHES:
+                    patcher = mock.patch.object(target, name, replacement)
+                    patcher.start()
+                    self._patchers.append(patcher)
+            self._users += 1
+
+    def uninstall(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                while self._patchers:
+                    self._patchers.pop().stop()
 
 
-def _install() -> None:
-    global _install_count
-    with _install_lock:
-        if _install_count == 0:
-            for target, name, replacement in _PATCHES:
-                patcher = mock.patch.object(target, name, replacement)
-                patcher.start()
-                _installed.append(patcher)
-        _install_count += 1
-
-
-def _uninstall() -> None:
-    global _install_count
-    with _install_lock:
-        _install_count -= 1
-        if _install_count == 0:
-            while _installed:
-                _installed.pop().stop()
+_CORRECTIONS = _Corrections()
 
 
 def corrections_active() -> bool:
     """Whether the moto corrections are currently installed."""
-    return _install_count > 0
+    return _CORRECTIONS.active
 
 
-# --- the test-facing API ----------------------------------------------------------------------------
+# --- the test-facing API -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -869,6 +918,7 @@ class FakeRegistry:
         self._archived_readable = archived_manifests_readable
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None
+        self._backend_cache: ECRBackend | None = None
         self._build_ids = itertools.count(1)
 
     # -- context management --
@@ -884,22 +934,24 @@ class FakeRegistry:
             if effective != self.account_id:
                 if "MOTO_ACCOUNT_ID" in os.environ:
                     raise ValueError(
-                        f"MOTO_ACCOUNT_ID={effective} is set; cannot serve account {self.account_id}"
+                        f"MOTO_ACCOUNT_ID={effective} is set; "
+                        f"cannot serve account {self.account_id}"
                     )
                 # moto picks the account per request from this variable; setting it also puts
                 # the code under test (its own boto3 clients) in the same account.
                 _set_env(stack, "MOTO_ACCOUNT_ID", self.account_id)
             if self._start_mock:
                 stack.enter_context(mock_aws())
-            _install()
-            stack.callback(_uninstall)
-            backend = self._backend
+            _CORRECTIONS.install()
+            stack.callback(_CORRECTIONS.uninstall)
+            backend = self._backend_cache = self._backend
+            stack.callback(setattr, self, "_backend_cache", None)
             stack.enter_context(
                 mock.patch.object(
                     backend, "_harness_archived_readable", self._archived_readable, create=True
                 )
             )
-            self._client = boto3.client("ecr", region_name=self.region)
+            self._client = _session().client("ecr", region_name=self.region)
             stack.callback(setattr, self, "_client", None)
             self._stack = stack.pop_all()
         return self
@@ -923,8 +975,12 @@ class FakeRegistry:
 
     @property
     def _backend(self) -> ECRBackend:
-        backend: ECRBackend = ecr_backends[self.account_id][self.region]
-        return backend
+        # moto's BackendDict lookup is slow enough to matter when seeding thousands of images,
+        # so it is cached while entered (moto replaces backends only when a mock starts).
+        if self._backend_cache is None:
+            backend: ECRBackend = ecr_backends[self.account_id][self.region]
+            return backend
+        return self._backend_cache
 
     def _repo(self, name: str) -> Repository:
         repo = self._backend.repositories.get(name)
@@ -975,7 +1031,8 @@ class FakeRegistry:
         }
         if mt is not None:
             request["imageManifestMediaType"] = mt
-        for tag in list(tags) or [None]:
+        tag_list: list[str | None] = [*tags] or [None]  # one put_image per tag
+        for tag in tag_list:
             try:
                 self.client.put_image(**request, **({"imageTag": tag} if tag else {}))
             except ClientError as err:
@@ -1052,7 +1109,8 @@ class FakeRegistry:
     def tag(self, repo: str, tag: str, digest: str) -> None:
         """Point ``tag`` at ``digest`` through ``put_image``, as ECR retags.
 
-        The image that had the tag stays in the repository, untagged.
+        The image that had the tag stays in the repository, untagged. Like any re-push, this
+        makes an archived image ACTIVE again.
         """
         image = self._image(repo, digest)
         try:
@@ -1135,7 +1193,9 @@ class FakeRegistry:
         for platform in platforms:
             shared = shared_images_from.images.get(platform) if shared_images_from else None
             if shared is not None:
-                images[platform] = oci.Manifest(self.manifest(repo, shared), oci.OCI_MANIFEST)
+                stored = self._image(repo, shared)
+                media_type = stored.image_manifest_media_type or oci.OCI_MANIFEST
+                images[platform] = oci.Manifest(self.manifest(repo, shared), media_type)
                 continue  # buildx finds it in the registry and does not push it again
             base = [oci.layer(f"buildx-base:{platform}:{i}") for i in range(2)]
             image = oci.image_manifest(f"{bid}:{platform}", platform=platform, base_layers=base)
@@ -1165,6 +1225,17 @@ class FakeRegistry:
                 }
             ),
         )
+
+
+@functools.cache
+def _session() -> boto3.session.Session:
+    """One boto3 session for every registry's own client.
+
+    moto resets ``boto3.DEFAULT_SESSION`` whenever a mock starts, so ``boto3.client`` would load
+    botocore's endpoint and service data again for each test (~0.1 s). A session created after
+    moto is imported carries moto's request hook like any other.
+    """
+    return boto3.session.Session()
 
 
 def _set_env(stack: ExitStack, name: str, value: str) -> None:

@@ -73,7 +73,7 @@ __all__ = [
     "without_media_type",
 ]
 
-# --- media types -------------------------------------------------------------------------
+# --- media types ---------------------------------------------------------------------------------
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -97,7 +97,7 @@ HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 BUILDKIT_CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
 
-# --- annotations and predicate types --------------------------------------------------------
+# --- annotations and predicate types -------------------------------------------------------------
 
 PREDICATE_TYPE_ANNOTATION = "in-toto.io/predicate-type"
 REFERENCE_TYPE_ANNOTATION = "vnd.docker.reference.type"
@@ -169,7 +169,7 @@ class Manifest:
         return desc
 
 
-# --- small helpers ---------------------------------------------------------------------------
+# --- small helpers -------------------------------------------------------------------------------
 
 
 def _dump(doc: Mapping[str, Any]) -> builtins.bytes:
@@ -230,7 +230,7 @@ def layer(seed: Seed, size: int | None = None, *, docker: bool = False) -> Descr
     return blob(DOCKER_LAYER if docker else OCI_LAYER, f"layer:{seed}", size)
 
 
-# --- image manifests ------------------------------------------------------------------------
+# --- image manifests -----------------------------------------------------------------------------
 
 
 def image_manifest(
@@ -348,7 +348,7 @@ def artifact_attestation(
     )
 
 
-# --- indexes ---------------------------------------------------------------------------------
+# --- indexes -------------------------------------------------------------------------------------
 
 
 def index(
@@ -543,7 +543,7 @@ def sbom_referrer(
     )
 
 
-# --- other artifacts -------------------------------------------------------------------------------
+# --- other artifacts -----------------------------------------------------------------------------
 
 
 def helm_chart(name: str = "chart", version: str = "0.1.0", *, seed: Seed = 0) -> Manifest:

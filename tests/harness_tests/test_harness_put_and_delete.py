@@ -23,16 +23,21 @@ def describe(reg: FakeRegistry, digest: str) -> dict[str, Any]:
 
 
 def delete(reg: FakeRegistry, *ids: dict[str, str]) -> dict[str, Any]:
-    return dict(reg.client.batch_delete_image(repositoryName=REPO, imageIds=list(ids)))
+    image_ids: Any = list(ids)
+    return dict(reg.client.batch_delete_image(repositoryName=REPO, imageIds=image_ids))
 
 
 def build(reg: FakeRegistry, tag: str | None = "latest", seed: str = "s") -> tuple[str, str]:
     image = reg.push(REPO, oci.image_manifest(seed=seed))
-    idx = reg.push(REPO, oci.index([oci.image_manifest(seed=seed).descriptor(platform="linux/amd64")]), tags=[tag] if tag else [])
+    idx = reg.push(
+        REPO,
+        oci.index([oci.image_manifest(seed=seed).descriptor(platform="linux/amd64")]),
+        tags=[tag] if tag else [],
+    )
     return image, idx
 
 
-# --- 1: digests ---------------------------------------------------------------------------------------
+# --- 1: digests ----------------------------------------------------------------------------------
 
 
 def test_whitespace_matters_for_the_digest(reg: FakeRegistry) -> None:
@@ -49,7 +54,9 @@ def test_put_image_without_digest_reports_the_computed_one(reg: FakeRegistry) ->
     reg.create_repository(REPO)
     idx_children = [reg.push(REPO, oci.image_manifest(seed=i)) for i in range(2)]
     assert len(idx_children) == 2
-    idx = oci.index([oci.image_manifest(seed=i).descriptor(platform=f"linux/arch{i}") for i in range(2)])
+    idx = oci.index(
+        [oci.image_manifest(seed=i).descriptor(platform=f"linux/arch{i}") for i in range(2)]
+    )
     response = reg.client.put_image(repositoryName=REPO, imageManifest=idx.text, imageTag="v1")
     assert response["image"]["imageId"] == {"imageDigest": idx.digest, "imageTag": "v1"}
     assert response["image"]["imageManifest"] == idx.text
@@ -61,7 +68,7 @@ def test_same_bytes_twice_is_one_image(reg: FakeRegistry) -> None:
     assert reg.digests(REPO) == {m.digest}
 
 
-# --- 2 and 10: tags ------------------------------------------------------------------------------------
+# --- 2 and 10: tags ------------------------------------------------------------------------------
 
 
 def test_retag_keeps_the_previous_image_untagged(reg: FakeRegistry) -> None:
@@ -89,11 +96,15 @@ def test_moving_the_only_tag_leaves_an_untagged_image(reg: FakeRegistry) -> None
     reg.tag(REPO, "v1", b)
     assert reg.exists(REPO, a)
     assert "imageTags" not in describe(reg, a)
-    untagged = reg.client.list_images(repositoryName=REPO, filter={"tagStatus": "UNTAGGED"})["imageIds"]
+    untagged = reg.client.list_images(repositoryName=REPO, filter={"tagStatus": "UNTAGGED"})[
+        "imageIds"
+    ]
     assert untagged == [{"imageDigest": a}]
 
 
-def test_pushing_an_existing_tag_again_is_refused_by_the_api_but_push_tolerates_it(reg: FakeRegistry) -> None:
+def test_pushing_an_existing_tag_again_is_refused_by_the_api_but_push_tolerates_it(
+    reg: FakeRegistry,
+) -> None:
     m = oci.image_manifest(seed=1)
     reg.push(REPO, m, tags=["v1"])
     with pytest.raises(ClientError) as err:
@@ -107,11 +118,11 @@ def test_immutable_repository_refuses_moving_a_tag(reg: FakeRegistry) -> None:
     reg.push("frozen", oci.image_manifest(seed=1), tags=["v1"])
     with pytest.raises(ClientError) as err:
         reg.push("frozen", oci.image_manifest(seed=2), tags=["v1"])
-    assert error_code(err) == "ImageAlreadyExistsException"
+    assert error_code(err) == "ImageTagAlreadyExistsException"
     assert reg.digests("frozen") == {oci.image_manifest(seed=1).digest}  # nothing stored
 
 
-# --- 3: deletes ----------------------------------------------------------------------------------------
+# --- 3: deletes ----------------------------------------------------------------------------------
 
 
 def test_index_and_child_in_one_call_deletes_only_the_index(reg: FakeRegistry) -> None:
@@ -134,7 +145,10 @@ def test_other_items_in_the_call_proceed(reg: FakeRegistry) -> None:
     missing = oci.sha256_digest(b"missing")
     response = delete(reg, {"imageDigest": image}, {"imageDigest": loose}, {"imageDigest": missing})
     assert response["imageIds"] == [{"imageDigest": loose}]
-    assert [f["failureCode"] for f in response["failures"]] == ["ImageReferencedByManifestList", "ImageNotFound"]
+    assert [f["failureCode"] for f in response["failures"]] == [
+        "ImageReferencedByManifestList",
+        "ImageNotFound",
+    ]
     assert response["failures"][1]["imageId"] == {"imageDigest": missing}
     assert not reg.exists(REPO, loose) and reg.exists(REPO, image)
 
@@ -145,7 +159,10 @@ def test_child_shared_by_two_indexes_needs_both_gone(reg: FakeRegistry) -> None:
     shared = first.images["linux/amd64"]
     assert second.images["linux/amd64"] == shared
     delete(reg, {"imageDigest": first.index})
-    assert delete(reg, {"imageDigest": shared})["failures"][0]["failureCode"] == "ImageReferencedByManifestList"
+    assert (
+        delete(reg, {"imageDigest": shared})["failures"][0]["failureCode"]
+        == "ImageReferencedByManifestList"
+    )
     delete(reg, {"imageDigest": second.index})
     assert delete(reg, {"imageDigest": shared})["imageIds"] == [{"imageDigest": shared}]
 
@@ -153,13 +170,19 @@ def test_child_shared_by_two_indexes_needs_both_gone(reg: FakeRegistry) -> None:
 def test_an_archived_index_still_protects_its_children(reg: FakeRegistry) -> None:
     image, idx = build(reg)
     reg.set_archived(REPO, idx)
-    assert delete(reg, {"imageDigest": image})["failures"][0]["failureCode"] == "ImageReferencedByManifestList"
+    assert (
+        delete(reg, {"imageDigest": image})["failures"][0]["failureCode"]
+        == "ImageReferencedByManifestList"
+    )
 
 
 def test_delete_by_digest_removes_every_tag(reg: FakeRegistry) -> None:
     d = reg.push(REPO, oci.image_manifest(seed=1), tags=["a", "b"])
     response = delete(reg, {"imageDigest": d})
-    assert response["imageIds"] == [{"imageDigest": d, "imageTag": "a"}, {"imageDigest": d, "imageTag": "b"}]
+    assert response["imageIds"] == [
+        {"imageDigest": d, "imageTag": "a"},
+        {"imageDigest": d, "imageTag": "b"},
+    ]
     assert reg.tags(REPO) == {} and reg.digests(REPO) == set()
 
 
@@ -181,8 +204,17 @@ def test_deleting_the_last_tag_of_a_referenced_child_is_refused(reg: FakeRegistr
 
 def test_malformed_ids(reg: FakeRegistry) -> None:
     reg.create_repository(REPO)
-    response = delete(reg, {"imageDigest": "not-a-digest"}, {"imageTag": "nope"}, {"imageDigest": oci.sha256_digest(b"x"), "imageTag": "t"})
-    assert [f["failureCode"] for f in response["failures"]] == ["InvalidImageDigest", "ImageNotFound", "ImageNotFound"]
+    response = delete(
+        reg,
+        {"imageDigest": "not-a-digest"},
+        {"imageTag": "nope"},
+        {"imageDigest": oci.sha256_digest(b"x"), "imageTag": "t"},
+    )
+    assert [f["failureCode"] for f in response["failures"]] == [
+        "InvalidImageDigest",
+        "ImageNotFound",
+        "ImageNotFound",
+    ]
     assert response["imageIds"] == []
 
 
@@ -192,12 +224,17 @@ def test_delete_in_missing_repository(reg: FakeRegistry) -> None:
     assert error_code(err) == "RepositoryNotFoundException"
 
 
-# --- 8: indexes need their children ------------------------------------------------------------------------
+# --- 8: indexes need their children --------------------------------------------------------------
 
 
 def test_index_is_accepted_once_every_child_exists(reg: FakeRegistry) -> None:
     images = [oci.image_manifest(seed=p, platform=p) for p in ("linux/amd64", "linux/arm64")]
-    idx = oci.index([m.descriptor(platform=p) for m, p in zip(images, ("linux/amd64", "linux/arm64"), strict=True)])
+    idx = oci.index(
+        [
+            m.descriptor(platform=p)
+            for m, p in zip(images, ("linux/amd64", "linux/arm64"), strict=True)
+        ]
+    )
     reg.push(REPO, images[0])
     with pytest.raises(ClientError) as err:
         reg.push(REPO, idx, tags=["v1"])
