@@ -233,3 +233,21 @@ def test_bad_input_deletes_nothing(registry: FakeRegistry, invoke: Invoke, event
     with pytest.raises(InvalidSettings):
         invoke(event)
     assert registry.digests(REPO) == before
+
+
+def test_unreadable_archived_index_makes_its_repository_delete_nothing(invoke: Invoke) -> None:
+    """Whether ECR serves an archived manifest's bytes is undocumented. If it does not, the
+    archived index's children are unknown, so nothing in that repository may go; others proceed."""
+    with FakeRegistry(archived_manifests_readable=False) as fake:
+        archived = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
+        fake.set_archived(REPO, archived.index)
+        orphan = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
+        fake.push_buildx("other", tag="latest", pushed_at=OLD)
+        other_new = fake.push_buildx("other", tag="latest", pushed_at=OLD)
+        report = invoke(dry_run=False, scope="orphans")
+        assert fake.digests(REPO) == archived.all | orphan.all
+        assert fake.digests("other") == other_new.all
+        assert report["complete"] is False
+        assert {(f["repository"], f["digest"]) for f in report["failures"]} == {
+            (REPO, archived.index)
+        }
