@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sweeper import metrics as metric_names
@@ -29,8 +30,9 @@ copy_config_to_registered_loggers(source_logger=logger, include={"ecr_sweeper"})
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(run_id=context.aws_request_id)  # on every line, the core's too
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
-    logger.append_keys(run_id=context.aws_request_id, dry_run=settings.dry_run)
+    logger.append_keys(dry_run=settings.dry_run)
     registry = Registry(boto3.client("ecr", config=client_config()))
     sweeper = Sweeper(
         registry,
@@ -39,6 +41,27 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     report = sweeper.run().report()
-    metric_names.publish(metrics, report, MetricUnit)
+    publish(report, context.function_name)
     logger.info("run", extra={"report": {k: v for k, v in report.items() if k != "deletions"}})
     return report
+
+
+def publish(report: Mapping[str, Any], function_name: str) -> None:
+    """The run's metrics (flushed by `log_metrics` as one EMF line) and one EMF line per kept
+    reason (a `Reason` dimension needs a metric set of its own); see sweeper/metrics.py."""
+    metrics.set_default_dimensions(**{metric_names.FUNCTION_DIMENSION: function_name})
+    for figure in metric_names.run_figures(report):
+        metrics.add_metric(name=figure.name, unit=figure.unit, value=figure.value)
+    dimensions = {
+        metric_names.SERVICE_DIMENSION: metric_names.SERVICE,
+        metric_names.FUNCTION_DIMENSION: function_name,
+    }
+    for reason, count in metric_names.kept_figures(report):
+        with single_metric(
+            name=metric_names.MANIFESTS_KEPT,
+            unit=metric_names.COUNT,  # type: ignore[arg-type]  # Powertools accepts the unit's name
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions=dimensions,
+        ) as metric:
+            metric.add_dimension(name=metric_names.REASON_DIMENSION, value=reason)

@@ -185,7 +185,7 @@ def test_dry_run_plans_exactly_what_the_real_run_deletes(
     before = registry.digests(REPO)
     dry = invoke(dry_run=True, scope="orphans")
     assert registry.digests(REPO) == before
-    assert dry["deleted"] == {"manifests": 0, "bytes": 0}
+    assert dry["deleted"] == {"manifests": 0, "bytes": 0, "bytes_freed": 0}
     real = invoke(dry_run=False, scope="orphans")
     planned = {d["digest"] for d in dry["deletions"]}
     assert planned == before - registry.digests(REPO)

@@ -1,74 +1,124 @@
-"""CloudWatch metric names (constants the template's dashboard and alarms are checked against).
+"""CloudWatch metric names and the figures of one run (the template's dashboard and alarms are
+checked against these constants by tests/template).
 
-No per-repository dimension: custom metrics are billed per name x dimension set, and a registry
-can hold thousands of repositories. Per-repository figures go into one log line per repository.
+Namespace `EcrSweeper` (`POWERTOOLS_METRICS_NAMESPACE` overrides it), one data point per metric
+per run. Every run emits every metric, zeros included, so a graph shows a zero rather than a gap
+and an alarm sees the value it is about.
+
+Dimensions, chosen for cost and for honesty:
+- `service` (`ecr-sweeper`) and `FunctionName` on every metric. `FunctionName` keeps the stacks of
+  one account apart (staging and prod both write to `EcrSweeper`): without it a prod dashboard
+  would add up staging's figures and staging's nightly run would hold off prod's "no successful
+  run" alarm. It has one value per stack, so it costs nothing extra.
+- No repository dimension: custom metrics are billed per name x dimension set, and a registry
+  holds up to 10,000 repositories. Per-repository figures are in one structured log line per
+  repository and run (message `repository`), which Logs Insights queries.
+- `Reason` on `ManifestsKept` only: one metric with a `Reason` dimension (Powertools
+  `single_metric`, one EMF line per reason) rather than one metric name per reason. Both cost the
+  same (one custom metric per reason), but the dimension keeps each value identical to the
+  report's `kept` keys, the decision log's `reason` field and the README's table, with no second
+  spelling to keep in step; a graph can still pick single reasons. Every keep reason is emitted,
+  zeros included, so the set of metrics is fixed and known to the dashboard.
+
+Bytes come in two figures, and the names say which (see README, "Bytes: nominal and freed"):
+`NominalBytes*` is the sum of ECR's `imageSizeInBytes` of the manifests (an upper bound: layers
+are shared); `BytesFreed*` counts the config and layer blobs that only deleted manifests
+referenced, each once (what storage really loses).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
+
+from .model import Reason
 
 NAMESPACE = "EcrSweeper"
 SERVICE = "ecr-sweeper"
+SERVICE_DIMENSION = "service"  # the name Powertools gives it
+FUNCTION_DIMENSION = "FunctionName"
+REASON_DIMENSION = "Reason"
+
+COUNT, BYTES, SECONDS = "Count", "Bytes", "Seconds"  # CloudWatch units
 
 REPOSITORIES_SCANNED = "RepositoriesScanned"
 MANIFESTS_SCANNED = "ManifestsScanned"
-MANIFESTS_PLANNED = "ManifestsPlanned"
-MANIFESTS_DELETED = "ManifestsDeleted"
-BYTES_PLANNED = "BytesPlanned"
-BYTES_RECLAIMED = "BytesReclaimed"
-MANIFESTS_KEPT = "ManifestsKept"  # one metric per reason, dimension Reason
-DELETE_FAILURES = "DeleteFailures"
-FAILURES = "Failures"
-RUN_COMPLETED = "RunCompleted"
-SUCCESSFUL_RUN = "SuccessfulRun"  # 1 per run that completed; the "no run in 26 h" alarm reads it
+MANIFESTS_PLANNED = "ManifestsPlanned"  # deletions planned (a dry run's "would delete")
+MANIFESTS_DELETED = "ManifestsDeleted"  # deletions ECR confirmed
+NOMINAL_BYTES_PLANNED = "NominalBytesPlanned"
+NOMINAL_BYTES_DELETED = "NominalBytesDeleted"
+BYTES_FREED_PLANNED = "BytesFreedPlanned"
+BYTES_FREED = "BytesFreed"  # what confirmed deletions freed: "bytes reclaimed"
+BYTES_FREED_UNKNOWN = "RepositoriesBytesFreedUnknown"  # left out of the BytesFreed* figures
+MANIFESTS_KEPT = "ManifestsKept"  # dimension Reason
+DELETE_FAILURES = "DeleteFailures"  # manifests whose delete was tried and not confirmed
+FAILURES = "Failures"  # every failure of the report: listing, reading, deleting, pins
+RUN_COMPLETED = "RunCompleted"  # 1: the run finished with every repository complete
 DRY_RUNS = "DryRuns"
 REAL_RUNS = "RealRuns"
 CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
+STOPPED_EARLY = "StoppedEarly"  # the time budget (or a pin change) stopped the run
 RUN_DURATION = "RunDuration"
 
-KEPT_REASON_DIMENSION = "Reason"
+# The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
+KEPT_REASONS = tuple(reason.value for reason in Reason if reason is not Reason.UNREACHABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    unit: str
+    value: float
+
+
+def run_figures(report: Mapping[str, Any]) -> list[Figure]:
+    """The run's metrics (without dimensions), from the report `Run.report()` returns."""
+    planned, deleted = report["planned"], report["deleted"]
+    return [
+        Figure(REPOSITORIES_SCANNED, COUNT, report["repositories"]),
+        Figure(MANIFESTS_SCANNED, COUNT, report["manifests"]),
+        Figure(MANIFESTS_PLANNED, COUNT, planned["manifests"]),
+        Figure(MANIFESTS_DELETED, COUNT, deleted["manifests"]),
+        Figure(NOMINAL_BYTES_PLANNED, BYTES, planned["bytes"]),
+        Figure(NOMINAL_BYTES_DELETED, BYTES, deleted["bytes"]),
+        Figure(BYTES_FREED_PLANNED, BYTES, planned["bytes_freed"]),
+        Figure(BYTES_FREED, BYTES, deleted["bytes_freed"]),
+        Figure(BYTES_FREED_UNKNOWN, COUNT, report["bytes_freed_unknown"]),
+        Figure(DELETE_FAILURES, COUNT, report["delete_failures"]),
+        Figure(FAILURES, COUNT, len(report["failures"])),
+        Figure(RUN_COMPLETED, COUNT, 1 if report["complete"] else 0),
+        Figure(DRY_RUNS, COUNT, 1 if report["dry_run"] else 0),
+        Figure(REAL_RUNS, COUNT, 0 if report["dry_run"] else 1),
+        Figure(CIRCUIT_BREAKER_TRIPPED, COUNT, 1 if report.get("circuit_breaker") else 0),
+        Figure(STOPPED_EARLY, COUNT, 1 if report.get("stopped_early") else 0),
+        Figure(RUN_DURATION, SECONDS, report["duration_seconds"]),
+    ]
+
+
+def kept_figures(report: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(reason, manifests kept for it) for every keep reason, zeros included."""
+    kept: Mapping[str, int] = report["kept"]
+    return [(reason, kept.get(reason, 0)) for reason in KEPT_REASONS]
+
 
 ALL_METRICS = (
     REPOSITORIES_SCANNED,
     MANIFESTS_SCANNED,
     MANIFESTS_PLANNED,
     MANIFESTS_DELETED,
-    BYTES_PLANNED,
-    BYTES_RECLAIMED,
+    NOMINAL_BYTES_PLANNED,
+    NOMINAL_BYTES_DELETED,
+    BYTES_FREED_PLANNED,
+    BYTES_FREED,
+    BYTES_FREED_UNKNOWN,
     MANIFESTS_KEPT,
     DELETE_FAILURES,
     FAILURES,
     RUN_COMPLETED,
-    SUCCESSFUL_RUN,
     DRY_RUNS,
     REAL_RUNS,
     CIRCUIT_BREAKER_TRIPPED,
+    STOPPED_EARLY,
     RUN_DURATION,
 )
-
-
-class MetricSink(Protocol):
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
-
-
-def publish(sink: MetricSink, report: Mapping[str, Any], unit: Any) -> None:
-    """Emit the run's figures. `unit` is Powertools' MetricUnit enum (passed in: the core does not
-    import Powertools). Kept-by-reason figures are emitted separately with a Reason dimension."""
-    failures = report["failures"]
-    delete_failures = sum(1 for f in failures if f["digest"])
-    sink.add_metric(REPOSITORIES_SCANNED, unit.Count, report["repositories"])
-    sink.add_metric(MANIFESTS_SCANNED, unit.Count, report["manifests"])
-    sink.add_metric(MANIFESTS_PLANNED, unit.Count, report["planned"]["manifests"])
-    sink.add_metric(MANIFESTS_DELETED, unit.Count, report["deleted"]["manifests"])
-    sink.add_metric(BYTES_PLANNED, unit.Bytes, report["planned"]["bytes"])
-    sink.add_metric(BYTES_RECLAIMED, unit.Bytes, report["deleted"]["bytes"])
-    sink.add_metric(DELETE_FAILURES, unit.Count, delete_failures)
-    sink.add_metric(FAILURES, unit.Count, len(failures))
-    sink.add_metric(RUN_COMPLETED, unit.Count, 1 if report["complete"] else 0)
-    sink.add_metric(SUCCESSFUL_RUN, unit.Count, 1 if report["complete"] else 0)
-    sink.add_metric(DRY_RUNS if report["dry_run"] else REAL_RUNS, unit.Count, 1)
-    tripped = bool(report.get("circuit_breaker"))
-    sink.add_metric(CIRCUIT_BREAKER_TRIPPED, unit.Count, 1 if tripped else 0)
-    sink.add_metric(RUN_DURATION, unit.Seconds, report["duration_seconds"])

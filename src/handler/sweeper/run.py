@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,15 +19,19 @@ from datetime import datetime
 from typing import Any
 
 from . import manifests as m
+from .freed import freed_bytes
 from .model import Decision, Image, Kind, Manifest, Pin, Plan, Reason, Verdict
 from .plan import Policy, make_plan, needs_content
-from .registry import BATCH_SIZE, Registry, RegistryError
+from .registry import BATCH_SIZE, NOT_FOUND, Registry, RegistryError
 from .settings import Settings
 
 log = logging.getLogger("ecr_sweeper")
 
 MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
 TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is left
+# Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
+# 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
+FREED_BYTES_READ_LIMIT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,12 @@ class RepositoryRun:
     failures: list[Failure] = field(default_factory=list)
     complete: bool = True
     out_of_time: bool = False  # the time budget ran out before everything planned was done
+    # Honest bytes (reporting only): parsed content by digest, each manifest read once per run;
+    # survivors found gone when read for the figure; why the figure is unknown, if it is.
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    delete_failed: set[str] = field(default_factory=set)
+    vanished: set[str] = field(default_factory=set)
+    freed_unknown: str = ""
 
     def fail(self, digest: str, code: str, message: str) -> None:
         self.failures.append(Failure(self.repository, digest, code, message))
@@ -66,6 +77,14 @@ class RepositoryRun:
     @property
     def planned(self) -> list[str]:
         return self.plan.deletions if self.plan else []
+
+    def freed(self, gone: Iterable[str]) -> int | None:
+        """Bytes of the blobs only `gone` manifests reference (None: unknown, see freed.py)."""
+        gone = set(gone)
+        if self.freed_unknown and gone:
+            return None
+        surviving = self.images.keys() - gone - self.already_gone - self.vanished
+        return freed_bytes(self.manifests, gone, surviving)
 
 
 @dataclass(slots=True)
@@ -91,6 +110,8 @@ class Run:
 
     def report(self) -> dict[str, Any]:
         planned = [(r, d) for r in self.repositories for d in r.planned]
+        planned_freed = [r.freed(r.planned) for r in self.repositories]
+        deleted_freed = [r.freed(r.deleted) for r in self.repositories]
         kept = Counter(
             decision.reason.value
             for r in self.repositories
@@ -106,11 +127,16 @@ class Run:
             "planned": {
                 "manifests": len(planned),
                 "bytes": sum(r.images[d].size for r, d in planned),
+                "bytes_freed": sum(b for b in planned_freed if b is not None),
             },
             "deleted": {
                 "manifests": sum(len(r.deleted) for r in self.repositories),
                 "bytes": sum(r.images[d].size for r in self.repositories for d in r.deleted),
+                "bytes_freed": sum(b for b in deleted_freed if b is not None),
             },
+            # Repositories left out of both bytes_freed figures (then lower bounds): see the log.
+            "bytes_freed_unknown": sum(1 for b in planned_freed if b is None),
+            "delete_failures": sum(len(r.delete_failed) for r in self.repositories),
             "kept": dict(sorted(kept.items())),
             "failures": [
                 f.as_dict()
@@ -167,6 +193,7 @@ class Sweeper:
         reload_pins: Callable[[], Mapping[str, Pin]] | None = None,
         remaining_seconds: Callable[[], float] | None = None,
         time_margin: float = TIME_MARGIN_SECONDS,
+        freed_bytes_read_limit: int = FREED_BYTES_READ_LIMIT,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -178,6 +205,9 @@ class Sweeper:
         self.reload_pins = reload_pins
         self.remaining_seconds = remaining_seconds
         self.time_margin = time_margin
+        self.freed_bytes_read_limit = freed_bytes_read_limit
+        self._freed_reads_left = freed_bytes_read_limit
+        self._freed_reads_lock = threading.Lock()
 
     # --- the whole run ----------------------------------------------------------------------
 
@@ -197,6 +227,7 @@ class Sweeper:
             run.repositories = list(pool.map(self.plan_repository, selected))
             if not run.dry_run:
                 self._sweep_all(run, pool)
+            list(pool.map(self.read_for_freed_bytes, run.repositories))  # reporting only: last
         if any(r.out_of_time for r in run.repositories):
             run.stopped_early = "time budget"
         for repo in run.repositories:
@@ -273,6 +304,9 @@ class Sweeper:
             repo.decisions = self._keep_all(repo, Reason.UNREADABLE, "repository incomplete")
             return repo
         repo.plan = plan
+        repo.manifests = parsed
+        if unreadable:  # read once per run: a survivor we could not read may hold any blob
+            repo.freed_unknown = f"{len(unreadable)} manifests unreadable"
         repo.decisions = dict(plan.decisions)
         for decision in plan.decisions.values():
             self._log_decision(repo, decision)
@@ -352,6 +386,8 @@ class Sweeper:
                     for digest in batch:
                         repo.fail(digest, exc.code, str(exc))
                         block(digest, Reason.NOT_REACHED, exc.operation)
+                    if exc.operation == "BatchDeleteImage":
+                        repo.delete_failed.update(batch)
                     stopped = True
         if stopped:
             repo.complete = False
@@ -384,7 +420,59 @@ class Sweeper:
         repo.already_gone |= outcome.already_gone
         for digest, (code, message) in outcome.failures.items():
             repo.fail(digest, code, message)
+            repo.delete_failed.add(digest)
             block(digest, Reason.DELETE_FAILED, code)
+
+    # --- honest bytes: what the deletions free (reporting only) ------------------------------
+
+    def read_for_freed_bytes(self, repo: RepositoryRun) -> None:
+        """Read the surviving manifests planning did not, so freed.py can see every blob held.
+
+        Runs after the sweep, so it never delays a deletion; only in repositories that plan
+        deletions; each manifest at most once per run (they are immutable: planning's reads are
+        reused), 100 per call; a repository whose reads would pass the run's read limit reads
+        nothing, the time budget stops it between calls, and any failure only makes the figure
+        unknown for this repository, never the run incomplete.
+        """
+        if not repo.planned or repo.freed_unknown:
+            return
+        gone = repo.already_gone | repo.deleted
+        missing = [d for d in repo.images if d not in repo.manifests and d not in gone]
+        if not self._take_freed_reads(len(missing)):
+            repo.freed_unknown = (
+                f"{len(missing)} manifests to read, past the run's read limit of "
+                f"{self.freed_bytes_read_limit}"
+            )
+            return
+        for start in range(0, len(missing), BATCH_SIZE):
+            batch = missing[start : start + BATCH_SIZE]
+            if self._out_of_time():
+                repo.freed_unknown = "time budget ran out before the survivors were read"
+                return
+            try:
+                fetched = self.registry.manifests(repo.repository, batch)
+            except RegistryError as exc:
+                repo.freed_unknown = str(exc)
+                return
+            for digest, data in fetched.content.items():
+                if digest in repo.images:
+                    media_type = repo.images[digest].media_type
+                    repo.manifests[digest] = m.parse(data, media_type=media_type, digest=digest)
+            for digest, (code, message) in fetched.failures.items():
+                if code == NOT_FOUND:
+                    repo.vanished.add(digest)  # gone since the listing: it holds nothing
+                else:
+                    repo.freed_unknown = f"{digest} unreadable: {code}: {message}"
+            if repo.freed_unknown:
+                return
+
+    def _take_freed_reads(self, count: int) -> bool:
+        """Reserve `count` reads from the run's limit, all or nothing (threads share it)."""
+        with self._freed_reads_lock:
+            if count > self._freed_reads_left:
+                return False
+            self._freed_reads_left -= count
+            return True
 
     def _out_of_time(self) -> bool:
         return self.remaining_seconds is not None and self.remaining_seconds() < self.time_margin
@@ -417,6 +505,10 @@ class Sweeper:
                 "planned_bytes": sum(repo.images[d].size for d in repo.planned),
                 "deleted": len(repo.deleted),
                 "deleted_bytes": sum(repo.images[d].size for d in repo.deleted),
+                "planned_bytes_freed": repo.freed(repo.planned),
+                "deleted_bytes_freed": repo.freed(repo.deleted),
+                "bytes_freed_unknown": repo.freed_unknown,  # why the figures are null; "" if known
+                "delete_failures": len(repo.delete_failed),
                 "kept": dict(kept),
                 "failures": len(repo.failures),
                 "complete": repo.complete,

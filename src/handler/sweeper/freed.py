@@ -1,0 +1,55 @@
+"""The bytes a set of deletions really frees in one repository. Pure; no I/O.
+
+A registry stores each blob (config or layer) once per repository, however many manifests list
+it, so the sum of the deleted manifests' sizes overstates what a deletion frees: a rebuild shares
+its base layers with the image that replaced it. A blob is freed only when every manifest that
+references it is gone. This module counts exactly those blobs, from parsed manifests.
+
+The manifest documents themselves (a few KB each) are not counted: only config and layer blobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .model import Manifest
+
+
+def held_digests(manifest: Manifest) -> set[str]:
+    """Every blob digest a manifest keeps alive.
+
+    Its config and layers, and every digest in its `references`: for an unknown manifest (a Helm
+    chart, a BuildKit cache index) those are all the digests its bytes mention, blobs included,
+    since we cannot tell which ones it uses. An index's children are manifests, not blobs; naming
+    them here is harmless (a manifest digest is never a blob of the same repository's images).
+    """
+    return {blob.digest for blob in manifest.blobs} | {ref.digest for ref in manifest.references}
+
+
+def freed_bytes(
+    manifests: Mapping[str, Manifest], gone: Iterable[str], surviving: Iterable[str]
+) -> int | None:
+    """Bytes of the blobs that manifests in `gone` reference and no manifest in `surviving` does.
+
+    `manifests` holds the parsed content by digest. Returns None when the figure cannot be known:
+    a manifest in `gone` or `surviving` has no parsed content (a survivor we could not read may
+    hold any blob). A blob listed with different sizes counts with the smallest (a malformed
+    manifest must not inflate the figure). Nothing gone frees nothing, whatever else is unknown.
+    """
+    sizes: dict[str, int] = {}
+    for digest in gone:
+        parsed = manifests.get(digest)
+        if parsed is None:
+            return None
+        for blob in parsed.blobs:
+            known = sizes.get(blob.digest)
+            sizes[blob.digest] = blob.size if known is None else min(known, blob.size)
+    if not sizes:
+        return 0
+    held: set[str] = set()
+    for digest in surviving:
+        parsed = manifests.get(digest)
+        if parsed is None:
+            return None
+        held |= held_digests(parsed)
+    return sum(size for digest, size in sizes.items() if digest not in held)
