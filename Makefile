@@ -21,8 +21,8 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
-demo: $(VENV)/.installed ## dry run then real run on an embedded (moto) registry
-	$(PY) -m demo
+demo: $(VENV)/.installed ## the ecr-sweeper command on an embedded (moto) registry: plan, sweep, explain
+	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
 	$(PY) -m pytest

@@ -130,6 +130,7 @@ def make_plan(
 
     scope_kinds = SCOPE_KINDS[policy.scope]
     pending: list[str] = []
+    not_read: list[str] = []
     for digest, image in by_digest.items():
         if digest in decisions:
             continue
@@ -137,9 +138,9 @@ def make_plan(
         if digest in unreadable:
             keep(digest, Reason.UNREADABLE, unreadable[digest], live=False)
         elif digest not in manifests and metadata_kind(image, digest in marked) is None:
-            if provisional:
-                continue  # only its bytes can tell: read them before deciding
-            keep(digest, Reason.UNREADABLE, "content not read", live=False)
+            if not provisional:
+                not_read.append(digest)  # decided below, unless something kept lists it
+            continue  # only its bytes can tell: read them before deciding
         elif kind is Kind.UNKNOWN:
             keep(digest, Reason.UNKNOWN_KIND, notes[digest], live=False)
         elif kind not in scope_kinds:
@@ -148,6 +149,12 @@ def make_plan(
             continue
         pending.append(digest)
     mark(pending, live=False)
+    # Bytes not read because the provisional plan kept it (an out-of-scope index lists it, say):
+    # the mark above gave it that reason; only a manifest nothing reaches is kept as not read.
+    unread = [digest for digest in not_read if digest not in decisions]
+    for digest in unread:
+        keep(digest, Reason.UNREADABLE, "content not read", live=False)
+    mark(unread, live=False)
 
     while True:
         candidates = [d for d in by_digest if d not in decisions]

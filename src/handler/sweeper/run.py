@@ -1,8 +1,13 @@
-"""One run: for each repository snapshot -> plan; then, unless dry, verify -> sweep.
+"""One run: for each repository snapshot -> plan; then, unless dry, verify -> sweep -> validate.
 
 Planning every repository before deleting anything is what makes the circuit breaker and the pin
 re-check possible, and what makes a dry run report exactly what the real run deletes: both run the
 same planning code over the same snapshot, and only the real run goes on to sweep.
+
+After sweeping a repository that lost something, the run re-lists it and reads its indexes again
+to check that every index still has all its children (validate.py). Re-listing costs a listing and
+a read of every index, but it checks the registry as it is, including anything that changed
+during the run, where checking the snapshot minus our deletions would only check our arithmetic.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .model import Decision, Image, Kind, Manifest, Pin, Plan, Reason, Verdict
 from .plan import Policy, make_plan, needs_content
 from .registry import BATCH_SIZE, NOT_FOUND, Registry, RegistryError
 from .settings import Settings
+from .validate import Problem, find_problems
 
 log = logging.getLogger("ecr_sweeper")
 
@@ -69,6 +75,8 @@ class RepositoryRun:
     delete_failed: set[str] = field(default_factory=set)
     vanished: set[str] = field(default_factory=set)
     freed_unknown: str = ""
+    validated: bool = False  # re-listed and checked after the sweep
+    broken: list[Problem] = field(default_factory=list)  # what that check found
 
     def fail(self, digest: str, code: str, message: str) -> None:
         self.failures.append(Failure(self.repository, digest, code, message))
@@ -145,6 +153,8 @@ class Run:
             "circuit_breaker": self.circuit_breaker,
             "pins": dict(self.pin_counts),
             "stopped_early": self.stopped_early or None,
+            "validated": sum(1 for r in self.repositories if r.validated),
+            "broken": [p.as_dict() for r in self.repositories for p in r.broken],
             "deletions": listed,
             "deletions_truncated": len(planned) > len(listed),
             "duration_seconds": round(self.duration_seconds, 3),
@@ -164,6 +174,16 @@ def _deletion_entry(repo: RepositoryRun, digest: str) -> dict[str, Any]:
         "cause": decision.cause,
         "deleted": digest in repo.deleted,
     }
+
+
+@dataclass(slots=True)
+class RepositoryCheck:
+    """The outcome of validating one repository as it is now."""
+
+    repository: str
+    manifests: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 def select_repositories(
@@ -194,7 +214,12 @@ class Sweeper:
         remaining_seconds: Callable[[], float] | None = None,
         time_margin: float = TIME_MARGIN_SECONDS,
         freed_bytes_read_limit: int = FREED_BYTES_READ_LIMIT,
+        on_repository_planned: Callable[[RepositoryRun, int, int], None] | None = None,
+        confirm: Callable[[Run], bool] | None = None,
     ) -> None:
+        """`on_repository_planned(repo, done, total)` is called from the calling thread as each
+        repository's plan is ready (the command line's progress bar). `confirm(run)`, in a real
+        run, sees every plan before anything is deleted; when it returns False nothing is."""
         self.registry = registry
         self.settings = settings
         self.now = now
@@ -208,6 +233,8 @@ class Sweeper:
         self.freed_bytes_read_limit = freed_bytes_read_limit
         self._freed_reads_left = freed_bytes_read_limit
         self._freed_reads_lock = threading.Lock()
+        self.on_repository_planned = on_repository_planned
+        self.confirm = confirm
 
     # --- the whole run ----------------------------------------------------------------------
 
@@ -224,9 +251,17 @@ class Sweeper:
             names, self.settings.repositories, self.settings.exclude_repositories
         )
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            run.repositories = list(pool.map(self.plan_repository, selected))
+            for repo in pool.map(self.plan_repository, selected):
+                run.repositories.append(repo)
+                if self.on_repository_planned is not None:
+                    self.on_repository_planned(repo, len(run.repositories), len(selected))
             if not run.dry_run:
-                self._sweep_all(run, pool)
+                if self.confirm is None or self.confirm(run):
+                    self._sweep_all(run, pool)
+                else:
+                    for repo in run.repositories:
+                        self._keep_planned(repo, Reason.NOT_REACHED, "not confirmed")
+                    run.stopped_early = "not confirmed"
             list(pool.map(self.read_for_freed_bytes, run.repositories))  # reporting only: last
         if any(r.out_of_time for r in run.repositories):
             run.stopped_early = "time budget"
@@ -398,6 +433,43 @@ class Sweeper:
                     digest, old.kind, Verdict.KEEP, reason, cause, old.size
                 )
                 self._log_decision(repo, repo.decisions[digest])
+        if repo.deleted and not self._out_of_time():
+            check = self.check_repository(repo.repository)
+            repo.validated = not check.failures
+            repo.broken = check.problems
+            for failure in check.failures:
+                repo.fail(failure.digest, failure.code, failure.message)
+
+    # --- one repository: validate -------------------------------------------------------------
+
+    def check_repository(self, name: str) -> RepositoryCheck:
+        """List `name` again and read its indexes: what is broken now (see validate.py)."""
+        check = RepositoryCheck(name)
+        try:
+            images = self.registry.images(name)
+            fetched = self.registry.manifests(name, [i.digest for i in images if needs_content(i)])
+        except RegistryError as exc:
+            check.failures.append(Failure(name, "", exc.code, f"validating: {exc}"))
+            return check
+        gone = {d for d, (code, _) in fetched.failures.items() if code == NOT_FOUND}
+        for digest, (code, message) in fetched.failures.items():
+            if code != NOT_FOUND:
+                check.failures.append(
+                    Failure(name, digest, code, f"validating: cannot read this index: {message}")
+                )
+        present = [i for i in images if i.digest not in gone]  # deleted since the listing
+        parsed = {
+            image.digest: m.parse(
+                fetched.content[image.digest], media_type=image.media_type, digest=image.digest
+            )
+            for image in present
+            if image.digest in fetched.content
+        }
+        check.manifests = len(present)
+        check.problems = find_problems(name, present, parsed)
+        for problem in check.problems:
+            log.warning("broken", extra=problem.as_dict())
+        return check
 
     def _delete_batch(
         self, repo: RepositoryRun, batch: list[str], block: Callable[[str, Reason, str], None]

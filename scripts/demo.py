@@ -1,0 +1,172 @@
+"""`make demo`: the ecr-sweeper command against an embedded registry, no AWS account needed.
+
+The registry is moto's ECR as the test harness corrects it (tests/harness), seeded with what a
+few months of `docker buildx build --push` leave behind. The command runs in this process, so
+the same mock serves it: plan (a dry run, with the table of what would go and why), sweep, a
+summary of what was reclaimed and kept, explain (why three manifests stayed) and validate.
+
+    PYTHONPATH=src/handler:tests python scripts/demo.py
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stdout
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from harness import FakeRegistry, oci
+from sweeper.cli import human_bytes, main
+from sweeper.explain import short
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+REGISTRY_HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+
+REPOSITORIES = ("shop/web", "shop/api", "charts/shop")
+MEANINGS = {
+    "tagged": "has a tag",
+    "pinned": "a pin names it (the ECS task definition below)",
+    "within-grace-period": "pushed less than 72 hours ago",
+    "listed-by-kept-index": "a kept index lists it",
+    "subject-kept": "signs or describes a kept manifest",
+    "unknown-kind": "not something ecr-sweeper collects (Helm charts)",
+}
+
+
+def seed(reg: FakeRegistry, now: datetime) -> dict[str, str]:
+    """A realistic registry; returns the digests the demo explains afterwards."""
+    web = "shop/web"
+    both = ("linux/amd64", "linux/arm64")
+    # v1.2.0 went out 45 days ago; `latest` has moved on since, but production still runs it by
+    # digest (an ECS task definition pins the index).
+    release = reg.push_buildx(
+        web, tag="latest", platforms=both, sbom=True, pushed_at=now - 45 * DAY
+    )
+    # Nightly-ish builds of `latest`: BuildKit wrote legacy attestations until the upgrade 20
+    # days ago, OCI-artifact attestations (with a subject) since. Each push moves the tag.
+    for days in (40, 34, 28, 22):
+        reg.push_buildx(web, tag="latest", platforms=both, pushed_at=now - days * DAY)
+    v13 = reg.push_buildx(
+        web, tag="v1.3.0", platforms=both, sbom=True, attestation="artifact",
+        pushed_at=now - 18 * DAY,
+    )  # fmt: skip
+    for days in (12, 6):
+        reg.push_buildx(
+            web, tag="latest", platforms=both, attestation="artifact", pushed_at=now - days * DAY
+        )
+    # This morning's build took `latest`; CI is pushing another one right now (no tag yet).
+    reg.push_buildx(
+        web, tag="latest", platforms=both, attestation="artifact", pushed_at=now - 2 * HOUR
+    )
+    in_flight = reg.push_buildx(
+        web, tag=None, platforms=both, attestation="artifact", pushed_at=now - 20 * MINUTE
+    )
+
+    api = "shop/api"
+    # Single-platform builds, each signed with cosign (an OCI 1.1 referrer of the index).
+    signed: dict[str, str] = {}
+    for days, tag in ((30, "stable"), (16, "stable"), (9, "v2.0.0"), (4, "stable")):
+        build = reg.push_buildx(api, tag=tag, pushed_at=now - days * DAY)
+        index = oci.Manifest(reg.manifest(api, build.index), oci.OCI_INDEX)
+        signed[tag] = reg.push(
+            api, oci.cosign_signature(index, seed=days), pushed_at=now - days * DAY + HOUR
+        )
+
+    charts = "charts/shop"
+    chart = reg.push(charts, oci.helm_chart("shop", "0.9.0"), pushed_at=now - 60 * DAY)
+    reg.push(charts, oci.helm_chart("shop", "1.0.0"), tags=["1.0.0"], pushed_at=now - 10 * DAY)
+
+    return {
+        "release": release.index,
+        "release-attestation": release.attestations["linux/arm64"],
+        "v1.3.0": v13.index,
+        "in-flight-attestation": in_flight.attestations["linux/amd64"],
+        "signature": signed["v2.0.0"],
+        "chart": chart,
+    }
+
+
+def command(args: Sequence[str], *, shown: Sequence[str] | None = None) -> int:
+    print(f"\n$ ecr-sweeper {' '.join(shown if shown is not None else args)}", flush=True)
+    return main([*args, "--region", REGION])
+
+
+def captured(args: Sequence[str]) -> tuple[int, Any]:
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        code = main([*args, "--region", REGION])
+    return code, json.loads(buffer.getvalue())
+
+
+def summary(report: dict[str, Any], reg: FakeRegistry) -> None:
+    deleted = report["deleted"]
+    print(
+        f"Reclaimed {deleted['manifests']} manifests, {human_bytes(deleted['bytes'])} nominal "
+        f"(the sum of imageSizeInBytes; layers shared with what is kept stay), "
+        f"in {report['repositories']} repositories of {report['manifests']} manifests."
+    )
+    print("Kept, and why:")
+    for reason, count in sorted(report["kept"].items(), key=lambda item: -item[1]):
+        print(f"  {count:3}  {reason:22} {MEANINGS.get(reason, '')}")
+    print("Left in the registry:")
+    for repo in REPOSITORIES:
+        print(f"  {repo:12} {len(reg.digests(repo)):3} manifests, tags: {sorted(reg.tags(repo))}")
+    if report["broken"]:
+        print(f"Broken after the sweep: {report['broken']}")
+
+
+def run() -> int:
+    # Everything stays inside the mock: no profile of the operator's may steer boto3 elsewhere.
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    now = datetime.now(UTC)
+    with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
+        notable = seed(reg, now)
+        pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
+        settings = ["--scope", "orphans", "--pin", pin_uri]
+        codes = [command(["plan", *settings])]
+
+        print(f"\n$ ecr-sweeper sweep --yes {' '.join(settings)} --json  (summarised)")
+        code, report = captured(["sweep", "--yes", *settings, "--json"])
+        codes.append(code)
+        summary(report, reg)
+
+        for name in ("release-attestation", "in-flight-attestation", "signature", "chart"):
+            repo = (
+                "charts/shop"
+                if name == "chart"
+                else "shop/api"
+                if name == "signature"
+                else "shop/web"
+            )
+            codes.append(
+                command(
+                    ["explain", repo, notable[name], *settings],
+                    shown=[
+                        "explain",
+                        repo,
+                        short(notable[name]),
+                        "--scope",
+                        "orphans",
+                        "--pin",
+                        "...",
+                    ],
+                )
+            )
+        codes.append(command(["validate"]))
+    if any(codes):
+        print(f"\ndemo: a command failed (exit codes {codes})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

@@ -1,0 +1,505 @@
+"""The `ecr-sweeper` command, in-process, against the corrected moto registry.
+
+Each test is a scenario named for what an operator sees; each asserts the exit code, what was
+printed and, where something could be deleted, what is left in the registry.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from conftest import NOW, OLD, Invoke
+from harness import BuildxPush, FakeRegistry, oci
+from harness.breakage import remove_behind_ecr
+from sweeper.cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    FLAGS,
+    Interrupts,
+    Progress,
+    build_parser,
+    main,
+)
+from sweeper.cli import settings_from as cli_settings
+from sweeper.explain import short
+from sweeper.model import Scope
+from sweeper.registry import Deleted, Registry
+from sweeper.settings import _FIELDS
+
+REPO = "app"
+Output = tuple[int, str, str]
+Run = Callable[..., Output]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
+    """`ecr-sweeper ARGS...` in-process: (exit code, stdout, stderr)."""
+
+    def call(*args: str) -> Output:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call
+
+
+@pytest.fixture
+def moved_tag(registry: FakeRegistry) -> tuple[BuildxPush, BuildxPush]:
+    """`latest` pushed twice a month ago: the first tree is an untagged orphan."""
+    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
+    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1), fast=True)
+    return old, new
+
+
+class Terminal(io.StringIO):
+    """Standard input of an operator at a terminal, who types `answer`."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    old, new = moved_tag
+    code, out, err = cli("plan", "--scope", "orphans")
+    assert code == EXIT_OK
+    assert registry.digests(REPO) == old.all | new.all
+    assert "app: 6 manifests, 3 to delete, 3 kept" in out
+    # KIND DIGEST AGE SIZE (number unit) VERDICT REASON CAUSE
+    rows = {line.split()[1]: line.split() for line in out.splitlines() if "sha256:" in line}
+    assert rows[short(old.index)][:1] + rows[short(old.index)][5:7] == [
+        "index",
+        "delete",
+        "unreachable",
+    ]
+    assert rows[short(new.index)][5:8] == ["keep", "tagged", "latest"]
+    assert rows[short(new.attestations["linux/amd64"])][5:8] == [
+        "keep",
+        "listed-by-kept-index",
+        short(new.index),
+    ]
+    assert "Would delete 3 manifests" in out
+    assert err == ""  # no progress bar when stderr is not a terminal
+
+
+def test_plan_json_is_the_report_the_lambda_returns(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run, invoke: Invoke
+) -> None:
+    code, out, _ = cli("plan", "--json", "--scope", "orphans")
+    report = json.loads(out)
+    lambda_report = invoke(dry_run=True, scope="orphans")
+    assert code == EXIT_OK
+    del report["duration_seconds"], lambda_report["duration_seconds"]
+    assert report == json.loads(json.dumps(lambda_report))
+    assert report["planned"]["manifests"] == 3
+
+
+def test_plan_exits_1_when_an_index_cannot_be_read(cli: Run) -> None:
+    with FakeRegistry(archived_manifests_readable=False) as fake:
+        build = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
+        fake.set_archived(REPO, build.index)
+        code, out, _ = cli("plan", "--scope", "orphans")
+        assert code == EXIT_FAILURES
+        assert "ImageInaccessible" in out
+        assert fake.digests(REPO) == build.all
+
+
+def test_event_file_and_flags_make_one_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"scope": "orphans", "min_age_hours": 1, "dry_run": True}))
+    monkeypatch.setenv("SCOPE", "attestations")  # the deployed function's variables are not read
+    monkeypatch.setenv("MAX_DELETIONS", "7")
+    args = build_parser().parse_args(
+        ["sweep", "--event", str(event), "--min-age-hours", "5", "--pin", f"x@sha256:{'a' * 64}"]
+    )
+    settings = cli_settings(args, dry_run=False)
+    assert settings.scope is Scope.ORPHANS  # from the file
+    assert settings.min_age_hours == 5  # the flag wins over the file
+    assert settings.dry_run is False  # the command decides, not the file
+    assert settings.max_deletions == 5000
+    assert [p.digest for p in settings.pins] == [f"sha256:{'a' * 64}"]
+
+
+def test_a_scheduled_event_file_carries_no_settings(tmp_path: Path) -> None:
+    event = Path("events/scheduled.json")
+    args = build_parser().parse_args(["plan", "--event", str(event), "--scope", "orphans"])
+    settings = cli_settings(args, dry_run=True)
+    assert settings.scope is Scope.ORPHANS
+    assert settings.min_age_hours == 72
+
+
+# --- sweep -------------------------------------------------------------------------------------
+
+
+def test_sweep_yes_deletes_the_orphan_tree_and_finds_nothing_broken(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    _, new = moved_tag
+    code, out, _ = cli("sweep", "--yes", "--scope", "orphans")
+    assert code == EXIT_OK
+    assert registry.digests(REPO) == new.all
+    assert "Deleted 3 of 3 planned manifests" in out
+    code, out, _ = cli("sweep", "--yes", "--scope", "orphans", "--json")
+    report = json.loads(out)
+    assert (code, report["planned"]["manifests"], report["broken"]) == (EXIT_OK, 0, [])
+
+
+def test_sweep_json_reports_validation(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    code, out, _ = cli("sweep", "--yes", "--json", "--scope", "orphans")
+    report = json.loads(out)
+    assert code == EXIT_OK
+    assert report["deleted"]["manifests"] == 3
+    assert (report["validated"], report["broken"]) == (1, [])
+
+
+def test_sweep_without_yes_and_without_a_terminal_refuses(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    before = registry.digests(REPO)
+    code, out, err = cli("sweep", "--scope", "orphans")
+    assert code == EXIT_USAGE
+    assert "--yes" in err
+    assert out == ""
+    assert registry.digests(REPO) == before
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "deleted"),
+    [("y\n", EXIT_OK, True), ("yes\n", EXIT_OK, True), ("n\n", EXIT_FAILURES, False),
+     ("\n", EXIT_FAILURES, False), ("", EXIT_FAILURES, False)],
+    ids=["y", "yes", "n", "enter", "end-of-input"],
+)  # fmt: skip
+def test_sweep_at_a_terminal_asks_first(
+    registry: FakeRegistry,
+    moved_tag: tuple[BuildxPush, BuildxPush],
+    cli: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    code: int,
+    deleted: bool,
+) -> None:
+    old, new = moved_tag
+    monkeypatch.setattr(sys, "stdin", Terminal(answer))
+    result, out, err = cli("sweep", "--scope", "orphans")
+    assert result == code
+    assert short(old.index) in out  # the plan was shown before the question
+    assert "Delete 3 manifests (" in err
+    assert "in 1 repository? [y/N]" in err
+    assert ("Not confirmed: nothing deleted." in err) is not deleted
+    assert registry.digests(REPO) == (new.all if deleted else old.all | new.all)
+
+
+def test_sweep_over_the_circuit_breaker_deletes_nothing(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    before = registry.digests(REPO)
+    code, out, _ = cli("sweep", "--yes", "--scope", "orphans", "--max-deletions", "2")
+    assert code == EXIT_FAILURES
+    assert "Circuit breaker: 3 deletions planned" in out
+    assert registry.digests(REPO) == before
+
+
+# --- explain -----------------------------------------------------------------------------------
+
+
+def test_explain_a_kept_attestation_shows_the_path_to_its_tag(
+    registry: FakeRegistry, cli: Run
+) -> None:
+    build = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    attestation = build.attestations["linux/amd64"]
+    code, out, _ = cli("explain", REPO, attestation)
+    assert code == EXIT_OK
+    assert "verdict: kept (listed-by-kept-index)" in out
+    assert (
+        f"why:     {short(attestation)} (attestation) <- listed by index {short(build.index)}"
+        " <- tagged 'latest'"
+    ) in out
+    code, out, _ = cli("explain", REPO, attestation[:15], "--json")  # a prefix is enough
+    explained = json.loads(out)
+    assert [(step["digest"], step["reason"]) for step in explained["path"]] == [
+        (attestation, "listed-by-kept-index"),
+        (build.index, "tagged"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "which", "verdict", "path"),
+    [
+        ("orphans", "attestation", "deletable (unreachable)",
+         "{att} (attestation) <- listed only by index {index}, deleted first <- unreachable"),
+        ("orphans", "index", "deletable (unreachable)", "{index} (index) <- unreachable"),
+        ("attestations", "attestation", "kept (listed-by-kept-index)",
+         "{att} (attestation) <- listed by index {index} <- out-of-scope (index not in scope"),
+    ],
+    ids=["orphan-attestation", "orphan-index", "attestation-of-an-out-of-scope-index"],
+)  # fmt: skip
+def test_explain_an_orphan(
+    registry: FakeRegistry,
+    moved_tag: tuple[BuildxPush, BuildxPush],
+    cli: Run,
+    scope: str,
+    which: str,
+    verdict: str,
+    path: str,
+) -> None:
+    old, _ = moved_tag
+    att = old.attestations["linux/amd64"]
+    code, out, _ = cli(
+        "explain", REPO, att if which == "attestation" else old.index, "--scope", scope
+    )
+    assert code == EXIT_OK
+    assert f"verdict: {verdict}" in out
+    assert path.format(att=short(att), index=short(old.index)) in out
+    assert registry.exists(REPO, old.index)
+
+
+def test_explain_a_pinned_index_and_a_signature(registry: FakeRegistry, cli: Run) -> None:
+    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    image = oci.Manifest(registry.manifest(REPO, old.images["linux/amd64"]), oci.OCI_MANIFEST)
+    signature = registry.push(REPO, oci.cosign_signature(image), pushed_at=OLD)
+    pin = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPO}@{old.index}"
+    code, out, _ = cli("explain", REPO, signature, "--scope", "orphans", "--pin", pin)
+    assert code == EXIT_OK
+    assert (
+        f"{short(signature)} (referrer) <- refers to image {short(old.images['linux/amd64'])}"
+        f" <- listed by index {short(old.index)} <- pinned (event:{pin})"
+    ) in out
+
+
+def test_explain_young_manifest_and_excluded_repository(registry: FakeRegistry, cli: Run) -> None:
+    young = registry.push(REPO, oci.image_manifest("young"), pushed_at=NOW - timedelta(hours=1))
+    code, out, _ = cli("explain", REPO, young, "--exclude", REPO)
+    assert code == EXIT_OK
+    assert "verdict: kept (within-grace-period)" in out
+    assert "a run with these settings does not touch it" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ([REPO, f"sha256:{'0' * 64}"], EXIT_FAILURES, "is not in repository 'app'"),
+        (["nowhere", f"sha256:{'0' * 64}"], EXIT_FAILURES, "RepositoryNotFoundException"),
+        ([REPO, "latest"], EXIT_USAGE, "DIGEST: 'latest' is not sha256:<hex>"),
+        ([REPO, "sha256:abc"], EXIT_USAGE, "DIGEST"),
+    ],
+    ids=["unknown-digest", "unknown-repository", "a-tag-is-not-a-digest", "prefix-too-short"],
+)
+def test_explain_what_is_not_there(
+    registry: FakeRegistry, cli: Run, args: list[str], code: int, message: str
+) -> None:
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    result, out, err = cli("explain", *args)
+    assert result == code
+    assert message in err
+    assert out == ""
+
+
+# --- validate ----------------------------------------------------------------------------------
+
+
+def test_validate_finds_an_index_missing_a_child(registry: FakeRegistry, cli: Run) -> None:
+    broken = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    registry.push_buildx("other", tag="latest", pushed_at=OLD)
+    lost = broken.attestations["linux/amd64"]
+    remove_behind_ecr(registry, REPO, lost)
+    code, out, _ = cli("validate")
+    assert code == EXIT_FAILURES
+    row = next(line.split() for line in out.splitlines() if short(broken.index) in line)
+    assert row == [REPO, short(broken.index), "index", "missing-child", short(lost)]
+    assert "Checked 2 repositories, 5 manifests: 1 broken." in out
+    code, out, _ = cli("validate", "--json")
+    assert json.loads(out)["broken"] == [
+        {
+            "repository": REPO,
+            "digest": broken.index,
+            "kind": "index",
+            "problem": "missing-child",
+            "missing": [lost],
+        }
+    ]
+    code, out, _ = cli("validate", "--exclude", REPO)
+    assert (code, out.strip()) == (EXIT_OK, "Checked 1 repository, 3 manifests: nothing broken.")
+
+
+def test_validate_finds_a_referrer_whose_subject_is_gone(registry: FakeRegistry, cli: Run) -> None:
+    never_pushed = oci.image_manifest("gone")
+    signature = registry.push(REPO, oci.cosign_signature(never_pushed), pushed_at=OLD)
+    code, out, _ = cli("validate", "--json")
+    assert code == EXIT_FAILURES
+    assert json.loads(out)["broken"] == [
+        {
+            "repository": REPO,
+            "digest": signature,
+            "kind": "referrer",
+            "problem": "missing-subject",
+            "missing": [never_pushed.digest],
+        }
+    ]
+
+
+# --- bad usage ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "--scope", "all"], "invalid setting scope: must be 'attestations' or 'orphans'"),
+        (["plan", "--min-age-hours", "-1"], "min_age_hours: must be between 0 and"),
+        (["plan", "--min-age-hours", "soon"], "--min-age-hours: not a number: 'soon'"),
+        (["plan", "--keep-pulled-within-days", "nan"], "keep_pulled_within_days: must be a number"),
+        (["plan", "--pin", "latest"], "pins[0]: 'latest' does not contain a valid digest"),
+        (["plan", "--repository", "Team/App"], "repositories[0]"),
+        (["plan", "--exclude", "a[b"], "exclude_repositories[0]"),
+        (["plan", "--concurrency", "0"], "concurrency: must be between 1 and 64"),
+        (["plan", "--max-deletions", "1.5"], "max_deletions: must be a whole number"),
+        (["sweep", "--yes", "--scope", "everything"], "scope"),
+        (["plan", "--event", "no/such/file.json"], "--event: cannot read no/such/file.json"),
+        (["plan", "--event", "{events}/unknown-field.json"], "surprise: unknown field"),
+        (["plan", "--event", "{events}/not-json.json"], "--event:"),
+        (["plan", "--event", "{events}/a-list.json"], "event: must be a JSON object"),
+        (["explain", REPO], "DIGEST"),
+        (["validate", "--scope", "orphans"], "unrecognized arguments: --scope"),
+        ([], "COMMAND"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, list) else None,
+)
+def test_bad_usage_exits_2_naming_what_is_wrong_and_deletes_nothing(
+    registry: FakeRegistry,
+    moved_tag: tuple[BuildxPush, BuildxPush],
+    cli: Run,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    (tmp_path / "unknown-field.json").write_text('{"scope": "orphans", "surprise": 1}')
+    (tmp_path / "not-json.json").write_text("scope: orphans")
+    (tmp_path / "a-list.json").write_text("[1, 2]")
+    before = registry.digests(REPO)
+    code, out, err = cli(*(arg.format(events=tmp_path) for arg in args))
+    assert code == EXIT_USAGE
+    assert message in err
+    assert registry.digests(REPO) == before
+    assert out == ""
+
+
+def test_flags_mirror_every_request_field_but_dry_run() -> None:
+    assert set(FLAGS) == set(_FIELDS) - {"dry_run"}
+
+
+def test_no_region_and_unknown_profile_are_bad_usage(
+    cli: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    code, _, err = cli("plan")
+    assert (code, "--region: no AWS region" in err) == (EXIT_USAGE, True)
+    code, _, err = cli("plan", "--region", "us-east-1", "--profile", "nobody")
+    assert (code, "--profile:" in err) == (EXIT_USAGE, True)
+
+
+# --- the command itself ----------------------------------------------------------------------
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    class Screen(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen, pipe = Screen(), io.StringIO()
+    for stream in (screen, pipe):
+        with Progress(stream) as progress:
+            progress.step("team/web", 3, 12)
+    assert screen.getvalue().startswith("\rscanning [######..................] 3/12 team/web")
+    assert screen.getvalue().endswith("\r\x1b[K")  # the line is cleared when done
+    assert pipe.getvalue() == ""
+
+
+def test_entry_points_run_the_command() -> None:
+    scripts = tomllib.loads(Path("pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"ecr-sweeper": "sweeper.cli:main"}
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper", "--version"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": "src/handler", "PATH": ""},
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "ecr-sweeper 0.1.0")
+
+
+def test_ctrl_c_before_deleting_stops_at_once_and_while_deleting_after_the_batch() -> None:
+    interrupts = Interrupts(io.StringIO())
+    with pytest.raises(KeyboardInterrupt):
+        interrupts._handle(signal.SIGINT, None)  # scanning or asking: nothing deleted yet
+    assert interrupts.remaining_seconds() == 0.0  # repositories not scanned yet are skipped
+    interrupts = Interrupts(io.StringIO())
+    interrupts.deleting.set()
+    interrupts._handle(signal.SIGINT, None)
+    assert interrupts.remaining_seconds() == 0.0
+    with pytest.raises(KeyboardInterrupt):
+        interrupts._handle(signal.SIGINT, None)  # the second one stops at once
+
+
+def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
+    registry: FakeRegistry, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trees = {}
+    for repo in ("first", "second"):
+        old = registry.push_buildx(repo, tag="latest", pushed_at=OLD, fast=True)
+        registry.push_buildx(repo, tag="latest", pushed_at=OLD, fast=True)
+        trees[repo] = old
+    before = {repo: registry.digests(repo) for repo in trees}
+    handled = threading.Event()
+    handle = Interrupts._handle
+
+    def handle_and_tell(self: Interrupts, signum: int, frame: FrameType | None) -> None:
+        handle(self, signum, frame)
+        handled.set()
+
+    delete = Registry.delete
+
+    def delete_then_ctrl_c(self: Registry, repository: str, digests: Sequence[str]) -> Deleted:
+        outcome = delete(self, repository, digests)
+        if not handled.is_set():
+            os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl-C
+            assert handled.wait(10)
+        return outcome
+
+    monkeypatch.setattr(Interrupts, "_handle", handle_and_tell)
+    monkeypatch.setattr(Registry, "delete", delete_then_ctrl_c)
+    code, _, err = cli("sweep", "--yes", "--scope", "orphans", "--concurrency", "1")
+    assert code == EXIT_FAILURES
+    assert "Stopping before the next batch" in err
+    assert "Interrupted: stopped before the next batch" in err
+    first = trees["first"]
+    assert registry.digests("first") == before["first"] - {first.index}  # the first wave only
+    assert registry.digests("second") == before["second"]
+    monkeypatch.setattr(Registry, "delete", delete)
+    code, out, _ = cli("validate")
+    assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")
