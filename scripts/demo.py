@@ -33,7 +33,7 @@ MINUTE = timedelta(minutes=1)
 REPOSITORIES = ("shop/web", "shop/api", "charts/shop")
 MEANINGS = {
     "tagged": "has a tag",
-    "pinned": "a pin names it (the ECS task definition below)",
+    "pinned": "a pin names it (the old release production runs, given with --pin)",
     "within-grace-period": "pushed less than 72 hours ago",
     "listed-by-kept-index": "a kept index lists it",
     "subject-kept": "signs or describes a kept manifest",
@@ -46,7 +46,7 @@ def seed(reg: FakeRegistry, now: datetime) -> dict[str, str]:
     web = "shop/web"
     both = ("linux/amd64", "linux/arm64")
     # v1.2.0 went out 45 days ago; `latest` has moved on since, but production still runs it by
-    # digest (an ECS task definition pins the index).
+    # digest (the demo passes that image URI with --pin).
     release = reg.push_buildx(
         web, tag="latest", platforms=both, sbom=True, pushed_at=now - 45 * DAY
     )
