@@ -486,7 +486,9 @@ class Workloads:
         versions = []
         for uri in image_uris:
             backend.get_function(name).update_function_code({"ImageUri": uri})
-            versions.append(str(backend.publish_version(name).version))
+            published = backend.publish_version(name)
+            assert published is not None, name
+            versions.append(str(published.version))
         return versions
 
 
@@ -596,7 +598,7 @@ def shared_botocore_loader() -> Iterator[None]:
             return loaders[path]
 
     def register(self: BotocoreSession) -> None:
-        self._components.lazy_register_component(
+        self._components.lazy_register_component(  # type: ignore[attr-defined]
             "data_loader", lambda: loader_for(self.get_config_variable("data_path"))
         )
 

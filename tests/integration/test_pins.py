@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
-from conftest import OLD, Invoke
 
+from conftest import OLD, Invoke
 from harness import BuildxPush, FakeRegistry
 from harness.workloads import AwsEvents, Workloads
 from sweeper.pins import PinSourceError
@@ -271,7 +271,7 @@ def test_lambda_functions_and_versions_beyond_the_first_page_pin(
     assert aws_events.calls["before-call.lambda.ListVersionsByFunction"] == 53 + 1  # 56 versions
 
 
-# --- a source that cannot be read deletes nothing --------------------------------------------------
+# --- a source that cannot be read deletes nothing -------------------------------------------------
 
 
 @dataclass(frozen=True)
