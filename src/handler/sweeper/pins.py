@@ -66,7 +66,8 @@ class PinSourceError(Exception):
     """A configured pin source could not be read; `source` names it (e.g. `s3://bucket/key`)."""
 
     def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"pin source {source} cannot be read: {message}. Nothing was deleted.")
+        text = message.rstrip(". ")
+        super().__init__(f"pin source {source} cannot be read: {text}. Nothing was deleted.")
         self.source = source
         self.message = message
 

@@ -250,7 +250,7 @@ def _parameter_path(name: str, value: object) -> str:
         raise InvalidSettings(name, f"{value!r}: an SSM parameter path starts with '/'")
     if len(value) > MAX_PARAMETER_PATH:
         raise InvalidSettings(name, f"at most {MAX_PARAMETER_PATH} characters, got {len(value)}")
-    if not _PARAMETER_PATH.match(value):
+    if not _PARAMETER_PATH.fullmatch(value):
         raise InvalidSettings(
             name,
             f"{value!r}: use names of letters, digits, '_', '.' and '-' separated by '/', "
@@ -262,7 +262,7 @@ def _parameter_path(name: str, value: object) -> str:
 def _object_uris(name: str, value: object) -> tuple[str, ...]:
     uris = _strings(name, value, MAX_PIN_OBJECTS)
     for i, uri in enumerate(uris):
-        if not _OBJECT_URI.match(uri):
+        if not _OBJECT_URI.fullmatch(uri):
             raise InvalidSettings(
                 f"{name}[{i}]", f"{uri!r} is not s3://bucket/key (a bucket name and an object key)"
             )
