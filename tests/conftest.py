@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics.provider import cold_start
 
 import app
 from harness import FakeRegistry
+from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
 
 SETTINGS_ENV = (
     "DRY_RUN",
@@ -24,9 +25,20 @@ SETTINGS_ENV = (
     "KEEP_PULLED_WITHIN_DAYS",
     "MAX_DELETIONS",
     "CONCURRENCY",
+    "PIN_PARAMETER_PATH",
+    "PIN_OBJECT_URIS",
+    "PIN_FROM_ECS",
+    "PIN_FROM_LAMBDA",
 )
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _parse_botocore_models_once() -> Iterator[None]:
+    """Speed only: moto gives every test a new boto3 session; let them share parsed models."""
+    with shared_botocore_loader():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +58,20 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def registry() -> Iterator[FakeRegistry]:
     with FakeRegistry(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")) as fake:
         yield fake
+
+
+@pytest.fixture
+def workloads(registry: FakeRegistry) -> Iterator[Workloads]:
+    """SSM, S3, ECS and Lambda beside the registry (moto, corrected: harness.workloads)."""
+    with Workloads(registry) as aws:
+        yield aws
+
+
+@pytest.fixture
+def aws_events() -> Iterator[AwsEvents]:
+    """botocore event handlers for the clients the handler creates; removed after the test."""
+    with AwsEvents() as events:
+        yield events
 
 
 @dataclass

@@ -14,6 +14,8 @@ from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sweeper import metrics as metric_names
+from sweeper import pins
+from sweeper.model import Pin
 from sweeper.registry import Registry, client_config
 from sweeper.run import Sweeper
 from sweeper.settings import load
@@ -27,6 +29,10 @@ metrics = Metrics(
 copy_config_to_registered_loggers(source_logger=logger, include={"ecr_sweeper"})
 
 
+def _client(service: str) -> Any:
+    return boto3.client(service, config=client_config())  # type: ignore[call-overload]
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -34,13 +40,30 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(dry_run=settings.dry_run)
     registry = Registry(boto3.client("ecr", config=client_config()))
+    sources = pins.sources(settings, _client)
+
+    def read_pins() -> tuple[dict[str, Pin], dict[str, int]]:
+        # An unreadable source fails the invocation, naming the source, before any delete: once
+        # here, before anything is listed, and once more right before the first delete.
+        try:
+            return pins.collect(sources)
+        except pins.PinSourceError as exc:
+            logger.error("pin source unreadable", extra={"source": exc.source, "error": str(exc)})
+            raise
+
+    pinned, pin_counts = read_pins()
+    logger.info("pins", extra={"pins": pin_counts})
     sweeper = Sweeper(
         registry,
         settings,
         datetime.now(UTC),
+        pins=pinned,
+        reload_pins=lambda: read_pins()[0],
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    report = sweeper.run().report()
+    run = sweeper.run()
+    run.pin_counts = pin_counts
+    report = run.report()
     publish(report, context.function_name)
     logger.info("run", extra={"report": {k: v for k, v in report.items() if k != "deletions"}})
     return report

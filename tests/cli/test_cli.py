@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+import boto3
 import pytest
 
 from conftest import NOW, OLD, Invoke
@@ -503,3 +504,21 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
     monkeypatch.setattr(Registry, "delete", delete)
     code, out, _ = cli("validate")
     assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")
+
+
+def test_sweep_honours_pins_from_ssm_and_fails_closed_on_a_missing_path(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    old, new = moved_tag
+    boto3.client("ssm").put_parameter(
+        Name="/deploy/web/image",
+        Value=f"123456789012.dkr.ecr.us-east-1.amazonaws.com/app@{old.index}",
+        Type="String",
+    )
+    code, _, err = cli("sweep", "--yes", "--scope", "orphans", "--pin-parameter-path", "/nowhere")
+    assert code == EXIT_FAILURES
+    assert "ssm" in err.lower()
+    assert registry.digests(REPO) == old.all | new.all
+    code, _, _ = cli("sweep", "--yes", "--scope", "orphans", "--pin-parameter-path", "/deploy")
+    assert code == EXIT_OK
+    assert registry.digests(REPO) == old.all | new.all  # the pinned tree and the tagged one

@@ -278,6 +278,7 @@ def test_every_log_line_carries_the_run_and_each_repository_has_one_line_of_figu
     assert Counter(line["message"] for line in lines) == {
         "decision": report["manifests"],
         "repository": 2,
+        "pins": 1,  # how many pins each source gave (none configured here)
         "run": 1,
     }
     per_repository = [line for line in lines if line["message"] == "repository"]

@@ -115,7 +115,17 @@ def _statements(cfn: Template) -> list[dict[str, Any]]:
     with both of its branches, since either may be deployed."""
     role = cfn["Resources"][f"{FUNCTION}Role"]["Properties"]
     found: list[dict[str, Any]] = []
-    pending = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    policies: list[dict[str, Any]] = []
+    for policy in role["Policies"]:
+        # A pin source's policy is there only when the source is configured: Fn::If on the
+        # whole policy, whose other branch is AWS::NoValue.
+        if "Fn::If" in policy:
+            policies.extend(
+                b for b in policy["Fn::If"][1:] if isinstance(b, dict) and "PolicyDocument" in b
+            )
+        else:
+            policies.append(policy)
+    pending = [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
     while pending:
         statement = pending.pop()
         if "Fn::If" in statement:

@@ -72,6 +72,26 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("upper-case digest pin", {"pins": ["sha256:" + "A" * 64]}, "pins[0]"),
     ("max_deletions fractional", {"max_deletions": 1.5}, "max_deletions"),
     ("concurrency zero", {"concurrency": 0}, "concurrency"),
+    ("max_deletions negative", {"max_deletions": -1}, "max_deletions"),
+    ("pull window as a string", {"keep_pulled_within_days": "30"}, "keep_pulled_within_days"),
+    ("parameter path not a string", {"pin_parameter_path": ["/a"]}, "pin_parameter_path"),
+    ("parameter path without '/'", {"pin_parameter_path": "deploy/prod"}, "pin_parameter_path"),
+    ("parameter path ending in '/'", {"pin_parameter_path": "/deploy/"}, "pin_parameter_path"),
+    ("parameter path root only", {"pin_parameter_path": "/"}, "pin_parameter_path"),
+    ("parameter path with a space", {"pin_parameter_path": "/de ploy"}, "pin_parameter_path"),
+    ("parameter path with a newline", {"pin_parameter_path": "/deploy\n"}, "pin_parameter_path"),
+    ("parameter path too long", {"pin_parameter_path": "/a" * 1025}, "pin_parameter_path"),
+    ("object uris not a list", {"pin_object_uris": "s3://b/k"}, "pin_object_uris"),
+    ("object uri of another scheme", {"pin_object_uris": ["https://b/k"]}, "pin_object_uris[0]"),
+    ("object uri without a key", {"pin_object_uris": ["s3://bucket"]}, "pin_object_uris[0]"),
+    ("object uri with an empty key", {"pin_object_uris": ["s3://bucket/"]}, "pin_object_uris[0]"),
+    ("object uri upper-case bucket", {"pin_object_uris": ["s3://Bucket/k"]}, "pin_object_uris[0]"),
+    ("object uri short bucket", {"pin_object_uris": ["s3://ab/k"]}, "pin_object_uris[0]"),
+    ("object uri with a newline", {"pin_object_uris": ["s3://bucket/k\n"]}, "pin_object_uris[0]"),
+    ("object uri with a comma", {"pin_object_uris": ["s3://bucket/a,b"]}, "pin_object_uris[0]"),
+    ("too many object uris", {"pin_object_uris": ["s3://bucket/k"] * 51}, "pin_object_uris"),
+    ("pin_from_ecs as a string", {"pin_from_ecs": "true"}, "pin_from_ecs"),
+    ("pin_from_lambda as a number", {"pin_from_lambda": 1}, "pin_from_lambda"),
 ]
 
 
@@ -93,9 +113,49 @@ def test_bad_request_names_the_field(event: Any, field: str) -> None:
         ({"SCOPE": "all"}, "SCOPE"),
         ({"PINS": "sha256:123"}, "PINS[0]"),
         ({"REPOSITORIES": "ok,Bad"}, "REPOSITORIES[1]"),
+        ({"MAX_DELETIONS": "lots"}, "MAX_DELETIONS"),
+        ({"KEEP_PULLED_WITHIN_DAYS": "-1"}, "KEEP_PULLED_WITHIN_DAYS"),
+        ({"PIN_PARAMETER_PATH": "deploy"}, "PIN_PARAMETER_PATH"),
+        ({"PIN_OBJECT_URIS": "s3://bucket/k, s3:/bucket/k"}, "PIN_OBJECT_URIS[1]"),
+        ({"PIN_FROM_ECS": "sometimes"}, "PIN_FROM_ECS"),
+        ({"PIN_FROM_LAMBDA": "2"}, "PIN_FROM_LAMBDA"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(InvalidSettings) as raised:
         load({}, env)
     assert raised.value.field == field
+
+
+def test_guards_follow_the_event_over_environment_rule() -> None:
+    env = {"MAX_DELETIONS": "100", "KEEP_PULLED_WITHIN_DAYS": "7"}
+    assert (load({}, env).max_deletions, load({}, env).keep_pulled_within_days) == (100, 7)
+    settings = load({"max_deletions": 5, "keep_pulled_within_days": 0.5}, env)
+    assert (settings.max_deletions, settings.keep_pulled_within_days) == (5, 0.5)
+    assert load(SCHEDULED, env).max_deletions == 100
+    assert Settings().max_deletions == 5000
+    assert Settings().keep_pulled_within_days == 30
+
+
+def test_pin_sources_are_off_by_default_and_follow_the_same_rule() -> None:
+    settings = load({}, {})
+    assert settings.pin_parameter_path == ""
+    assert settings.pin_object_uris == ()
+    assert (settings.pin_from_ecs, settings.pin_from_lambda) == (False, False)
+    env = {
+        "PIN_PARAMETER_PATH": "/deploy/prod",
+        "PIN_OBJECT_URIS": "s3://deploy-configs/prod.yaml, s3://pins.example/a/b.json",
+        "PIN_FROM_ECS": "true",
+        "PIN_FROM_LAMBDA": "yes",
+    }
+    settings = load(SCHEDULED, env)
+    assert settings.pin_parameter_path == "/deploy/prod"
+    assert settings.pin_object_uris == (
+        "s3://deploy-configs/prod.yaml",
+        "s3://pins.example/a/b.json",
+    )
+    assert (settings.pin_from_ecs, settings.pin_from_lambda) == (True, True)
+    request = {"pin_parameter_path": "", "pin_object_uris": [], "pin_from_ecs": False}
+    settings = load(request, env)  # the request switches sources off for one invocation
+    assert (settings.pin_parameter_path, settings.pin_object_uris) == ("", ())
+    assert (settings.pin_from_ecs, settings.pin_from_lambda) == (False, True)

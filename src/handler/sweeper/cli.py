@@ -26,7 +26,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -39,10 +39,10 @@ import botocore.loaders
 import botocore.session
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from . import __version__
+from . import __version__, pins
 from .explain import path, render, short
 from .manifests import parse
-from .model import DIGEST_PATTERN, Decision, Image, Kind, Reason, Verdict
+from .model import DIGEST_PATTERN, Decision, Image, Kind, Pin, Reason, Verdict
 from .registry import Registry, RegistryError, client_config
 from .run import RepositoryCheck, RepositoryRun, Run, Sweeper, select_repositories
 from .settings import InvalidSettings, Settings, is_scheduled_event, load
@@ -62,6 +62,10 @@ FLAGS: dict[str, str] = {
     "repositories": "--repository",
     "exclude_repositories": "--exclude",
     "pins": "--pin",
+    "pin_parameter_path": "--pin-parameter-path",
+    "pin_object_uris": "--pin-object-uri",
+    "pin_from_ecs": "--pin-from-ecs",
+    "pin_from_lambda": "--pin-from-lambda",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
 }
@@ -139,6 +143,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="protect every sha256 digest in TEXT, e.g. an image URI (repeatable)",
     )
     group.add_argument(
+        "--pin-parameter-path",
+        metavar="PATH",
+        help="protect every digest in the SSM parameters under PATH (recursive)",
+    )
+    group.add_argument(
+        "--pin-object-uri",
+        dest="pin_object_uris",
+        action="append",
+        metavar="S3URI",
+        help="protect every digest in the S3 object s3://bucket/key (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-ecs",
+        action="store_const",
+        const=True,
+        help="protect the images of active ECS task definitions and running tasks",
+    )
+    group.add_argument(
+        "--pin-from-lambda",
+        action="store_const",
+        const=True,
+        help="protect the images of container-image Lambda functions and their versions",
+    )
+    group.add_argument(
         "--max-deletions",
         type=_number,
         metavar="N",
@@ -212,6 +240,11 @@ _MODELS = botocore.loaders.create_loader()
 
 
 def registry_from(args: argparse.Namespace) -> Registry:
+    return Registry(session_from(args).client("ecr", config=client_config()))
+
+
+def session_from(args: argparse.Namespace) -> boto3.Session:
+    """The boto3 session of --profile/--region (or the usual chain); exit 2 when unusable."""
     core = botocore.session.get_session()
     core.register_component("data_loader", _MODELS)
     try:
@@ -222,12 +255,27 @@ def registry_from(args: argparse.Namespace) -> Registry:
             raise UsageError(
                 "--region: no AWS region: pass --region, set AWS_REGION, or give your profile one"
             )
-        client = session.client("ecr", config=client_config())
+        session.client("ecr", config=client_config())  # fail here on a bad region, not later
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from None
     except BotoCoreError as exc:
         raise UsageError(f"--region: {exc}") from None
-    return Registry(client)
+    return session
+
+
+def pins_from(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
+    """Read the configured pin sources now (as the Lambda does, failing closed: a source that
+    cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
+    session = session_from(args)
+
+    def client(service: str) -> Any:
+        return session.client(service, config=client_config())  # type: ignore[call-overload]
+
+    configured = pins.sources(settings, client)
+    pinned, _ = pins.collect(configured)
+    return pinned, lambda: pins.collect(configured)[0]
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -236,12 +284,14 @@ def registry_from(args: argparse.Namespace) -> Registry:
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     registry = registry_from(args)
+    pinned, _ = pins_from(args, settings)
     now = datetime.now(UTC)
     with Progress(err) as progress, Interrupts(err) as interrupts:
         run = Sweeper(
             registry,
             settings,
             now,
+            pins=pinned,
             on_repository_planned=progress.planned,
             remaining_seconds=interrupts.remaining_seconds,
         ).run()
@@ -260,6 +310,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
     registry = registry_from(args)
+    pinned, reload_pins = pins_from(args, settings)
     now = datetime.now(UTC)
     asked = False
 
@@ -297,6 +348,8 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             registry,
             settings,
             now,
+            pins=pinned,
+            reload_pins=reload_pins,
             on_repository_planned=progress.planned,
             confirm=confirm,
             remaining_seconds=interrupts.remaining_seconds,
@@ -326,7 +379,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     prefix = "sha256:" + wanted.group(2)
     registry = registry_from(args)
     now = datetime.now(UTC)
-    repo = Sweeper(registry, settings, now).plan_repository(args.repository_name)
+    pinned, _ = pins_from(args, settings)
+    repo = Sweeper(registry, settings, now, pins=pinned).plan_repository(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
         for failure in repo.failures:
@@ -758,6 +812,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return EXIT_USAGE
+    except pins.PinSourceError as exc:
+        # Fail closed, as the Lambda does: without every pin, nothing is planned or deleted.
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=err)
         return EXIT_INTERRUPTED

@@ -22,12 +22,22 @@ MAX_PINS = 10_000
 MAX_HOURS = 24 * 365 * 10  # ten years: anything larger is a typo, not a policy
 MAX_DELETIONS_LIMIT = 1_000_000
 MAX_CONCURRENCY = 64
+MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 KiB per role)
+MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`.
 _PATTERN = re.compile(r"^[a-z0-9._/*?\[\]!-]+$")
 # "sha256:" not followed by exactly 64 lower-case hex digits: a pin that was meant but is broken.
 _BROKEN_DIGEST = re.compile(r"sha256:(?![0-9a-f]{64}(?![0-9a-fA-F]))")
 _SEPARATORS = re.compile(r"[\s,]+")
+# An SSM hierarchy: "/" then names of letters, digits and _ . - separated by "/", no trailing "/".
+# The template's PinParameterPath AllowedPattern is the same expression (a template test checks).
+PARAMETER_PATH_PATTERN = r"^(/[a-zA-Z0-9_.-]+)+$"
+_PARAMETER_PATH = re.compile(PARAMETER_PATH_PATTERN)
+# s3://bucket/key: a bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)
+# and a non-empty key without commas or white space (the environment variable is a list).
+OBJECT_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^,\s]+$"
+_OBJECT_URI = re.compile(OBJECT_URI_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -51,6 +61,11 @@ class Settings:
     keep_pulled_within_days: float = 30.0
     max_deletions: int = 5000
     concurrency: int = 8
+    # Pin sources (sweeper.pins); each is off unless configured.
+    pin_parameter_path: str = ""  # SSM hierarchy read recursively; empty means none
+    pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
+    pin_from_ecs: bool = False
+    pin_from_lambda: bool = False
 
     @property
     def policy(self) -> Policy:
@@ -226,6 +241,34 @@ def _env_pins(name: str, value: str) -> tuple[Pin, ...]:
     return _pin_strings(name, items, "env")
 
 
+def _parameter_path(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSettings(name, f"must be a string, got {value!r}")
+    if not value:
+        return value  # no SSM pin source
+    if not value.startswith("/"):
+        raise InvalidSettings(name, f"{value!r}: an SSM parameter path starts with '/'")
+    if len(value) > MAX_PARAMETER_PATH:
+        raise InvalidSettings(name, f"at most {MAX_PARAMETER_PATH} characters, got {len(value)}")
+    if not _PARAMETER_PATH.fullmatch(value):
+        raise InvalidSettings(
+            name,
+            f"{value!r}: use names of letters, digits, '_', '.' and '-' separated by '/', "
+            "without a trailing '/'",
+        )
+    return value
+
+
+def _object_uris(name: str, value: object) -> tuple[str, ...]:
+    uris = _strings(name, value, MAX_PIN_OBJECTS)
+    for i, uri in enumerate(uris):
+        if not _OBJECT_URI.fullmatch(uri):
+            raise InvalidSettings(
+                f"{name}[{i}]", f"{uri!r} is not s3://bucket/key (a bucket name and an object key)"
+            )
+    return tuple(uris)
+
+
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "dry_run": (_bool, _env_bool),
     "repositories": (_patterns, _env_list(_patterns)),
@@ -236,4 +279,8 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "keep_pulled_within_days": (_days, _env_number(_days)),
     "max_deletions": (_max_deletions, _env_number(_max_deletions)),
     "concurrency": (_concurrency, _env_number(_concurrency)),
+    "pin_parameter_path": (_parameter_path, _parameter_path),
+    "pin_object_uris": (_object_uris, _env_list(_object_uris)),
+    "pin_from_ecs": (_bool, _env_bool),
+    "pin_from_lambda": (_bool, _env_bool),
 }

@@ -1,0 +1,246 @@
+"""template.yaml grants each pin source exactly the IAM that sweeper.pins declares, only when the
+source is configured, scoped by its parameters; and its parameters reach the function."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import yaml
+from samtranslator.translator.transform import transform
+
+from sweeper import pins, registry
+from sweeper.settings import OBJECT_URI_PATTERN, PARAMETER_PATH_PATTERN, InvalidSettings, load
+
+TEMPLATE = pathlib.Path(__file__).resolve().parents[2] / "template.yaml"
+
+# source -> (template condition, template parameter, environment variable)
+SOURCES = {
+    "ssm": ("PinsFromSsm", "PinParameterPath", "PIN_PARAMETER_PATH"),
+    "s3": ("PinsFromS3", "PinObjectUris", "PIN_OBJECT_URIS"),
+    "ecs": ("PinsFromEcs", "PinFromEcs", "PIN_FROM_ECS"),
+    "lambda": ("PinsFromLambda", "PinFromLambda", "PIN_FROM_LAMBDA"),
+}
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, !If, ...) as their long forms."""
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        return {"Fn::GetAtt": value.split(".", 1)}
+    return {f"Fn::{suffix}": value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _construct)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+    return loaded
+
+
+def function(template: Mapping[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"]["SweeperFunction"]["Properties"]
+    return properties
+
+
+def actions(document: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    for statement in document["Statement"]:
+        action = statement["Action"]
+        found.extend([action] if isinstance(action, str) else action)
+    return found
+
+
+def conditional_policies(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """condition -> the policy document the function gets only under that condition."""
+    found: dict[str, dict[str, Any]] = {}
+    for policy in function(template)["Policies"]:
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            condition, document, otherwise = policy["Fn::If"]
+            assert otherwise == NO_VALUE, f"{condition}: the other branch must grant nothing"
+            assert condition not in found, f"{condition}: one conditional policy per source"
+            found[condition] = document
+    return found
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_each_source_gets_exactly_its_actions_only_when_configured(
+    template: dict[str, Any], source: str
+) -> None:
+    condition = SOURCES[source][0]
+    document = conditional_policies(template)[condition]
+    assert sorted(actions(document)) == sorted(pins.REQUIRED_IAM_ACTIONS[source])
+
+
+def test_no_unconditional_statement_grants_a_pin_source_action(template: dict[str, Any]) -> None:
+    every_pin_action = {a for acts in pins.REQUIRED_IAM_ACTIONS.values() for a in acts}
+    unconditional = [
+        a
+        for policy in function(template)["Policies"]
+        if not (isinstance(policy, dict) and "Fn::If" in policy)
+        for a in actions(policy)
+    ]
+    assert not every_pin_action & set(unconditional)
+    assert sorted(unconditional) == sorted(registry.REQUIRED_IAM_ACTIONS)
+    assert set(conditional_policies(template)) == {c for c, _, _ in SOURCES.values()}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_condition_environment_and_parameter_of_each_source(
+    template: dict[str, Any], source: str
+) -> None:
+    condition, parameter, variable = SOURCES[source]
+    assert parameter in template["Parameters"]
+    assert function(template)["Environment"]["Variables"][variable] == {"Ref": parameter}
+    assert variable.lower() in load({}, {}).__dataclass_fields__
+    definition = template["Conditions"][condition]
+    if template["Parameters"][parameter].get("AllowedValues") == ["true", "false"]:
+        assert definition == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    else:
+        assert definition == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+
+
+# --- the resources, evaluated for real parameter values ------------------------------------------
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012"}
+
+
+def evaluate(node: Any, parameters: Mapping[str, str]) -> Any:
+    """The few intrinsic functions the pin statements use, as CloudFormation evaluates them."""
+    names = {**PSEUDO, **parameters}
+    if isinstance(node, list):
+        return [evaluate(item, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"Ref"}:
+        return names[node["Ref"]]
+    if set(node) == {"Fn::Sub"}:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], node["Fn::Sub"])
+    if set(node) == {"Fn::Split"}:
+        separator, value = node["Fn::Split"]
+        return str(evaluate(value, parameters)).split(separator)
+    if set(node) == {"Fn::Join"}:
+        separator, values = node["Fn::Join"]
+        return separator.join(evaluate(values, parameters))
+    return {key: evaluate(value, parameters) for key, value in node.items()}
+
+
+def statement(template: Mapping[str, Any], condition: str, sid: str) -> dict[str, Any]:
+    document = conditional_policies(template)[condition]
+    found: list[dict[str, Any]] = [s for s in document["Statement"] if s.get("Sid") == sid]
+    assert len(found) == 1, sid
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("uris", "arns"),
+    [
+        ("s3://deploy-configs/prod.yaml", ["arn:*:s3:::deploy-configs/prod.yaml"]),
+        (
+            "s3://deploy-configs/prod/compose.yaml,s3://pins.example.com/a/b/list.txt",
+            [
+                "arn:*:s3:::deploy-configs/prod/compose.yaml",
+                "arn:*:s3:::pins.example.com/a/b/list.txt",
+            ],
+        ),
+    ],
+)
+def test_s3_grant_is_exactly_the_configured_objects(
+    template: dict[str, Any], uris: str, arns: list[str]
+) -> None:
+    granted = statement(template, "PinsFromS3", "ReadPinObjects")
+    assert evaluate(granted["Resource"], {"PinObjectUris": uris}) == arns
+
+
+def test_ssm_grant_is_the_path_and_decryption_only_through_ssm_for_it(
+    template: dict[str, Any],
+) -> None:
+    values = {"PinParameterPath": "/deploy/prod"}
+    read = evaluate(statement(template, "PinsFromSsm", "ReadPinParameters"), values)
+    assert read["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/prod"
+    decrypt = evaluate(statement(template, "PinsFromSsm", "DecryptPinParameters"), values)
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"},
+        "StringLike": {
+            "kms:EncryptionContext:PARAMETER_ARN": (
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/prod/*"
+            )
+        },
+    }
+
+
+# --- the template's parameter patterns accept what the settings accept ------------------------
+
+
+def _accepted_by_settings(field: str, value: Any) -> bool:
+    try:
+        load({field: value}, {})
+    except InvalidSettings:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "/deploy", "/deploy/prod", "/a.b/c-d/e_f/G9", "deploy", "/", "/deploy/", "//x", "/a b"],
+)
+def test_parameter_path_pattern_is_the_settings_rule(template: dict[str, Any], path: str) -> None:
+    pattern = template["Parameters"]["PinParameterPath"]["AllowedPattern"]
+    assert pattern == f"^$|{PARAMETER_PATH_PATTERN}"
+    assert bool(re.fullmatch(pattern, path)) == _accepted_by_settings("pin_parameter_path", path)
+
+
+@pytest.mark.parametrize(
+    "uris",
+    [
+        [],
+        ["s3://bucket/key"],
+        ["s3://bucket/a/b.yaml", "s3://other.bucket/c"],
+        ["s3://Bucket/key"],
+        ["s3://bucket"],
+        ["s3://bucket/"],
+        ["https://bucket/key"],
+        ["s3://bucket/key", "s3://x/y"],
+    ],
+)
+def test_object_uris_pattern_is_the_settings_rule(
+    template: dict[str, Any], uris: list[str]
+) -> None:
+    pattern = template["Parameters"]["PinObjectUris"]["AllowedPattern"]
+    one = OBJECT_URI_PATTERN.removeprefix("^").removesuffix("$")
+    assert pattern == f"^$|^{one}(,{one})*$"
+    joined = ",".join(uris)
+    assert bool(re.fullmatch(pattern, joined)) == _accepted_by_settings("pin_object_uris", uris)
+
+
+def test_sam_translation_keeps_each_source_policy_conditional() -> None:
+    """SAM turns each conditional entry of Policies into an Fn::If in the function's role."""
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    loaded = yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)
+    loaded["Resources"]["SweeperFunction"]["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+    translated = transform(loaded, {}, NoManagedPolicies())
+    role = translated["Resources"]["SweeperFunctionRole"]["Properties"]
+    conditions = [p["Fn::If"][0] for p in role["Policies"] if "Fn::If" in p]
+    assert sorted(conditions) == sorted(c for c, _, _ in SOURCES.values())

@@ -1,0 +1,226 @@
+"""sweeper.pins: each source read on its own (moto, corrected by harness.workloads), and collect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from harness import FakeRegistry, oci
+from harness.workloads import AwsEvents, Workloads
+from sweeper import pins
+from sweeper.model import Pin
+from sweeper.pins import (
+    EcsPins,
+    LambdaPins,
+    ObjectPins,
+    ParameterPins,
+    PinSourceError,
+    StaticPins,
+    collect,
+)
+from sweeper.settings import load
+
+A, B, C = ("sha256:" + x * 64 for x in "abc")
+REPO = "app"
+
+
+@pytest.fixture
+def aws() -> Iterator[Workloads]:
+    with FakeRegistry() as registry, Workloads(registry) as workloads:
+        yield workloads
+
+
+def client(service: str) -> Any:
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+@dataclass
+class Listed:
+    """A pin source over a fixed list, counting its reads (to see what collect reads)."""
+
+    name: str
+    found: list[Pin] = field(default_factory=list)
+    error: PinSourceError | None = None
+    reads: int = 0
+
+    def read(self) -> list[Pin]:
+        self.reads += 1
+        if self.error is not None:
+            raise self.error
+        return list(self.found)
+
+
+# --- collect --------------------------------------------------------------------------------------
+
+
+def test_collect_counts_distinct_digests_per_source_and_the_first_source_is_the_cause() -> None:
+    first = Listed("ssm", [Pin(A, "ssm:/deploy/web"), Pin(A, "ssm:/deploy/api"), Pin(B, "ssm:/b")])
+    second = Listed("ecs", [Pin(B, "ecs:task-definition/web:3 container c0"), Pin(C, "ecs:x")])
+    found, counts = collect([first, second])
+    assert counts == {"ssm": 2, "ecs": 2}
+    assert found == {A: Pin(A, "ssm:/deploy/web"), B: Pin(B, "ssm:/b"), C: Pin(C, "ecs:x")}
+
+
+def test_collect_stops_at_the_first_unreadable_source() -> None:
+    broken = Listed("s3", error=PinSourceError("s3://b/k", "AccessDenied"))
+    later = Listed("lambda", [Pin(A, "lambda:f:1")])
+    with pytest.raises(PinSourceError) as raised:
+        collect([Listed("ssm", [Pin(B, "ssm:/x")]), broken, later])
+    assert raised.value.source == "s3://b/k"
+    assert str(raised.value) == (
+        "pin source s3://b/k cannot be read: AccessDenied. Nothing was deleted."
+    )
+    assert later.reads == 0
+
+
+def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
+    assert pins.sources(load({}, {}), client) == []
+    settings = load(
+        {
+            "pins": [A],
+            "pin_parameter_path": "/deploy",
+            "pin_object_uris": ["s3://bucket/key"],
+            "pin_from_ecs": True,
+            "pin_from_lambda": True,
+            "concurrency": 3,
+        },
+        {},
+    )
+    built = pins.sources(settings, client)
+    assert [s.name for s in built] == ["setting", "ssm", "s3", "ecs", "lambda"]
+    assert built[0].read() == [Pin(A, f"event:{A}")]
+    assert isinstance(built[3], EcsPins) and built[3].workers == 3
+
+
+def test_every_source_declares_its_iam_actions() -> None:
+    names = {"ssm", "s3", "ecs", "lambda"}
+    assert set(pins.REQUIRED_IAM_ACTIONS) == names
+    for actions in pins.REQUIRED_IAM_ACTIONS.values():
+        assert actions and all(a.count(":") == 1 for a in actions)
+    assert StaticPins(()).read() == []
+
+
+# --- SSM ------------------------------------------------------------------------------------------
+
+
+def test_ssm_reads_every_parameter_recursively_and_decrypts(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/web/image", f"repo@{A}", secure=True)
+    aws.put_parameter("/deploy/eu/api/config", f'{{"image": "repo@{B}", "sidecar": "x@{C}"}}')
+    aws.put_parameter("/deploy/eu/api/replicas", "3")
+    aws.put_parameter("/other/image", "repo@sha256:" + "d" * 64)
+    found = ParameterPins(client("ssm"), "/deploy").read()
+    assert sorted((p.digest, p.source) for p in found) == [
+        (A, "ssm:/deploy/web/image"),
+        (B, "ssm:/deploy/eu/api/config"),
+        (C, "ssm:/deploy/eu/api/config"),
+    ]
+
+
+def test_ssm_path_without_parameters_is_an_error(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/web", "x")
+    with pytest.raises(PinSourceError, match="no parameter under this path") as raised:
+        ParameterPins(client("ssm"), "/deplyo").read()
+    assert raised.value.source == "ssm:/deplyo"
+
+
+# --- S3 -------------------------------------------------------------------------------------------
+
+
+def test_s3_finds_digests_in_any_text(aws: Workloads) -> None:
+    aws.put_object("s3://configs/a.json", f'{{"image": "repo@{A}"}}'.encode())
+    aws.put_object("s3://configs/b.bin", b"\xff\xfe not utf-8 " + f"{B}".encode() + b"\x00")
+    found = ObjectPins(client("s3"), ["s3://configs/a.json", "s3://configs/b.bin"]).read()
+    assert found == [Pin(A, "s3://configs/a.json"), Pin(B, "s3://configs/b.bin")]
+
+
+def test_s3_object_too_large_for_a_pin_list_is_an_error(
+    aws: Workloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pins, "MAX_OBJECT_BYTES", 100)
+    aws.put_object("s3://configs/huge", A * 2)
+    with pytest.raises(PinSourceError, match="more than the 100") as raised:
+        ObjectPins(client("s3"), ["s3://configs/huge"]).read()
+    assert raised.value.source == "s3://configs/huge"
+
+
+# --- ECS ------------------------------------------------------------------------------------------
+
+
+def test_ecs_reads_active_definitions_and_running_tasks_only(aws: Workloads) -> None:
+    registry = aws.registry
+    running = registry.push(REPO, oci.image_manifest("running"), tags=["latest"])
+    stopped = registry.push(REPO, oci.image_manifest("stopped"), tags=["old"])
+    aws.register_task_definition("web", [aws.image_uri(REPO, "latest"), f"busybox@{A}"])
+    inactive = aws.register_task_definition("legacy", [f"repo@{B}"])
+    aws.deregister_task_definition(inactive)
+    aws.run_task("prod", aws.register_task_definition("api", [aws.image_uri(REPO, "latest")]))
+    task = aws.run_task("batch", aws.register_task_definition("job", [aws.image_uri(REPO, "old")]))
+    aws.stop_task("batch", task)
+    found = EcsPins(client("ecs")).read()
+    sources = {p.digest: p.source for p in found}
+    assert set(sources) == {A, running}
+    assert stopped not in sources
+    assert sources[A] == "ecs:task-definition/web:1 container c1"
+    assert sources[running].startswith("ecs:task/arn:aws:ecs:us-east-1:")
+
+
+@pytest.mark.parametrize(("reason", "fails"), [("MISSING", False), ("ACCESS_DENIED", True)])
+def test_ecs_describe_tasks_failures(aws: Workloads, reason: str, fails: bool) -> None:
+    aws.run_task("prod", aws.register_task_definition("web", [f"repo@{A}"]))
+
+    def add_failure(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["failures"] = [{"arn": "arn:aws:ecs:us-east-1:1:task/prod/x", "reason": reason}]
+
+    with AwsEvents() as events:
+        events.on("after-call.ecs.DescribeTasks", add_failure)
+        source = EcsPins(client("ecs"))
+        if fails:
+            with pytest.raises(PinSourceError, match=reason):
+                source.read()
+        else:
+            assert {p.digest for p in source.read()} == {A}
+
+
+# --- Lambda ---------------------------------------------------------------------------------------
+
+
+def test_lambda_reads_every_version_of_image_functions(aws: Workloads) -> None:
+    registry = aws.registry
+    first = registry.push(REPO, oci.image_manifest("1"), tags=["latest"])
+    aws.create_image_function("worker", aws.image_uri(REPO, "latest"))  # version 1
+    second = registry.push(REPO, oci.image_manifest("2"), tags=["latest"])
+    aws.update_image_function("worker", aws.image_uri(REPO, "latest"), publish=False)
+    aws.create_zip_function("zip")
+    found = LambdaPins(client("lambda"), workers=1).read()
+    assert [(p.digest, p.source) for p in found] == [
+        (second, "lambda:worker:$LATEST"),
+        (first, "lambda:worker:1"),
+    ]
+
+
+def test_lambda_version_deleted_while_reading_is_skipped(aws: Workloads) -> None:
+    digest = aws.registry.push(REPO, oci.image_manifest("1"))
+    aws.create_image_function("worker", aws.image_uri(REPO, digest))
+    with AwsEvents() as events:
+        events.fail(
+            "lambda", "GetFunction", "ResourceNotFoundException", status=404, when=lambda n: n == 1
+        )
+        found = LambdaPins(client("lambda")).read()
+    assert found == [Pin(digest, "lambda:worker:1")]
+
+
+def test_lambda_function_without_a_resolved_digest_is_an_error(aws: Workloads) -> None:
+    digest = aws.registry.push(REPO, oci.image_manifest("1"))
+    aws.create_image_function("worker", aws.image_uri(REPO, digest), publish=False)
+
+    def strip(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Code"].pop("ResolvedImageUri")
+
+    with AwsEvents() as events:
+        events.on("after-call.lambda.GetFunction", strip)
+        with pytest.raises(PinSourceError, match=r"worker:\$LATEST: no digest"):
+            LambdaPins(client("lambda")).read()
