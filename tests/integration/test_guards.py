@@ -154,6 +154,22 @@ def test_circuit_breaker_counts_every_repository_of_the_run(
     assert report["circuit_breaker"]["planned"] == 6
 
 
+def test_a_dry_run_shows_the_circuit_breaker_exactly_as_the_real_run_trips_it(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    for _ in range(3):
+        registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    before = registry.digests(REPO)
+    dry = invoke(dry_run=True, scope="orphans", max_deletions=5)  # 6 planned
+    real = invoke(dry_run=False, scope="orphans", max_deletions=5)
+    assert registry.digests(REPO) == before
+    for key in ("planned", "deleted", "kept", "complete"):
+        assert dry[key] == real[key], key
+    assert dry["kept"]["circuit-breaker"] == 6
+    assert "a real run deletes nothing" in dry["circuit_breaker"]["hint"]
+    assert "nothing was deleted" in real["circuit_breaker"]["hint"]
+
+
 def test_a_run_planning_exactly_the_limit_deletes(
     registry: FakeRegistry, builds: Builds, invoke: Invoke
 ) -> None:

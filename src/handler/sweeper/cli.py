@@ -326,8 +326,6 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         planned = [(r, d) for r in run.repositories for d in r.planned]
         if args.yes or not planned:
             return True
-        if len(planned) > settings.max_deletions:
-            return True  # the circuit breaker refuses anyway, and says how to go on
         summary = err if args.json else out
         if not args.json:
             print_tables(out, run, now)

@@ -255,7 +255,8 @@ class Sweeper:
                 run.repositories.append(repo)
                 if self.on_repository_planned is not None:
                     self.on_repository_planned(repo, len(run.repositories), len(selected))
-            if not run.dry_run:
+            # The breaker is judged in dry runs too, so a dry run reports what the real run does.
+            if not self._trip_circuit_breaker(run) and not run.dry_run:
                 if self.confirm is None or self.confirm(run):
                     self._sweep_all(run, pool)
                 else:
@@ -270,22 +271,30 @@ class Sweeper:
         run.duration_seconds = time.monotonic() - started
         return run
 
+    def _trip_circuit_breaker(self, run: Run) -> bool:
+        """More deletions planned than max_deletions: nothing is deleted, and the report says how
+        to go on. Judged the same way in a dry run, which then shows the run deleting nothing."""
+        planned = sum(len(r.planned) for r in run.repositories)
+        if planned <= self.settings.max_deletions:
+            return False
+        outcome = "a real run deletes nothing" if run.dry_run else "nothing was deleted"
+        run.circuit_breaker = {
+            "tripped": True,
+            "planned": planned,
+            "max_deletions": self.settings.max_deletions,
+            "hint": (
+                f"{planned} deletions planned, more than max_deletions="
+                f"{self.settings.max_deletions}: {outcome}. Review the planned deletions of a dry "
+                f"run, then invoke once with the same request plus "
+                f'{{"dry_run": false, "max_deletions": {planned}}}.'
+            ),
+        }
+        for repo in run.repositories:
+            self._keep_planned(repo, Reason.CIRCUIT_BREAKER, "max_deletions")
+        return True
+
     def _sweep_all(self, run: Run, pool: ThreadPoolExecutor) -> None:
         planned = sum(len(r.planned) for r in run.repositories)
-        if planned > self.settings.max_deletions:
-            run.circuit_breaker = {
-                "tripped": True,
-                "planned": planned,
-                "max_deletions": self.settings.max_deletions,
-                "hint": (
-                    f"{planned} deletions planned, more than max_deletions="
-                    f"{self.settings.max_deletions}: nothing was deleted. Review a dry run, then "
-                    f'invoke once with {{"dry_run": false, "max_deletions": {planned}}}.'
-                ),
-            }
-            for repo in run.repositories:
-                self._keep_planned(repo, Reason.CIRCUIT_BREAKER, "max_deletions")
-            return
         if self.reload_pins is not None and planned:
             fresh = self.reload_pins()
             newly = {d: fresh[d] for r in run.repositories for d in r.planned if d in fresh}
