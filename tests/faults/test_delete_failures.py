@@ -23,6 +23,8 @@ from harness.faults import (
 )
 from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
+from sweeper import registry as ecr
+from sweeper import run
 
 REPO = "app"
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -151,23 +153,33 @@ def test_a_transient_5xx_is_retried_and_changes_nothing(invoke: Invoke) -> None:
         assert wire.faults["BatchDeleteImage:ServerError"] == wire.calls["BatchDeleteImage"] > 1
 
 
-def test_a_batch_that_keeps_answering_5xx_counts_nothing_and_stops(invoke: Invoke) -> None:
+@pytest.mark.parametrize(
+    "failing", [1, 2], ids=["the batch of parents fails", "a batch of children fails"]
+)
+def test_a_batch_that_keeps_answering_5xx_counts_nothing_and_stops(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    monkeypatch.setattr(ecr, "BATCH_SIZE", 4)
+    monkeypatch.setattr(run, "BATCH_SIZE", 4)
     with fresh_registry() as registry:
         history = build_history(registry, datetime.now(UTC), repos=(REPO,))
         before = registry.digests(REPO)
-        wire = Wire(Inject("BatchDeleteImage", ServerError(), calls={2}))
+        wire = Wire(Inject("BatchDeleteImage", ServerError(), calls={failing}))
         with intercept_clients(wire), fast_retries():
             report = invoke(**REQUEST)
         after = registry.digests(REPO)
         assert lost_children(registry, {REPO: before}, {REPO: after}) == []
         assert history.live[REPO] <= after
-        # The first batch went and is counted; the failed one (and what it lists) stays.
-        first = set(wire.log[[a.operation for a in wire.log].index("BatchDeleteImage")].digests)
-        assert before - after == first
-        assert report["deleted"]["manifests"] == len(first)
+        # The batches before went and are counted; the failed one (and what it lists) stays,
+        # and no batch starts after it.
+        batches = [set(a.digests) for a in wire.log if a.operation == "BatchDeleteImage"]
+        done = set().union(*batches[: failing - 1])
+        assert before - after == done
+        assert report["deleted"]["manifests"] == len(done)
         assert report["complete"] is False
         assert {f["code"] for f in report["failures"]} == {"ServerException"}
-        assert wire.calls["BatchDeleteImage"] == 2  # nothing after the failed call
+        assert {f["digest"] for f in report["failures"]} == batches[failing - 1]
+        assert wire.calls["BatchDeleteImage"] == failing
         finish(registry, history, invoke)
 
 
