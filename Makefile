@@ -27,6 +27,9 @@ demo: $(VENV)/.installed ## the ecr-sweeper command on an embedded (moto) regist
 test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
 	$(PY) -m pytest
 
+soak: $(VENV)/.installed ## the property and fault tests with many more examples (minutes)
+	HYPOTHESIS_PROFILE=soak $(PY) -m pytest tests/property tests/faults
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
+from hypothesis import HealthCheck, settings
 
 import app
 from harness import FakeRegistry
+from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
 
 SETTINGS_ENV = (
@@ -32,6 +35,14 @@ SETTINGS_ENV = (
 )
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)
+
+# Property tests (tests/property, tests/faults): "ci" keeps `make test` fast and reproducible;
+# `make soak` runs the same tests with "soak" (HYPOTHESIS_PROFILE=soak) for many more examples.
+# No deadline and no too_slow check: an example drives the handler against moto several times.
+_PROFILE: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=30, derandomize=True, database=None, **_PROFILE)
+settings.register_profile("soak", max_examples=1000, **_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,7 +67,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def registry() -> Iterator[FakeRegistry]:
-    with FakeRegistry(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")) as fake:
+    # A fresh moto state per test, on one botocore session for the whole run (see harness.fresh).
+    with fresh_registry(region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1")) as fake:
         yield fake
 
 
@@ -83,9 +95,19 @@ class LambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ecr-sweeper"
     aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
     remaining_ms: int = 900_000
+    step_ms: int = 0  # time each reading uses up: time passes while the function works
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        with self._lock:
+            remaining = self.remaining_ms
+            self.remaining_ms -= self.step_ms
+            return remaining
+
+    def spend(self, ms: int) -> None:
+        """Let `ms` of the invocation's time pass (e.g. per ECR call, from a wire hook)."""
+        with self._lock:
+            self.remaining_ms -= ms
 
 
 @pytest.fixture

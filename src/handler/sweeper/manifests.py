@@ -48,6 +48,9 @@ def parse(
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError):
         return _unknown(data, media_type, "unparseable bytes")
+    except RecursionError:
+        # Nested deeper than the parser's stack allows: one hostile manifest must not stop the run.
+        return _unknown(data, media_type, "JSON nested too deeply")
     if not isinstance(doc, dict):
         return _unknown(data, media_type, "not a JSON object")
 
@@ -58,9 +61,11 @@ def parse(
     if doc.get("subject") is not None and subject is None:
         return _unknown(data, kind_type, "malformed subject")
 
-    if kind_type in INDEX_TYPES or (kind_type not in MANIFEST_TYPES and "manifests" in doc):
+    # The structure decides only when no media type is known at all: a type we do not know
+    # (an OCI artifact manifest, a vendor type) is unknown whatever fields it happens to have.
+    if kind_type in INDEX_TYPES or (kind_type is None and "manifests" in doc):
         return _parse_index(data, doc, kind_type, artifact_type, subject, digest)
-    if kind_type in MANIFEST_TYPES or ("config" in doc and "layers" in doc):
+    if kind_type in MANIFEST_TYPES or (kind_type is None and "config" in doc and "layers" in doc):
         return _parse_manifest(data, doc, kind_type, artifact_type, subject)
     return _unknown(data, kind_type, f"unrecognised media type {kind_type!r}")
 

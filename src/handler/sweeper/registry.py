@@ -7,7 +7,7 @@ botocore does not check them client-side.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +35,7 @@ ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 
 NOT_FOUND = "ImageNotFound"
+TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
 
 
 def client_config(
@@ -102,8 +103,12 @@ class Registry:
             raise _error("DescribeRepositories", exc) from exc
         return names
 
-    def images(self, repository: str) -> list[Image]:
-        """Every manifest of the repository, archived ones too (they are parents and roots)."""
+    def images(self, repository: str, stop: Callable[[], bool] | None = None) -> list[Image]:
+        """Every manifest of the repository, archived ones too (they are parents and roots).
+
+        `stop` is asked before every page after the first; when it says so, the listing is
+        abandoned with a RegistryError coded TIME_BUDGET (a partial listing is no evidence).
+        """
         images: list[Image] = []
         try:
             for page in self._client.get_paginator("describe_images").paginate(
@@ -113,14 +118,24 @@ class Registry:
                 PaginationConfig={"PageSize": PAGE_SIZE},
             ):
                 images.extend(_image(detail) for detail in page.get("imageDetails", []))
+                # Pages are fetched lazily: raising here means the next one is never asked for.
+                if page.get("nextToken") and stop is not None and stop():
+                    raise RegistryError("DescribeImages", TIME_BUDGET, "stopped between pages")
         except (ClientError, BotoCoreError) as exc:
             raise _error("DescribeImages", exc) from exc
         return images
 
-    def manifests(self, repository: str, digests: Sequence[str]) -> Fetched:
-        """Exact bytes of each manifest, asking for every manifest type so ECR converts none."""
+    def manifests(
+        self, repository: str, digests: Sequence[str], stop: Callable[[], bool] | None = None
+    ) -> Fetched:
+        """Exact bytes of each manifest, asking for every manifest type so ECR converts none.
+
+        `stop` is asked before every call after the first, as for `images`.
+        """
         fetched = Fetched()
-        for batch in _batches(digests):
+        for number, batch in enumerate(_batches(digests)):
+            if number and stop is not None and stop():
+                raise RegistryError("BatchGetImage", TIME_BUDGET, "stopped between batches")
             try:
                 response = self._client.batch_get_image(
                     **self._registry,

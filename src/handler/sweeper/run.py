@@ -27,7 +27,7 @@ from . import manifests as m
 from .freed import freed_bytes
 from .model import Decision, Image, Kind, Manifest, Pin, Plan, Reason, Verdict
 from .plan import Policy, make_plan, needs_content
-from .registry import BATCH_SIZE, NOT_FOUND, Registry, RegistryError
+from .registry import BATCH_SIZE, NOT_FOUND, TIME_BUDGET, Registry, RegistryError
 from .settings import Settings
 from .validate import Problem, find_problems
 
@@ -38,6 +38,10 @@ TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is l
 # Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
 # 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
 FREED_BYTES_READ_LIMIT = 50_000
+# A real run stops scanning new repositories while this share of its time budget (beyond the
+# margin) is still left, so that what it planned can be deleted: a registry too large to scan in
+# one invocation then still gets cleaned, a few repositories a night (see `rotate`).
+SWEEP_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,9 @@ class Run:
             # Repositories left out of both bytes_freed figures (then lower bounds): see the log.
             "bytes_freed_unknown": sum(1 for b in planned_freed if b is None),
             "delete_failures": sum(len(r.delete_failed) for r in self.repositories),
+            # Listed, then found gone before this run could delete them (by someone else, or by
+            # a call of this run whose answer was lost): never counted as deleted.
+            "already_gone": {"manifests": sum(len(r.already_gone) for r in self.repositories)},
             "kept": dict(sorted(kept.items())),
             "failures": [
                 f.as_dict()
@@ -199,6 +206,21 @@ def select_repositories(
     )
 
 
+def rotate(names: Sequence[str], now: datetime) -> list[str]:
+    """`names` starting at an offset that moves on by one every day.
+
+    A run that runs out of time covers a prefix of this list; without rotation it would be the
+    same prefix every night and the tail would never be swept. The offset is the day number
+    (days since 0001-01-01, UTC) modulo the number of repositories: no state to keep, and no jump
+    at New Year as a day-of-year offset would make. A run covering k of n repositories reaches
+    every repository at least once in n - k + 1 nights.
+    """
+    if not names:
+        return []
+    start = now.date().toordinal() % len(names)
+    return [*names[start:], *names[:start]]
+
+
 class Sweeper:
     """Runs the sweep over one registry. `now` and the settings come in; nothing reads a clock
     except the optional `remaining_seconds` budget of the Lambda context."""
@@ -235,20 +257,27 @@ class Sweeper:
         self._freed_reads_lock = threading.Lock()
         self.on_repository_planned = on_repository_planned
         self.confirm = confirm
+        self.scan_margin = time_margin  # raised by `run` for real runs: see SWEEP_SHARE
 
     # --- the whole run ----------------------------------------------------------------------
 
     def run(self) -> Run:
         started = time.monotonic()
         run = Run(dry_run=self.settings.dry_run)
+        if self.remaining_seconds is not None and not run.dry_run:
+            budget = self.remaining_seconds() - self.time_margin
+            self.scan_margin = self.time_margin + SWEEP_SHARE * max(budget, 0.0)
         try:
             names = self.registry.repositories()
         except RegistryError as exc:
             run.failures.append(Failure("", "", exc.code, str(exc)))
             run.duration_seconds = time.monotonic() - started
             return run
-        selected = select_repositories(
-            names, self.settings.repositories, self.settings.exclude_repositories
+        selected = rotate(
+            select_repositories(
+                names, self.settings.repositories, self.settings.exclude_repositories
+            ),
+            self.now,
         )
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
             for repo in pool.map(self.plan_repository, selected):
@@ -313,12 +342,12 @@ class Sweeper:
 
     def plan_repository(self, name: str) -> RepositoryRun:
         repo = RepositoryRun(name)
-        if self._out_of_time():
+        if self._out_of_time(self.scan_margin):
             repo.out_of_time = True
-            repo.fail("", "TimeBudget", "not scanned: the time budget ran out first")
+            repo.fail("", TIME_BUDGET, "not scanned: the time budget ran out first")
             return repo
         try:
-            images = self.registry.images(name)
+            images = self.registry.images(name, stop=self._out_of_time)
             repo.images = {image.digest: image for image in images}
             parsed, unreadable = self._read(repo, [i.digest for i in images if needs_content(i)])
             if unreadable:
@@ -344,6 +373,9 @@ class Sweeper:
                 unreadable={d: f"{c}: {msg}" for d, (c, msg) in unreadable.items()},
             )
         except RegistryError as exc:
+            # A scan cut short by the time budget (between pages or fetches) is evidence missing
+            # like any other: the repository deletes nothing this run.
+            repo.out_of_time = exc.code == TIME_BUDGET
             repo.fail("", exc.code, str(exc))
             repo.decisions = self._keep_all(repo, Reason.UNREADABLE, "repository incomplete")
             return repo
@@ -359,7 +391,7 @@ class Sweeper:
     def _read(
         self, repo: RepositoryRun, digests: Sequence[str]
     ) -> tuple[dict[str, Manifest], dict[str, tuple[str, str]]]:
-        fetched = self.registry.manifests(repo.repository, digests)
+        fetched = self.registry.manifests(repo.repository, digests, stop=self._out_of_time)
         parsed = {
             digest: m.parse(data, media_type=repo.images[digest].media_type, digest=digest)
             for digest, data in fetched.content.items()
@@ -555,8 +587,11 @@ class Sweeper:
             self._freed_reads_left -= count
             return True
 
-    def _out_of_time(self) -> bool:
-        return self.remaining_seconds is not None and self.remaining_seconds() < self.time_margin
+    def _out_of_time(self, margin: float | None = None) -> bool:
+        """Whether less than `margin` (default: the time margin) is left of the Lambda's time."""
+        if self.remaining_seconds is None:
+            return False
+        return self.remaining_seconds() < (self.time_margin if margin is None else margin)
 
     # --- logging ---------------------------------------------------------------------------
 

@@ -1,0 +1,218 @@
+"""Per-item delete failures and 5xx answers: reported, never counted as deletions, and whatever
+the refused manifest lists stays; the next run finishes the job."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from conftest import Invoke
+from harness import FakeRegistry, oci
+from harness.faults import (
+    Attempt,
+    Inject,
+    LostResponse,
+    ServerError,
+    Wire,
+    fast_retries,
+    intercept_clients,
+    refuse_deletes,
+)
+from harness.fresh import fresh_registry
+from harness.generated import History, build_history, lost_children, snapshot
+from sweeper import registry as ecr
+from sweeper import run
+
+REPO = "app"
+REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
+
+
+def children(registry: FakeRegistry, digest: str) -> set[str]:
+    doc = json.loads(registry.manifest(REPO, digest))
+    return {entry["digest"] for entry in doc.get("manifests", [])}
+
+
+def orphan_index(registry: FakeRegistry, history: History) -> str:
+    return min(d for d in history.orphans[REPO] if children(registry, d))
+
+
+def orphan_child(registry: FakeRegistry, history: History) -> str:
+    return min(children(registry, orphan_index(registry, history)))
+
+
+def finish(registry: FakeRegistry, history: History, invoke: Invoke) -> None:
+    """The next run, without faults, leaves exactly the live trees."""
+    report = invoke(**REQUEST)
+    assert report["complete"] is True, report["failures"]
+    for repo in history.repos:
+        assert registry.digests(repo) == history.live[repo]
+
+
+# scenario -> which manifest is refused, with which code
+REFUSALS = [
+    ("KMS refuses an orphan index", orphan_index, "KmsError"),
+    ("KMS refuses an orphan child", orphan_child, "KmsError"),
+    (
+        "ECR says an index still lists an orphan child",
+        orphan_child,
+        "ImageReferencedByManifestList",
+    ),
+    ("an unexpected failure code", orphan_index, "SomethingNew"),
+]
+
+
+@pytest.mark.parametrize(
+    ("pick", "code"), [(p, c) for _, p, c in REFUSALS], ids=[n for n, _, _ in REFUSALS]
+)
+def test_a_refused_delete_is_reported_and_keeps_what_it_lists(
+    invoke: Invoke, pick: Any, code: str
+) -> None:
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO, "other"))
+        refused = pick(registry, history)
+        listed = children(registry, refused)
+        before = snapshot(registry, history.repos)
+        with refuse_deletes({refused: code}):
+            report = invoke(**REQUEST)
+        after = snapshot(registry, history.repos)
+        assert lost_children(registry, before, after) == []
+        gone = before[REPO] - after[REPO]
+        # The refused manifest and everything it lists are still there; the rest went.
+        assert refused in after[REPO]
+        assert listed <= after[REPO]
+        assert after[REPO] - history.live[REPO] == {refused} | listed
+        assert after["other"] == history.live["other"]
+        # Reported, with its code; never counted as deleted.
+        assert report["complete"] is False
+        assert [(f["repository"], f["digest"], f["code"]) for f in report["failures"]] == [
+            (REPO, refused, code)
+        ]
+        assert report["deleted"]["manifests"] == len(gone) + len(history.orphans["other"])
+        entries = {e["digest"]: e for e in report["deletions"]}
+        assert entries[refused]["deleted"] is False
+        assert report["kept"]["delete-failed"] == 1
+        assert report["kept"].get("parent-not-deleted", 0) == len(listed)
+        finish(registry, history, invoke)
+
+
+def test_a_manifest_someone_else_deleted_is_not_counted(invoke: Invoke) -> None:
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        index = orphan_index(registry, history)
+        with refuse_deletes({index: "ImageNotFound"}):
+            report = invoke(**REQUEST)
+        assert registry.digests(REPO) == history.live[REPO]
+        assert report["complete"] is True
+        assert report["failures"] == []
+        assert report["deleted"]["manifests"] == len(history.orphans[REPO]) - 1
+        assert report["already_gone"] == {"manifests": 1}
+        assert {e["digest"]: e["deleted"] for e in report["deletions"]}[index] is False
+
+
+def test_an_index_pushed_during_the_run_keeps_its_child(invoke: Invoke) -> None:
+    """A new index lists an orphan child between the plan and the delete: ECR refuses."""
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        child = orphan_child(registry, history)
+        newcomer = oci.index(
+            [oci.Manifest(registry.manifest(REPO, child), oci.OCI_MANIFEST).descriptor()]
+        )
+
+        def push_first(attempt: Attempt) -> None:
+            wanted = attempt.operation == "BatchDeleteImage" and child in attempt.digests
+            if wanted and not registry.exists(REPO, newcomer.digest):
+                registry.seed(REPO, newcomer)  # pushed right now: young, untagged
+
+        with intercept_clients(Wire(on_attempt=push_first)):
+            report = invoke(**REQUEST)
+        after = registry.digests(REPO)
+        assert {child, newcomer.digest} <= after
+        failures = [(f["digest"], f["code"]) for f in report["failures"]]
+        assert failures == [(child, "ImageReferencedByManifestList")]
+        assert report["complete"] is False
+        # The next run sees the new index (young, so a root) and keeps the child as listed.
+        again = invoke(**REQUEST)
+        assert again["complete"] is True
+        assert registry.digests(REPO) == history.live[REPO] | {child, newcomer.digest}
+
+
+def test_a_transient_5xx_is_retried_and_changes_nothing(invoke: Invoke) -> None:
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        wire = Wire(
+            Inject("BatchDeleteImage", ServerError(503, "ServiceUnavailable"), attempts={1})
+        )
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        assert registry.digests(REPO) == history.live[REPO]
+        assert report["complete"] is True
+        assert report["deleted"]["manifests"] == len(history.orphans[REPO])
+        assert wire.faults["BatchDeleteImage:ServerError"] == wire.calls["BatchDeleteImage"] > 1
+
+
+@pytest.mark.parametrize(
+    "failing", [1, 2], ids=["the batch of parents fails", "a batch of children fails"]
+)
+def test_a_batch_that_keeps_answering_5xx_counts_nothing_and_stops(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    monkeypatch.setattr(ecr, "BATCH_SIZE", 4)
+    monkeypatch.setattr(run, "BATCH_SIZE", 4)
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        before = registry.digests(REPO)
+        wire = Wire(Inject("BatchDeleteImage", ServerError(), calls={failing}))
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        after = registry.digests(REPO)
+        assert lost_children(registry, {REPO: before}, {REPO: after}) == []
+        assert history.live[REPO] <= after
+        # The batches before went and are counted; the failed one (and what it lists) stays,
+        # and no batch starts after it.
+        batches = [set(a.digests) for a in wire.log if a.operation == "BatchDeleteImage"]
+        done = set().union(*batches[: failing - 1])
+        assert before - after == done
+        assert report["deleted"]["manifests"] == len(done)
+        assert report["complete"] is False
+        assert {f["code"] for f in report["failures"]} == {"ServerException"}
+        assert {f["digest"] for f in report["failures"]} == batches[failing - 1]
+        assert wire.calls["BatchDeleteImage"] == failing
+        finish(registry, history, invoke)
+
+
+def test_a_lost_answer_is_not_counted_as_a_deletion(invoke: Invoke) -> None:
+    """ECR deleted, the answer was lost; the retry finds nothing: gone, but not by our count."""
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        wire = Wire(Inject("BatchDeleteImage", LostResponse(), calls={1}, attempts={1}))
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        assert registry.digests(REPO) == history.live[REPO]
+        lost = set(next(a for a in wire.log if a.operation == "BatchDeleteImage").digests)
+        assert report["deleted"]["manifests"] == len(history.orphans[REPO]) - len(lost)
+        assert report["already_gone"] == {"manifests": len(lost)}
+        assert report["complete"] is True
+
+
+def test_a_failed_re_read_before_deleting_counts_nothing(invoke: Invoke) -> None:
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), repos=(REPO,))
+        before = registry.digests(REPO)
+
+        def re_read(attempt: Attempt) -> bool:
+            return "imageIds" in attempt.params
+
+        wire = Wire(Inject("DescribeImages", ServerError(), when=re_read))
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        assert registry.digests(REPO) == before
+        assert wire.calls["BatchDeleteImage"] == 0
+        assert report["deleted"]["manifests"] == 0
+        assert report["complete"] is False
+        # The failed batch is not reached; what it lists stays behind it.
+        kept = report["kept"]
+        assert kept["not-reached"] + kept["parent-not-deleted"] == len(history.orphans[REPO])
+        finish(registry, history, invoke)

@@ -1,0 +1,150 @@
+"""Missing evidence deletes nothing: a read that fails after botocore's retries stops its
+repository (and only it), and the report says which one and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from conftest import Invoke
+from harness.faults import (
+    Attempt,
+    Inject,
+    ServerError,
+    Throttle,
+    Wire,
+    fast_retries,
+    intercept_clients,
+)
+from harness.fresh import fresh_registry
+from harness.generated import build_history, lost_children, snapshot
+from sweeper import registry as ecr
+
+BROKEN = "team-a/api"
+REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
+
+
+def later_page(attempt: Attempt) -> bool:
+    return "nextToken" in attempt.params
+
+
+def listing(attempt: Attempt) -> bool:
+    return "imageIds" not in attempt.params  # DescribeImages pages, not the re-read of a batch
+
+
+# scenario -> the rule that breaks BROKEN, and the failure code the report must carry
+FAILED_READS: list[tuple[str, Inject, str]] = [
+    (
+        "first listing page throttled past every retry",
+        Inject("DescribeImages", Throttle(), repository=BROKEN, when=listing),
+        "ThrottlingException",
+    ),
+    (
+        "a later listing page answers 500",
+        Inject("DescribeImages", ServerError(), repository=BROKEN, when=later_page),
+        "ServerException",
+    ),
+    (
+        "a later listing page answers 503 once, and the retry succeeds",
+        Inject(
+            "DescribeImages",
+            ServerError(503, "ServiceUnavailableException"),
+            repository=BROKEN,
+            when=later_page,
+            attempts={1},
+        ),
+        "",  # recovers: the repository is swept as usual
+    ),
+    (
+        "manifest fetch answers 500",
+        Inject("BatchGetImage", ServerError(), repository=BROKEN),
+        "ServerException",
+    ),
+    (
+        "manifest fetch throttled past every retry, on its second batch only",
+        Inject("BatchGetImage", Throttle(), repository=BROKEN, when=lambda a: a.call > 1),
+        "ThrottlingException",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "code"), [(r, c) for _, r, c in FAILED_READS], ids=[n for n, _, _ in FAILED_READS]
+)
+def test_a_failed_read_stops_only_its_repository(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, rule: Inject, code: str
+) -> None:
+    monkeypatch.setattr(ecr, "PAGE_SIZE", 10)  # several listing pages per repository
+    monkeypatch.setattr(ecr, "_batches", _small_batches)  # several manifest fetches too
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), rebuilds=5)
+        before = snapshot(registry, history.repos)
+        wire = Wire(rule)
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        after = snapshot(registry, history.repos)
+        assert lost_children(registry, before, after) == []
+    assert wire.faults, "the fault was never injected"
+    for repo in history.repos:
+        if repo == BROKEN and code:
+            assert after[repo] == before[repo], "a repository with missing evidence deleted"
+        else:
+            assert after[repo] == history.live[repo]
+    if not code:
+        assert report["complete"] is True
+        return
+    assert report["complete"] is False
+    failures = report["failures"]
+    assert {f["repository"] for f in failures} == {BROKEN}
+    assert {f["code"] for f in failures} == {code}
+    # Whatever of BROKEN was listed is kept as unreadable (a failed listing lists nothing).
+    others = sum(len(before[r]) for r in history.repos if r != BROKEN)
+    assert report["kept"].get("unreadable", 0) == report["manifests"] - others
+    assert not [d for d in report["deletions"] if d["repository"] == BROKEN]
+    assert report["deleted"]["manifests"] == sum(
+        len(history.orphans[r]) for r in history.repos if r != BROKEN
+    )
+
+
+def _small_batches(items: Any, size: int = 8) -> Any:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def test_a_failed_repository_listing_deletes_nothing_anywhere(invoke: Invoke) -> None:
+    with fresh_registry() as registry:
+        history = build_history(registry, datetime.now(UTC), rebuilds=3)
+        before = snapshot(registry, history.repos)
+        wire = Wire(Inject("DescribeRepositories", ServerError()))
+        with intercept_clients(wire), fast_retries():
+            report = invoke(**REQUEST)
+        assert snapshot(registry, history.repos) == before
+    assert report["complete"] is False
+    assert [f["code"] for f in report["failures"]] == ["ServerException"]
+    assert "DescribeRepositories" in report["failures"][0]["message"]
+    assert wire.calls["BatchDeleteImage"] == 0
+    # botocore retried before giving up: adaptive mode, max_attempts=10 retries, 11 attempts.
+    assert wire.attempts["DescribeRepositories"] == 11
+
+
+def test_an_archived_index_that_cannot_be_read_stops_its_repository(invoke: Invoke) -> None:
+    # Whether BatchGetImage serves archived manifests is undocumented: if it does not, an
+    # archived index's children are unknown, so its repository deletes nothing.
+    with fresh_registry(archived_manifests_readable=False) as registry:
+        history = build_history(registry, datetime.now(UTC), rebuilds=3)
+        orphans = sorted(history.orphans[BROKEN])
+        archived = next(d for d in orphans if b'"manifests"' in registry.manifest(BROKEN, d))
+        registry.set_archived(BROKEN, archived)
+        before = snapshot(registry, history.repos)
+        report = invoke(**REQUEST)
+        after = snapshot(registry, history.repos)
+    assert after[BROKEN] == before[BROKEN]
+    assert report["complete"] is False
+    assert [(f["repository"], f["digest"], f["code"]) for f in report["failures"]] == [
+        (BROKEN, archived, "ImageInaccessible")
+    ]
+    for repo in history.repos:
+        if repo != BROKEN:
+            assert after[repo] == history.live[repo]
