@@ -72,7 +72,9 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 def publish(report: Mapping[str, Any], function_name: str) -> None:
     """The run's metrics (flushed by `log_metrics` as one EMF line) and one EMF line per kept
     reason (a `Reason` dimension needs a metric set of its own); see sweeper/metrics.py."""
-    metrics.set_default_dimensions(**{metric_names.FUNCTION_DIMENSION: function_name})
+    if metrics.default_dimensions.get(metric_names.FUNCTION_DIMENSION) != function_name:
+        # Set once per container: setting it again on a warm start warns of a duplicate.
+        metrics.set_default_dimensions(**{metric_names.FUNCTION_DIMENSION: function_name})
     for figure in metric_names.run_figures(report):
         metrics.add_metric(name=figure.name, unit=figure.unit, value=figure.value)
     dimensions = {
