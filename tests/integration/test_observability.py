@@ -18,6 +18,7 @@ import pytest
 
 from conftest import NOW, OLD, Invoke, LambdaContext
 from harness import FakeRegistry, oci
+from harness.breakage import remove_behind_ecr
 from harness.lambda_output import captured, emf_metrics, log_lines
 from sweeper import metrics
 from sweeper.model import Scope
@@ -248,6 +249,7 @@ def test_the_metrics_are_the_report_figures(
         metrics.REAL_RUNS: 1,
         metrics.CIRCUIT_BREAKER_TRIPPED: 0,
         metrics.STOPPED_EARLY: 0,
+        metrics.BROKEN_INDEXES: 0,
         metrics.RUN_DURATION: report["duration_seconds"],
     }
     assert report["deleted"]["bytes_freed"] > 0
@@ -289,3 +291,20 @@ def test_every_log_line_carries_the_run_and_each_repository_has_one_line_of_figu
     assert all(line["bytes_freed_unknown"] == "" for line in per_repository)
     (run,) = (line for line in lines if line["message"] == "run")
     assert run["report"]["planned"] == report["planned"]
+
+
+def test_an_index_broken_by_someone_else_is_reported_and_counted(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)  # the first tree is now an orphan
+    kept = registry.push_buildx(REPO, tag="stable", pushed_at=OLD)
+    remove_behind_ecr(registry, REPO, kept.attestations["linux/amd64"])  # not through ECR's API
+    with captured() as out:
+        report = invoke(dry_run=False, scope="orphans")
+    assert report["deleted"]["manifests"] == 3
+    assert [(b["digest"], b["problem"]) for b in report["broken"]] == [
+        (kept.index, "missing-child")
+    ]
+    figures = {m.name: m.value for m in emf_metrics(out.getvalue())}
+    assert figures[metrics.BROKEN_INDEXES] == 1

@@ -59,6 +59,7 @@ DRY_RUNS = "DryRuns"
 REAL_RUNS = "RealRuns"
 CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
 STOPPED_EARLY = "StoppedEarly"  # the time budget (or a pin change) stopped the run
+BROKEN_INDEXES = "BrokenIndexes"  # indexes missing a child, found by the post-sweep check
 RUN_DURATION = "RunDuration"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
@@ -92,6 +93,11 @@ def run_figures(report: Mapping[str, Any]) -> list[Figure]:
         Figure(REAL_RUNS, COUNT, 0 if report["dry_run"] else 1),
         Figure(CIRCUIT_BREAKER_TRIPPED, COUNT, 1 if report.get("circuit_breaker") else 0),
         Figure(STOPPED_EARLY, COUNT, 1 if report.get("stopped_early") else 0),
+        Figure(
+            BROKEN_INDEXES,
+            COUNT,
+            sum(1 for b in report.get("broken", ()) if b["problem"] == "missing-child"),
+        ),
         Figure(RUN_DURATION, SECONDS, report["duration_seconds"]),
     ]
 
@@ -120,5 +126,6 @@ ALL_METRICS = (
     REAL_RUNS,
     CIRCUIT_BREAKER_TRIPPED,
     STOPPED_EARLY,
+    BROKEN_INDEXES,
     RUN_DURATION,
 )
