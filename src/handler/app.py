@@ -6,14 +6,13 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sweeper import metrics as metric_names
-from sweeper.registry import Registry, client_config
+from sweeper.registry import Registry, make_client
 from sweeper.run import Sweeper
 from sweeper.settings import load
 
@@ -31,7 +30,7 @@ copy_config_to_registered_loggers(source_logger=logger, include={"ecr_sweeper"})
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(run_id=context.aws_request_id, dry_run=settings.dry_run)
-    registry = Registry(boto3.client("ecr", config=client_config()))
+    registry = Registry(make_client())
     sweeper = Sweeper(
         registry,
         settings,

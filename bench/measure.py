@@ -1,0 +1,165 @@
+"""What the benchmarks measure with: API calls, a stand-in network, moto's own time, memory.
+
+Nothing here changes what a call does: the meter counts and sleeps, the moto clock times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from moto.core.botocore_stubber import BotocoreStubber
+
+# The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
+VERIFY = "DescribeImages(imageIds)"
+LIST = "DescribeImages(listing)"
+OPERATIONS = ("DescribeRepositories", LIST, "BatchGetImage", VERIFY, "BatchDeleteImage")
+
+
+class CallMeter:
+    """Counts every HTTP attempt per operation, and the ids it carried, and stands in for the
+    network: each attempt sleeps `latency` seconds (a `before-send` hook, so botocore's retries
+    are counted and delayed like any other attempt). Thread-safe."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.calls: Counter[str] = Counter()
+        self.ids: Counter[str] = Counter()
+        self.logical: Counter[str] = Counter()
+        self.fetched: set[tuple[str, str]] = set()
+        self.fetched_twice = 0  # manifests whose bytes were asked for more than once
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register_first("before-send.ecr", self._before_send)
+        client.meta.events.register_first("before-call.ecr", self._before_call)
+
+    def _before_call(self, model: Any, params: Any, **_: Any) -> None:
+        with self._lock:
+            self.logical[model.name] += 1
+
+    def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        body = request.body
+        doc = json.loads(body) if body else {}
+        ids = doc.get("imageIds") or ()
+        if operation == "DescribeImages":
+            operation = VERIFY if ids else LIST
+        with self._lock:
+            self.calls[operation] += 1
+            self.ids[operation] += len(ids)
+            if operation == "BatchGetImage":
+                for image_id in ids:
+                    key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
+                    self.fetched_twice += key in self.fetched
+                    self.fetched.add(key)
+        if self.latency:
+            time.sleep(self.latency)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def retries(self) -> int:
+        return self.total - sum(self.logical.values())
+
+
+class MotoClock:
+    """Wall and CPU time spent inside moto (its dispatch, the harness, encoding the answer):
+    the server's share, which a real registry spends on its own machines."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def installed(self) -> Iterator[MotoClock]:
+        original = BotocoreStubber.__call__
+        clock = self
+
+        def timed(stubber: BotocoreStubber, event_name: str, request: Any, **kw: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(stubber, event_name, request, **kw)
+            finally:
+                spent_wall, spent_cpu = time.perf_counter() - wall, time.thread_time() - cpu
+                with clock._lock:
+                    clock.wall += spent_wall
+                    clock.cpu += spent_cpu
+
+        with mock.patch.object(BotocoreStubber, "__call__", timed):
+            yield self
+
+
+_STATUS = "/proc/self/status"
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open(_STATUS) as status:
+            found = re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def rss_mib() -> float | None:
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
+def reset_peak() -> bool:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_mib() -> float | None:
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib / 1024
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures come from (the README asks for nproc, free -h and Python)."""
+
+    def run(*command: str) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=False).stdout
+        except OSError:
+            return ""
+
+    free = run("free", "-h").splitlines()
+    return {
+        "nproc": os.cpu_count(),
+        "free_h": " | ".join(" ".join(line.split()) for line in free[:2]),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            found = re.search(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
+    except OSError:
+        return platform.processor()
+    return found.group(1).strip() if found else platform.processor()
