@@ -41,6 +41,10 @@ class CallMeter:
         self.logical: Counter[str] = Counter()
         self.fetched: set[tuple[str, str]] = set()
         self.fetched_twice = 0  # manifests whose bytes were asked for more than once
+        # Calls per repository in each phase of a run: planning (listing, reads) and sweeping
+        # (re-reads, deletes); all planning ends before any sweeping starts.
+        self.planning: Counter[str] = Counter()
+        self.sweeping: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def attach(self, client: Any) -> None:
@@ -61,6 +65,12 @@ class CallMeter:
         with self._lock:
             self.calls[operation] += 1
             self.ids[operation] += len(ids)
+            repository = doc.get("repositoryName")
+            if repository is not None:
+                phase = (
+                    self.sweeping if operation in (VERIFY, "BatchDeleteImage") else self.planning
+                )
+                phase[repository] += 1
             if operation == "BatchGetImage":
                 for image_id in ids:
                     key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
@@ -72,6 +82,16 @@ class CallMeter:
     @property
     def total(self) -> int:
         return sum(self.calls.values())
+
+    def schedule_floor(self, concurrency: int) -> float:
+        """The least wall time these calls allow with `concurrency` workers, each repository's
+        calls being one after another within a phase: per phase, the busiest worker has at
+        least the average share, and the longest repository chain runs on one worker."""
+        calls = self.total - sum(self.planning.values()) - sum(self.sweeping.values())
+        for phase in (self.planning, self.sweeping):
+            if phase:
+                calls += max(sum(phase.values()) / concurrency, *phase.values())
+        return calls * self.latency
 
     @property
     def retries(self) -> int:
