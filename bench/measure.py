@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
@@ -87,7 +87,7 @@ class CallMeter:
         """The least wall time these calls allow with `concurrency` workers, each repository's
         calls being one after another within a phase: per phase, the busiest worker has at
         least the average share, and the longest repository chain runs on one worker."""
-        calls = self.total - sum(self.planning.values()) - sum(self.sweeping.values())
+        calls: float = self.total - sum(self.planning.values()) - sum(self.sweeping.values())
         for phase in (self.planning, self.sweeping):
             if phase:
                 calls += max(sum(phase.values()) / concurrency, *phase.values())
@@ -203,7 +203,7 @@ class CpuLedger:
     """
 
     def __init__(self) -> None:
-        self.cpu: Counter[str] = Counter()
+        self.cpu: defaultdict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
 
     @contextmanager

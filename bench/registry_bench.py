@@ -550,11 +550,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scope", choices=("orphans", "attestations"), default="orphans")
     parser.add_argument("--no-serial", action="store_true", help="skip the concurrency-1 run")
     parser.add_argument(
-        "--moto-serializer",
-        choices=("fast", "moto"),
-        default="fast",
-        help="fast: a short path through moto for the high-volume calls (harness.fast_responses); "
-        "moto: moto as it is (slow: its CPU then dominates)",
+        "--moto",
+        choices=("short", "full"),
+        default="short",
+        help="short: the high-volume calls take a short path through moto "
+        "(harness.fast_responses); full: moto as it is (its CPU then dominates)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="where to write the figures (JSON)")
@@ -590,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             replace(settings, concurrency=concurrency),
             now,
             latency,
-            fast_moto=args.moto_serializer == "fast",
+            fast_moto=args.moto == "short",
             want_bound=bound is None,
         )
         runs.append(measured)
@@ -598,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         seed_seconds = seed_seconds or seeded
     assert bound is not None
     result = summarise(args.size, estate, bound, runs, latency, seed_seconds, settings)
-    result["settings"]["moto_serializer"] = args.moto_serializer
+    result["settings"]["moto"] = args.moto
     print(render(result), flush=True)
     path = args.json or Path(f"bench-results-{args.size}.json")
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

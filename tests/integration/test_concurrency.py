@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conftest import Invoke
-
 from harness import FakeRegistry
 from harness.bulk import SyntheticRegistry, load, realistic_registry
 
