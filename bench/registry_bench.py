@@ -1,14 +1,15 @@
 """The sweep at registry scale, measured against the API-call lower bound.
 
-    python -m bench.registry_bench --size small          # make bench (seconds)
-    python -m bench.registry_bench --size large          # make bench-large (100,000+ manifests)
+    python -m bench.registry_bench --size small                      # make bench (seconds)
+    python -m bench.registry_bench --size large --concurrency 8,16   # make bench-large
 
 Builds a synthetic registry of realistic shape (harness.bulk) straight into moto's backend, runs
-one real sweep (deleting) with concurrency 1 and one with the configured concurrency, each on a
-freshly built identical registry, and prints for each: API calls per operation against the lower
-bound, wall time against the latency floor, manifests per second, peak memory and moto's own
-time. The figures also go to a JSON file. Every HTTP call sleeps a fixed latency (50 ms by
-default) to stand in for the network.
+one real sweep (deleting) with concurrency 1 and one with each configured concurrency (16 by
+default; the last one is judged against the targets), each on a freshly built identical
+registry, and prints for each: API calls per operation against the lower bound, wall time
+against the latency floor, manifests per second, peak memory, and the CPU by where it went,
+moto's own apart. The figures also go to a JSON file. Every HTTP call sleeps a fixed latency
+(50 ms by default) to stand in for the network.
 
 The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages):
 
