@@ -31,16 +31,25 @@ soak: $(VENV)/.installed ## the property and fault tests with many more examples
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest tests/property tests/faults
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 types: $(VENV)/.installed
-	$(VENV)/bin/mypy src/handler tests
+	$(VENV)/bin/mypy src/handler tests bench
 
 template: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
 
-check: lint types template test ## everything CI runs
+check: lint types template test ## everything CI runs (test includes the small benchmark as a smoke run)
+
+# Benchmarks print their figures and write them as JSON (bench-results-*.json); they assert no
+# timing. See the README's performance section for what they measure and the figures.
+bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
+	$(PY) -m bench.registry_bench --size small
+
+bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; make_plan over 1,000,000
+	$(PY) -m bench.registry_bench --size large --concurrency 8,16
+	$(PY) -m bench.plan_bench
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

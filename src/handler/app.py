@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sweeper import metrics as metric_names
 from sweeper import pins
 from sweeper.model import Pin
-from sweeper.registry import Registry, client_config
+from sweeper.registry import Registry, client_config, make_client
 from sweeper.run import Sweeper
 from sweeper.settings import load
 
@@ -39,7 +39,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=context.aws_request_id)  # on every line, the core's too
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(dry_run=settings.dry_run)
-    registry = Registry(boto3.client("ecr", config=client_config()))
+    registry = Registry(make_client())
     sources = pins.sources(settings, _client)
 
     def read_pins() -> tuple[dict[str, Pin], dict[str, int]]:

@@ -9,8 +9,10 @@ Sweep: whatever is left is deleted, parents before children.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +60,19 @@ def needs_content(image: Image) -> bool:
     return image.media_type not in m.MANIFEST_TYPES
 
 
+def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime) -> bool:
+    """Whether some bytes could still make this manifest a deletion candidate.
+
+    False for a root, and for a manifest whose listing alone proves it out of scope, whatever an
+    index entry may say about it. A repository where no manifest may be deleted needs no bytes
+    read at all: every decision there is a keep, which needs no evidence.
+    """
+    if _root(image, pins, policy, now) is not None:
+        return False
+    kinds = {metadata_kind(image, False), metadata_kind(image, True)}
+    return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
+
+
 def make_plan(
     repository: str,
     images: Sequence[Image],
@@ -76,6 +91,49 @@ def make_plan(
     so that the plan's deletions are exactly the manifests whose bytes must be read before the
     final plan; without it, such a manifest is kept as unreadable.
     """
+    with _cyclic_gc_paused():
+        return _make_plan(
+            repository,
+            images,
+            manifests,
+            pins,
+            policy,
+            now,
+            unreadable=unreadable,
+            provisional=provisional,
+        )
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while planning.
+
+    A plan allocates a few objects per manifest (decisions, edges, waves) and makes no reference
+    cycle, so reference counting frees all of it. The cyclic collector would still rescan every
+    live object each time enough new ones pile up: a quarter of the CPU of a million-manifest
+    plan. The switch is process-wide: it is turned back on only if it was on, so a thread that
+    finds it paused by another thread's plan leaves it to that thread.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _make_plan(
+    repository: str,
+    images: Sequence[Image],
+    manifests: Mapping[str, Manifest],
+    pins: Mapping[str, Pin],
+    policy: Policy,
+    now: datetime,
+    *,
+    unreadable: Mapping[str, str] | None,
+    provisional: bool,
+) -> Plan:
     unreadable = unreadable or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
@@ -221,15 +279,16 @@ def _order(
     Returns the waves, each candidate index's candidate children, and the candidates on a cycle.
     """
     members = set(candidates)
-    children = {
-        parent: tuple(
-            c
-            for c, reason in edges.get(parent, ())
-            if reason is Reason.LISTED_BY_KEPT_INDEX and c in members
+    children: dict[str, tuple[str, ...]] = {}
+    for parent in candidates:
+        listed = edges.get(parent)
+        if not listed:
+            continue  # most candidates list nothing: no tuple, no entry
+        kids = tuple(
+            c for c, reason in listed if reason is Reason.LISTED_BY_KEPT_INDEX and c in members
         )
-        for parent in candidates
-    }
-    children = {parent: kids for parent, kids in children.items() if kids}
+        if kids:
+            children[parent] = kids
     indegree = dict.fromkeys(candidates, 0)
     for kids in children.values():
         for child in kids:
@@ -245,6 +304,8 @@ def _order(
                 if indegree[child] == 0:
                     following.add(child)
         wave = sorted(following)
+    if sum(map(len, waves)) == len(candidates):
+        return tuple(waves), children, []  # the usual case: every candidate has a wave
     ordered = {d for w in waves for d in w}
     cyclic = [d for d in candidates if d not in ordered]
     return tuple(waves), children, cyclic

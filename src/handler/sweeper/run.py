@@ -26,7 +26,7 @@ from typing import Any
 from . import manifests as m
 from .freed import freed_bytes
 from .model import Decision, Image, Kind, Manifest, Pin, Plan, Reason, Verdict
-from .plan import Policy, make_plan, needs_content
+from .plan import Policy, make_plan, may_delete, needs_content
 from .registry import BATCH_SIZE, NOT_FOUND, TIME_BUDGET, Registry, RegistryError
 from .settings import Settings
 from .validate import Problem, find_problems
@@ -349,28 +349,66 @@ class Sweeper:
         try:
             images = self.registry.images(name, stop=self._out_of_time)
             repo.images = {image.digest: image for image in images}
-            parsed, unreadable = self._read(repo, [i.digest for i in images if needs_content(i)])
-            if unreadable:
+            may_go = [i.digest for i in images if may_delete(i, self.pins, self.policy, self.now)]
+            # Indexes (and manifests of unstated type) are read first: any of them may list a
+            # manifest that could go. If nothing here could go, no bytes are needed at all.
+            first_reads = [i.digest for i in images if needs_content(i)] if may_go else []
+            # The last call of that step has room to spare: fill it with manifests that the
+            # second step reads unless a kept index lists them. One call instead of two; what
+            # turns out not to be needed is dropped, so the plan is the same either way.
+            spare = -len(first_reads) % BATCH_SIZE if first_reads else 0
+            listed_first = set(first_reads)
+            # Past the would-be deletions, the room goes to the rest: if anything is deleted,
+            # the bytes-freed figure reads every manifest of the repository anyway.
+            taken = listed_first.union(may_go)
+            prefetch = [
+                *(d for d in may_go if d not in listed_first),
+                *(i.digest for i in images if i.digest not in taken),
+            ][:spare]
+            parsed, unreadable = self._read(repo, first_reads + prefetch)
+            index_failures = {d: f for d, f in unreadable.items() if d in listed_first}
+            if index_failures:
                 # An index we cannot read may list anything: the evidence is missing.
-                for digest, (code, message) in unreadable.items():
+                for digest, (code, message) in index_failures.items():
                     repo.fail(
                         digest, code, f"cannot read a manifest that may list others: {message}"
                     )
                 repo.decisions = self._keep_all(repo, Reason.UNREADABLE, "repository incomplete")
                 return repo
+            present = [i for i in images if i.digest not in repo.already_gone]
+            indexes = {d: parsed[d] for d in first_reads if d in parsed}
             first = make_plan(
-                name, images, parsed, self.pins, self.policy, self.now, provisional=True
+                name, present, indexes, self.pins, self.policy, self.now, provisional=True
             )
-            more, unreadable = self._read(repo, [d for d in first.deletions if d not in parsed])
+            # Every would-be deletion is classified from its own bytes, read exactly once.
+            needed = listed_first.union(first.deletions)
+            second = [d for d in first.deletions if d not in parsed and d not in unreadable]
+            if first.deletions:
+                # Deletions are likely: read the survivors in the same calls, after what the plan
+                # needs. The bytes-freed figure needs their blobs (read_for_freed_bytes), and
+                # here they share calls instead of adding a third round. The plan ignores them.
+                survivors = [
+                    i.digest
+                    for i in present
+                    if i.digest not in parsed
+                    and i.digest not in unreadable
+                    and i.digest not in needed
+                ]
+                if self._take_freed_reads(len(survivors)):
+                    second += survivors
+            more, failed = self._read(repo, second)
             parsed.update(more)
+            unreadable.update(failed)
             plan = make_plan(
                 name,
-                [i for i in images if i.digest not in repo.already_gone],
-                parsed,
+                [i for i in present if i.digest not in repo.already_gone],
+                {d: manifest for d, manifest in parsed.items() if d in needed},
                 self.pins,
                 self.policy,
                 self.now,
-                unreadable={d: f"{c}: {msg}" for d, (c, msg) in unreadable.items()},
+                unreadable={
+                    d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
+                },
             )
         except RegistryError as exc:
             # A scan cut short by the time budget (between pages or fetches) is evidence missing
@@ -391,18 +429,26 @@ class Sweeper:
     def _read(
         self, repo: RepositoryRun, digests: Sequence[str]
     ) -> tuple[dict[str, Manifest], dict[str, tuple[str, str]]]:
-        fetched = self.registry.manifests(repo.repository, digests, stop=self._out_of_time)
-        parsed = {
-            digest: m.parse(data, media_type=repo.images[digest].media_type, digest=digest)
-            for digest, data in fetched.content.items()
-            if digest in repo.images
-        }
+        """Parse manifests one call's worth at a time: only the parsed form is kept, never a
+        whole response or the bytes of more than one call."""
+        parsed: dict[str, Manifest] = {}
         unreadable: dict[str, tuple[str, str]] = {}
-        for digest, (code, message) in fetched.failures.items():
-            if code == "ImageNotFound":
-                repo.already_gone.add(digest)  # deleted by someone else since the listing
-            else:
-                unreadable[digest] = (code, message)
+        for start in range(0, len(digests), BATCH_SIZE):
+            if start and self._out_of_time():
+                # Out of time between fetches: this repository's evidence stays incomplete.
+                raise RegistryError("BatchGetImage", TIME_BUDGET, "stopped between batches")
+            fetched = self.registry.manifests(
+                repo.repository, digests[start : start + BATCH_SIZE], stop=self._out_of_time
+            )
+            for digest, data in fetched.content.items():
+                if digest in repo.images:
+                    image = repo.images[digest]
+                    parsed[digest] = m.parse(data, media_type=image.media_type, digest=digest)
+            for digest, (code, message) in fetched.failures.items():
+                if code == "ImageNotFound":
+                    repo.already_gone.add(digest)  # deleted by someone else since the listing
+                else:
+                    unreadable[digest] = (code, message)
         return parsed, unreadable
 
     def _keep_all(self, repo: RepositoryRun, reason: Reason, cause: str) -> dict[str, Decision]:
@@ -475,7 +521,7 @@ class Sweeper:
                 )
                 self._log_decision(repo, repo.decisions[digest])
         if repo.deleted and not self._out_of_time():
-            check = self.check_repository(repo.repository)
+            check = self.check_repository(repo.repository, known=repo.manifests)
             repo.validated = not check.failures
             repo.broken = check.problems
             for failure in check.failures:
@@ -483,12 +529,21 @@ class Sweeper:
 
     # --- one repository: validate -------------------------------------------------------------
 
-    def check_repository(self, name: str) -> RepositoryCheck:
-        """List `name` again and read its indexes: what is broken now (see validate.py)."""
+    def check_repository(
+        self, name: str, known: Mapping[str, Manifest] | None = None
+    ) -> RepositoryCheck:
+        """List `name` again and read its indexes: what is broken now (see validate.py).
+
+        `known` holds manifests this run already parsed: manifests are immutable, so only the
+        indexes that appeared since (or were never read) are fetched again.
+        """
         check = RepositoryCheck(name)
+        known = known or {}
         try:
             images = self.registry.images(name)
-            fetched = self.registry.manifests(name, [i.digest for i in images if needs_content(i)])
+            fetched = self.registry.manifests(
+                name, [i.digest for i in images if needs_content(i) and i.digest not in known]
+            )
         except RegistryError as exc:
             check.failures.append(Failure(name, "", exc.code, f"validating: {exc}"))
             return check
@@ -506,6 +561,7 @@ class Sweeper:
             for image in present
             if image.digest in fetched.content
         }
+        parsed.update({i.digest: known[i.digest] for i in present if i.digest in known})
         check.manifests = len(present)
         check.problems = find_problems(name, present, parsed)
         for problem in check.problems:

@@ -1,0 +1,231 @@
+"""What the benchmarks measure with: API calls, a stand-in network, moto's own time, memory.
+
+Nothing here changes what a call does: the meter counts and sleeps, the moto clock times.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from typing import Any
+from unittest import mock
+
+from moto.core.botocore_stubber import BotocoreStubber
+
+# The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
+VERIFY = "DescribeImages(imageIds)"
+LIST = "DescribeImages(listing)"
+OPERATIONS = ("DescribeRepositories", LIST, "BatchGetImage", VERIFY, "BatchDeleteImage")
+
+
+class CallMeter:
+    """Counts every HTTP attempt per operation, and the ids it carried, and stands in for the
+    network: each attempt sleeps `latency` seconds (a `before-send` hook, so botocore's retries
+    are counted and delayed like any other attempt). Thread-safe."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.calls: Counter[str] = Counter()
+        self.ids: Counter[str] = Counter()
+        self.logical: Counter[str] = Counter()
+        self.fetched: set[tuple[str, str]] = set()
+        self.fetched_twice = 0  # manifests whose bytes were asked for more than once
+        # Calls per repository in each phase of a run: planning (listing, reads) and sweeping
+        # (re-reads, deletes); all planning ends before any sweeping starts.
+        self.planning: Counter[str] = Counter()
+        self.sweeping: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register_first("before-send.ecr", self._before_send)
+        client.meta.events.register_first("before-call.ecr", self._before_call)
+
+    def _before_call(self, model: Any, params: Any, **_: Any) -> None:
+        with self._lock:
+            self.logical[model.name] += 1
+
+    def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        body = request.body
+        doc = json.loads(body) if body else {}
+        ids = doc.get("imageIds") or ()
+        if operation == "DescribeImages":
+            operation = VERIFY if ids else LIST
+        with self._lock:
+            self.calls[operation] += 1
+            self.ids[operation] += len(ids)
+            repository = doc.get("repositoryName")
+            if repository is not None:
+                phase = (
+                    self.sweeping if operation in (VERIFY, "BatchDeleteImage") else self.planning
+                )
+                phase[repository] += 1
+            if operation == "BatchGetImage":
+                for image_id in ids:
+                    key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
+                    self.fetched_twice += key in self.fetched
+                    self.fetched.add(key)
+        if self.latency:
+            time.sleep(self.latency)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def schedule_floor(self, concurrency: int) -> float:
+        """The least wall time these calls allow with `concurrency` workers, each repository's
+        calls being one after another within a phase: per phase, the busiest worker has at
+        least the average share, and the longest repository chain runs on one worker."""
+        calls: float = self.total - sum(self.planning.values()) - sum(self.sweeping.values())
+        for phase in (self.planning, self.sweeping):
+            if phase:
+                calls += max(sum(phase.values()) / concurrency, *phase.values())
+        return calls * self.latency
+
+    @property
+    def retries(self) -> int:
+        return self.total - sum(self.logical.values())
+
+
+class MotoClock:
+    """Wall and CPU time spent inside moto (its dispatch, the harness, encoding the answer):
+    the server's share, which a real registry spends on its own machines."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def installed(self) -> Iterator[MotoClock]:
+        original = BotocoreStubber.__call__
+        clock = self
+
+        def timed(stubber: BotocoreStubber, event_name: str, request: Any, **kw: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(stubber, event_name, request, **kw)
+            finally:
+                spent_wall, spent_cpu = time.perf_counter() - wall, time.thread_time() - cpu
+                with clock._lock:
+                    clock.wall += spent_wall
+                    clock.cpu += spent_cpu
+
+        with mock.patch.object(BotocoreStubber, "__call__", timed):
+            yield self
+
+
+_STATUS = "/proc/self/status"
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open(_STATUS) as status:
+            found = re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def rss_mib() -> float | None:
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib / 1024
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand freed heap back to the system (glibc), so that a run's RSS
+    figures do not depend on what an earlier run in the same process left behind."""
+    gc.collect()
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def reset_peak() -> bool:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_mib() -> float | None:
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib / 1024
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures come from (the README asks for nproc, free -h and Python)."""
+
+    def run(*command: str) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=False).stdout
+        except OSError:
+            return ""
+
+    free = run("free", "-h").splitlines()
+    return {
+        "nproc": os.cpu_count(),
+        "free_h": " | ".join(" ".join(line.split()) for line in free[:2]),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            found = re.search(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
+    except OSError:
+        return platform.processor()
+    return found.group(1).strip() if found else platform.processor()
+
+
+class CpuLedger:
+    """Thread CPU spent inside chosen functions, by label: where a run's CPU goes.
+
+    Each function is wrapped for the ledger's lifetime (`mock.patch`); a call inside another
+    wrapped call counts in both (the report subtracts). The wrapper costs about a microsecond.
+    """
+
+    def __init__(self) -> None:
+        self.cpu: defaultdict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def watching(self, targets: Sequence[tuple[str, Any, str]]) -> Iterator[CpuLedger]:
+        """`targets`: (label, object, attribute name) of each function to time."""
+        with ExitStack() as stack:
+            for label, owner, name in targets:
+                stack.enter_context(
+                    mock.patch.object(owner, name, self._timed(label, getattr(owner, name)))
+                )
+            yield self
+
+    def _timed(self, label: str, function: Any) -> Any:
+        ledger = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with ledger._lock:
+                    ledger.cpu[label] += spent
+
+        return timed
