@@ -68,9 +68,9 @@ from harness import ecr as harness_ecr
 from harness.bulk import SyntheticRegistry, load, realistic_registry
 from harness.fast_responses import fast_responses
 from sweeper import manifests
-from sweeper.model import Image, Pin
+from sweeper.model import Pin
 from sweeper.plan import Policy, make_plan, may_delete, needs_content
-from sweeper.registry import BATCH_SIZE, PAGE_SIZE, Registry, make_client
+from sweeper.registry import BATCH_SIZE, PAGE_SIZE, Registry, image_from_detail, make_client
 from sweeper.run import Run, Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
@@ -126,21 +126,6 @@ class Bound:
         return self.total - 2 * (self.calls["BatchDeleteImage"] - self.deletes_strict)
 
 
-def _image(detail: Mapping[str, Any]) -> Image:
-    """The listing entry as the sweeper's Registry builds it from DescribeImages."""
-    return Image(
-        digest=detail["imageDigest"],
-        tags=tuple(detail.get("imageTags") or ()),
-        pushed_at=detail.get("imagePushedAt"),
-        size=int(detail.get("imageSizeInBytes") or 0),
-        media_type=detail.get("imageManifestMediaType"),
-        artifact_media_type=detail.get("artifactMediaType"),
-        subject=detail.get("subjectManifestDigest"),
-        last_pulled=detail.get("lastRecordedPullTime"),
-        archived=detail.get("imageStatus", "ACTIVE") != "ACTIVE",
-    )
-
-
 def lower_bound(
     registry: FakeRegistry,
     pins: Mapping[str, Pin],
@@ -155,7 +140,7 @@ def lower_bound(
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
     for name, repo in backend.repositories.items():
         stored = list(harness_ecr._state(repo).by_digest.values())
-        images = [_image(harness_ecr._image_detail(repo, img)) for img in stored]
+        images = [image_from_detail(harness_ecr._image_detail(repo, img)) for img in stored]
         parsed = {
             img.get_image_digest(): manifests.parse(
                 img.image_manifest.encode(),

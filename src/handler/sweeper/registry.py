@@ -157,7 +157,7 @@ class Registry:
                 filter={"tagStatus": "ANY", "imageStatus": "ANY"},
                 PaginationConfig={"PageSize": PAGE_SIZE},
             ):
-                images.extend(_image(detail) for detail in page.get("imageDetails", []))
+                images.extend(image_from_detail(detail) for detail in page.get("imageDetails", []))
                 # Pages are fetched lazily: raising here means the next one is never asked for.
                 if page.get("nextToken") and stop is not None and stop():
                     raise RegistryError("DescribeImages", TIME_BUDGET, "stopped between pages")
@@ -231,7 +231,7 @@ class Registry:
             raise _error("DescribeImages", exc) from exc
         return {
             image.digest: image
-            for image in (_image(d) for d in response.get("imageDetails", []))
+            for image in (image_from_detail(d) for d in response.get("imageDetails", []))
             if image.digest in digests
         }
 
@@ -269,7 +269,8 @@ class Registry:
         return outcome
 
 
-def _image(detail: Any) -> Image:
+def image_from_detail(detail: Any) -> Image:
+    """An ECR ImageDetail in the core's words."""
     return Image(
         digest=detail["imageDigest"],
         tags=tuple(detail.get("imageTags") or ()),
