@@ -109,9 +109,10 @@ def captured(args: Sequence[str]) -> tuple[int, Any]:
 def summary(report: dict[str, Any], reg: FakeRegistry) -> None:
     deleted = report["deleted"]
     print(
-        f"Reclaimed {deleted['manifests']} manifests, {human_bytes(deleted['bytes'])} nominal "
-        f"(the sum of imageSizeInBytes; layers shared with what is kept stay), "
-        f"in {report['repositories']} repositories of {report['manifests']} manifests."
+        f"Reclaimed {deleted['manifests']} manifests in {report['repositories']} repositories "
+        f"of {report['manifests']} manifests: {human_bytes(deleted['bytes_freed'])} of blobs "
+        f"really freed (layers and configs no kept manifest uses), "
+        f"{human_bytes(deleted['bytes'])} nominal (the sum of imageSizeInBytes)."
     )
     print("Kept, and why:")
     for reason, count in sorted(report["kept"].items(), key=lambda item: -item[1]):
