@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics.provider import cold_start
 from hypothesis import HealthCheck, settings
 
 import app
-from harness import FakeRegistry
+from harness import BuildxPush, FakeRegistry
 from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
 
@@ -132,3 +132,18 @@ def invoke(lambda_context: LambdaContext) -> Invoke:
         return result
 
     return call
+
+
+@dataclass(frozen=True)
+class Builds:
+    """`latest` pushed twice a month ago by buildx: the first tree is an untagged orphan."""
+
+    old: BuildxPush  # untagged since the tag moved: three deletions in orphans scope
+    new: BuildxPush  # tagged latest
+
+
+@pytest.fixture
+def builds(registry: FakeRegistry) -> Builds:
+    old = registry.push_buildx("app", tag="latest", pushed_at=OLD)
+    new = registry.push_buildx("app", tag="latest", pushed_at=OLD)
+    return Builds(old, new)

@@ -17,25 +17,12 @@ from typing import Any
 
 import pytest
 
-from conftest import NOW, OLD, Invoke
-from harness import BuildxPush, FakeRegistry
+from conftest import NOW, OLD, Builds, Invoke
+from harness import FakeRegistry
 from harness.workloads import AwsEvents, Workloads
 
 REPO = "app"
 PLATFORM = "linux/amd64"
-
-
-@dataclass(frozen=True)
-class Builds:
-    old: BuildxPush  # untagged since the tag moved: three deletions in orphans scope
-    new: BuildxPush  # tagged latest
-
-
-@pytest.fixture
-def builds(registry: FakeRegistry) -> Builds:
-    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    return Builds(old, new)
 
 
 # --- pull guard -----------------------------------------------------------------------------------

@@ -18,25 +18,12 @@ import pytest
 from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
 
-from conftest import OLD, Invoke
-from harness import BuildxPush, FakeRegistry
+from conftest import OLD, Builds, Invoke
+from harness import FakeRegistry
 from harness.workloads import AwsEvents, Workloads
 from sweeper.pins import PinSourceError
 
 REPO = "app"
-
-
-@dataclass(frozen=True)
-class Builds:
-    old: BuildxPush  # untagged since the tag moved: deleted in orphans scope unless pinned
-    new: BuildxPush  # tagged latest
-
-
-@pytest.fixture
-def builds(registry: FakeRegistry) -> Builds:
-    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    return Builds(old, new)
 
 
 @pytest.fixture
