@@ -239,12 +239,9 @@ def _read_event(name: str) -> object:
 _MODELS = botocore.loaders.create_loader()
 
 
-def registry_from(args: argparse.Namespace) -> Registry:
-    return Registry(session_from(args).client("ecr", config=client_config()))
-
-
-def session_from(args: argparse.Namespace) -> boto3.Session:
-    """The boto3 session of --profile/--region (or the usual chain); exit 2 when unusable."""
+def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
+    """The boto3 session of --profile/--region (or the usual chain) and the registry behind it,
+    made once per command; exit 2 when unusable."""
     core = botocore.session.get_session()
     core.register_component("data_loader", _MODELS)
     try:
@@ -255,20 +252,19 @@ def session_from(args: argparse.Namespace) -> boto3.Session:
             raise UsageError(
                 "--region: no AWS region: pass --region, set AWS_REGION, or give your profile one"
             )
-        session.client("ecr", config=client_config())  # fail here on a bad region, not later
+        client = session.client("ecr", config=client_config())
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from None
     except BotoCoreError as exc:
         raise UsageError(f"--region: {exc}") from None
-    return session
+    return session, Registry(client)
 
 
 def pins_from(
-    args: argparse.Namespace, settings: Settings
+    session: boto3.Session, settings: Settings
 ) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
     """Read the configured pin sources now (as the Lambda does, failing closed: a source that
     cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
-    session = session_from(args)
 
     def client(service: str) -> Any:
         return session.client(service, config=client_config())  # type: ignore[call-overload]
@@ -283,8 +279,8 @@ def pins_from(
 
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
-    registry = registry_from(args)
-    pinned, _ = pins_from(args, settings)
+    session, registry = connect(args)
+    pinned, _ = pins_from(session, settings)
     now = datetime.now(UTC)
     with Progress(err) as progress, Interrupts(err) as interrupts:
         run = Sweeper(
@@ -309,8 +305,8 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
-    registry = registry_from(args)
-    pinned, reload_pins = pins_from(args, settings)
+    session, registry = connect(args)
+    pinned, reload_pins = pins_from(session, settings)
     now = datetime.now(UTC)
     asked = False
 
@@ -375,9 +371,9 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"DIGEST: {args.digest!r} is not sha256:<hex> or a prefix of {_MIN_PREFIX}+ hex digits"
         )
     prefix = "sha256:" + wanted.group(2)
-    registry = registry_from(args)
+    session, registry = connect(args)
     now = datetime.now(UTC)
-    pinned, _ = pins_from(args, settings)
+    pinned, _ = pins_from(session, settings)
     repo = Sweeper(registry, settings, now, pins=pinned).plan_repository(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
@@ -458,7 +454,7 @@ def _read_kinds(registry: Registry, repo: RepositoryRun, chain: list[Decision]) 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
-    registry = registry_from(args)
+    _, registry = connect(args)
     sweeper = Sweeper(registry, settings, datetime.now(UTC))
     try:
         names = registry.repositories()
