@@ -98,6 +98,35 @@ class CallMeter:
         return self.total - sum(self.logical.values())
 
 
+class GcClock:
+    """Time spent in the garbage collector while installed, by generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[int, float] = defaultdict(float)
+        self.collections: Counter[int] = Counter()
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        # The collector runs with the GIL held, in one thread at a time.
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    @contextmanager
+    def installed(self) -> Iterator[GcClock]:
+        gc.callbacks.append(self._callback)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self._callback)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
 class MotoClock:
     """Wall and CPU time spent inside moto (its dispatch, the harness, encoding the answer):
     the server's share, which a real registry spends on its own machines."""

@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from log_format import DecisionLinesFormatter
 from sweeper import metrics as metric_names
 from sweeper import pins
 from sweeper.model import Pin
@@ -20,7 +21,8 @@ from sweeper.registry import Registry, client_config, make_client
 from sweeper.run import Sweeper
 from sweeper.settings import load
 
-logger = Logger(service=metric_names.SERVICE)
+# One JSON line per decision, from the core's bulk decision records (log_format.py says why).
+logger = Logger(service=metric_names.SERVICE, logger_formatter=DecisionLinesFormatter())
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", metric_names.NAMESPACE),
     service=metric_names.SERVICE,

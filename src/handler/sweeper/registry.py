@@ -19,6 +19,7 @@ from botocore.utils import parse_timestamp
 
 from . import manifests as m
 from .model import Image
+from .wire import ParserFactory
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -64,7 +65,10 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
 
     Its timestamps are parsed straight from ECR's epoch seconds into UTC datetimes; botocore's
     default goes through dateutil's local time zone, which is a third of the CPU of reading a
-    listing page. Anything else (a string) still goes to botocore's own parser.
+    listing page. Anything else (a string) still goes to botocore's own parser. Its JSON
+    responses are parsed by compiled shapes (`wire.ParserFactory`), to the same result.
+    Both are settings of the session's parser factory, so the session's other clients (the pin
+    sources') get them too.
     """
     # boto3's default session, as boto3.client uses: whatever hooks an operator (or a test)
     # registers there apply to this client too. It is set up here, before any thread starts.
@@ -73,6 +77,9 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
     default = boto3.DEFAULT_SESSION
     assert default is not None
     factory = default._session.get_component("response_parser_factory")
+    if not isinstance(factory, ParserFactory):
+        factory = ParserFactory()
+        default._session.register_component("response_parser_factory", factory)
     factory.set_parser_defaults(timestamp_parser=_timestamp)
     client: ECRClient = boto3.client("ecr", region_name=region, config=config or client_config())
     return client

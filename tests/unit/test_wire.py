@@ -1,0 +1,120 @@
+"""The compiled JSON parser gives what botocore's own parser gives, for every response shape.
+
+Generated wire bodies (nulls, missing members, empty lists, timestamps as epoch numbers and as
+strings, base64 blobs, maps) for every output shape of every JSON-protocol service the sweeper
+calls are parsed by both; the results must be equal.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.model import OperationModel
+from botocore.parsers import JSONParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sweeper.registry import _timestamp, make_client
+from sweeper.wire import CompiledJSONParser, NotCompiled, ParserFactory, compile_shape
+
+SERVICES = ("ecr", "ecs", "ssm")  # the JSON-protocol services: the registry, two pin sources
+USED = ("DescribeRepositories", "DescribeImages", "BatchGetImage", "BatchDeleteImage")
+_session = botocore.session.get_session()
+
+
+def _operations(service: str) -> list[OperationModel]:
+    model = _session.get_service_model(service)
+    assert model.metadata["protocol"] == "json"
+    return [model.operation_model(name) for name in model.operation_names]
+
+
+def _wire(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    """JSON values a service could send for `shape` (botocore's reading of its model)."""
+    if depth > 6:
+        return st.none()
+    kind = shape.type_name
+    if kind == "structure":
+        if shape.is_document_type:
+            return st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3))
+        members = {
+            m.serialization.get("name", name): st.none() | _wire(m, depth + 1)
+            for name, m in shape.members.items()
+        }
+        if shape.is_tagged_union:
+            return st.sampled_from(sorted(members)).flatmap(
+                lambda key: members[key].filter(lambda v: v is not None).map(lambda v: {key: v})
+            )
+        return st.fixed_dictionaries({}, optional=members)
+    if kind == "list":
+        return st.lists(st.none() | _wire(shape.member, depth + 1), max_size=3)
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=4), _wire(shape.value, depth + 1), max_size=3)
+    if kind == "timestamp":
+        return (
+            st.integers(0, 2**31)
+            | st.floats(0, 2e9, allow_nan=False)
+            | st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250+02:00"])
+        )
+    if kind == "blob":
+        return st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode())
+    if kind == "boolean":
+        return st.booleans()
+    if kind in ("integer", "long"):
+        return st.integers(-(2**40), 2**40)
+    if kind in ("float", "double"):
+        return st.floats(allow_nan=False, allow_infinity=False)
+    return st.text(max_size=6)
+
+
+def _response(body: Any) -> dict[str, Any]:
+    return {
+        "status_code": 200,
+        "headers": {"x-amzn-requestid": "r-1"},
+        "body": json.dumps(body).encode(),
+        "context": {"operation_name": "x"},
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_compiled_and_botocore_parsers_agree_on_every_output_shape(
+    service: str, data: st.DataObject
+) -> None:
+    operation = data.draw(
+        st.sampled_from([o for o in _operations(service) if o.output_shape is not None]),
+        label="operation",
+    )
+    shape: Any = operation.output_shape
+    body = data.draw(_wire(shape), label="body")
+    expected = JSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
+    got = CompiledJSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
+    assert got == expected
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_output_shape_compiles_or_is_left_to_botocore_as_a_whole(service: str) -> None:
+    for operation in _operations(service):
+        if operation.output_shape is None:
+            continue
+        output: Any = operation.output_shape
+        try:
+            compile_shape(output, _timestamp, base64.b64decode)
+        except NotCompiled:
+            continue
+    ecr = _session.get_service_model("ecr")
+    for name in USED:  # the calls a sweep makes by the thousand all take the compiled path
+        output = ecr.operation_model(name).output_shape
+        assert compile_shape(output, _timestamp, base64.b64decode)
+
+
+def test_the_sweepers_client_parses_json_with_compiled_shapes() -> None:
+    client = make_client("eu-west-1")
+    factory = client._endpoint._response_parser_factory  # type: ignore[attr-defined]
+    assert isinstance(factory, ParserFactory)
+    assert isinstance(factory.create_parser("json"), CompiledJSONParser)
+    assert not isinstance(factory.create_parser("rest-json"), CompiledJSONParser)
