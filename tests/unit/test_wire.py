@@ -1,4 +1,4 @@
-"""The compiled JSON parser gives what botocore's own parser gives, for every response shape.
+"""The compiled JSON parser and serializer give what botocore's own give, for every shape.
 
 Generated wire bodies (nulls, missing members, empty lists, timestamps as epoch numbers and as
 strings, base64 blobs, maps) for every output shape of every JSON-protocol service the sweeper
@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC
 from typing import Any
 
 import botocore.session
 import pytest
 from botocore.model import OperationModel
 from botocore.parsers import JSONParser
+from botocore.serialize import JSONSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sweeper.registry import _timestamp, make_client
-from sweeper.wire import CompiledJSONParser, NotCompiled, ParserFactory, compile_shape
+from sweeper.wire import (
+    CompiledJSONParser,
+    CompiledJSONSerializer,
+    NotCompiled,
+    ParserFactory,
+    compile_input_shape,
+    compile_shape,
+)
 
 SERVICES = ("ecr", "ecs", "ssm")  # the JSON-protocol services: the registry, two pin sources
 USED = ("DescribeRepositories", "DescribeImages", "BatchGetImage", "BatchDeleteImage")
@@ -70,6 +79,37 @@ def _wire(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     return st.text(max_size=6)
 
 
+def _parameters(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Parameters a caller could pass for `shape` (as boto3 takes them, unvalidated)."""
+    if depth > 6:
+        return st.none()
+    kind = shape.type_name
+    if kind == "structure":
+        if shape.is_document_type:
+            return st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3))
+        members = {name: _parameters(m, depth + 1) for name, m in shape.members.items()}
+        if shape.is_tagged_union:
+            return st.sampled_from(sorted(members)).flatmap(
+                lambda key: members[key].map(lambda v: {key: v})
+            )
+        return st.fixed_dictionaries({}, optional=members)
+    if kind == "list":
+        return st.lists(_parameters(shape.member, depth + 1), max_size=3)
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=4), _parameters(shape.value, depth + 1), max_size=3)
+    if kind == "timestamp":
+        return st.datetimes(timezones=st.just(UTC)) | st.integers(0, 2**31)
+    if kind == "blob":
+        return st.binary(max_size=8)
+    if kind == "boolean":
+        return st.booleans()
+    if kind in ("integer", "long"):
+        return st.integers(-(2**40), 2**40)
+    if kind in ("float", "double"):
+        return st.floats(allow_nan=False, allow_infinity=False)
+    return st.text(max_size=6)
+
+
 def _response(body: Any) -> dict[str, Any]:
     return {
         "status_code": 200,
@@ -97,6 +137,30 @@ def test_compiled_and_botocore_parsers_agree_on_every_output_shape(
 
 
 @pytest.mark.parametrize("service", SERVICES)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_compiled_and_botocore_serializers_make_the_same_request(
+    service: str, data: st.DataObject
+) -> None:
+    operation = data.draw(
+        st.sampled_from([o for o in _operations(service) if o.input_shape is not None]),
+        label="operation",
+    )
+    params = data.draw(_parameters(operation.input_shape), label="parameters")
+    # Parameters botocore cannot serialize (a null structure, deep down) must fail alike.
+    expected = _outcome(JSONSerializer().serialize_to_request, params, operation)
+    got = _outcome(CompiledJSONSerializer().serialize_to_request, params, operation)
+    assert got == expected
+
+
+def _outcome(function: Any, *args: Any) -> tuple[str, Any]:
+    try:
+        return "made", function(*args)
+    except Exception as exc:
+        return "raised", type(exc)
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_output_shape_compiles_or_is_left_to_botocore_as_a_whole(service: str) -> None:
     for operation in _operations(service):
         if operation.output_shape is None:
@@ -110,6 +174,7 @@ def test_every_output_shape_compiles_or_is_left_to_botocore_as_a_whole(service: 
     for name in USED:  # the calls a sweep makes by the thousand all take the compiled path
         output = ecr.operation_model(name).output_shape
         assert compile_shape(output, _timestamp, base64.b64decode)
+        compile_input_shape(ecr.operation_model(name).input_shape)  # raises if not compiled
 
 
 def test_the_sweepers_client_parses_json_with_compiled_shapes() -> None:
@@ -118,3 +183,4 @@ def test_the_sweepers_client_parses_json_with_compiled_shapes() -> None:
     assert isinstance(factory, ParserFactory)
     assert isinstance(factory.create_parser("json"), CompiledJSONParser)
     assert not isinstance(factory.create_parser("rest-json"), CompiledJSONParser)
+    assert isinstance(client._serializer, CompiledJSONSerializer)  # type: ignore[attr-defined]

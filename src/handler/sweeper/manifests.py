@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from .model import Descriptor, Kind, Manifest, digests_in, is_digest
+from .model import DIGEST, Descriptor, Kind, Manifest, digests_in, is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -169,20 +170,34 @@ def _subject(value: object) -> str | None:
     return None
 
 
+# Shared by every descriptor without annotations (most config and layer descriptors): read-only.
+_NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
+
+
 def _descriptor(value: object) -> Descriptor | None:
-    if not isinstance(value, dict) or not is_digest(value.get("digest")):
+    # Called for every config, layer and index entry (four per manifest on average): written
+    # for speed, with the same checks as is_digest and the dataclass's own defaults.
+    if not isinstance(value, dict):
+        return None
+    digest = value.get("digest")
+    if not isinstance(digest, str) or DIGEST.match(digest) is None:
         return None
     size = value.get("size", 0)
-    annotations = value.get("annotations") or {}
-    platform = value.get("platform")
-    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(annotations, dict):
+    if not isinstance(size, int) or isinstance(size, bool):
         return None
+    annotations = value.get("annotations") or _NO_ANNOTATIONS
+    if annotations is not _NO_ANNOTATIONS:
+        if not isinstance(annotations, dict):
+            return None
+        annotations = {str(k): str(v) for k, v in annotations.items()}
+    media_type = value.get("mediaType")
+    platform = value.get("platform")
     return Descriptor(
-        digest=str(value["digest"]),
-        media_type=_str(value.get("mediaType")),
-        size=size,
-        platform=_platform(platform) if isinstance(platform, dict) else None,
-        annotations={str(k): str(v) for k, v in annotations.items()},
+        digest,
+        media_type if isinstance(media_type, str) and media_type else None,
+        size,
+        _platform(platform) if isinstance(platform, dict) else None,
+        annotations,
     )
 
 

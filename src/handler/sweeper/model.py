@@ -14,12 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 
 DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
-_DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")
+DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")  # a whole string that is a digest
 _DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
 
 
 def is_digest(value: object) -> bool:
-    return isinstance(value, str) and _DIGEST.match(value) is not None
+    return isinstance(value, str) and DIGEST.match(value) is not None
 
 
 def digests_in(text: str) -> list[str]:

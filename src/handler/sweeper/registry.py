@@ -19,7 +19,7 @@ from botocore.utils import parse_timestamp
 
 from . import manifests as m
 from .model import Image
-from .wire import ParserFactory
+from .wire import ParserFactory, compiled_serializer
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -66,7 +66,8 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
     Its timestamps are parsed straight from ECR's epoch seconds into UTC datetimes; botocore's
     default goes through dateutil's local time zone, which is a third of the CPU of reading a
     listing page. Anything else (a string) still goes to botocore's own parser. Its JSON
-    responses are parsed by compiled shapes (`wire.ParserFactory`), to the same result.
+    responses are parsed, and its requests serialized, by compiled shapes (`wire`), to the
+    same result.
     Both are settings of the session's parser factory, so the session's other clients (the pin
     sources') get them too.
     """
@@ -82,6 +83,7 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
         default._session.register_component("response_parser_factory", factory)
     factory.set_parser_defaults(timestamp_parser=_timestamp)
     client: ECRClient = boto3.client("ecr", region_name=region, config=config or client_config())
+    compiled_serializer(client)
     return client
 
 
