@@ -254,4 +254,5 @@ def compiled_serializer(client: Any) -> None:
     """
     current: Any = getattr(client, "_serializer", None)
     if type(current) is JSONSerializer:
-        client._serializer = CompiledJSONSerializer(current._timestamp_precision)
+        precision = current._timestamp_precision  # type: ignore[attr-defined]
+        client._serializer = CompiledJSONSerializer(precision)
