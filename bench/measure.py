@@ -30,12 +30,16 @@ OPERATIONS = ("DescribeRepositories", LIST, "BatchGetImage", VERIFY, "BatchDelet
 
 
 class CallMeter:
-    """Counts every HTTP attempt per operation, and the ids it carried, and stands in for the
-    network: each attempt sleeps `latency` seconds (a `before-send` hook, so botocore's retries
-    are counted and delayed like any other attempt). Thread-safe."""
+    """Counts every HTTP attempt per operation, and the ids it carried (a `before-send` hook,
+    so botocore's retries are counted like any other attempt). Thread-safe.
 
-    def __init__(self, latency: float) -> None:
+    With `sleeps`, it also stands in for the network: each attempt sleeps `latency` seconds.
+    The benchmark's stand-in registry (stand_in.py) applies the latency itself instead, so that
+    a call waits once; `latency` then only sets the floors."""
+
+    def __init__(self, latency: float, *, sleeps: bool = True) -> None:
         self.latency = latency
+        self.sleeps = sleeps
         self.calls: Counter[str] = Counter()
         self.ids: Counter[str] = Counter()
         self.logical: Counter[str] = Counter()
@@ -76,7 +80,7 @@ class CallMeter:
                     key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
                     self.fetched_twice += key in self.fetched
                     self.fetched.add(key)
-        if self.latency:
+        if self.latency and self.sleeps:
             time.sleep(self.latency)
 
     @property

@@ -43,7 +43,6 @@ naive and strict bounds too. The bound comes from an oracle that reads moto's ba
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import math
@@ -58,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import botocore.parsers
 from moto.ecr.models import ecr_backends
@@ -65,8 +65,7 @@ from moto.ecr.models import ecr_backends
 import sweeper.run
 from harness import FakeRegistry
 from harness import ecr as harness_ecr
-from harness.bulk import SyntheticRegistry, load, realistic_registry
-from harness.fast_responses import fast_responses
+from harness.bulk import realistic_registry
 from log_format import DecisionLinesFormatter
 from sweeper import manifests
 from sweeper.model import Pin
@@ -83,15 +82,16 @@ from .measure import (
     CallMeter,
     CpuLedger,
     GcClock,
-    MotoClock,
     machine,
     peak_mib,
     release_free_memory,
     reset_peak,
     rss_mib,
 )
+from .stand_in import EstateSpec, serving
 
 LAMBDA_SECONDS = 900.0  # one invocation at most
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
     "large": (1000, 28),
@@ -247,40 +247,28 @@ class Measured:
 
 
 def run_once(
-    estate: SyntheticRegistry,
+    spec: EstateSpec,
     settings: Settings,
     now: datetime,
     latency: float,
-    *,
-    fast_moto: bool,
-    want_bound: bool,
-) -> tuple[Measured, Bound | None, float]:
-    """Build the registry, sweep it once (for real), and check the outcome against the oracle."""
+) -> tuple[Measured, Bound, float]:
+    """Build the registry (in the stand-in's process), sweep it once (for real), and check the
+    outcome against the oracle."""
     with ExitStack() as stack:
-        registry = stack.enter_context(FakeRegistry())
-        if fast_moto:
-            stack.enter_context(fast_responses())
-        started = time.perf_counter()
-        load(registry, estate.pushes)
-        seed_seconds = time.perf_counter() - started
-        pins = {p.digest: p for p in settings.pins}
-        bound = lower_bound(registry, pins, settings.policy, now, dry_run=settings.dry_run)
-        before = {name: registry.digests(name) for name in estate.repositories}
-
-        client = make_client(registry.region)
-        meter = CallMeter(latency)
+        stand_in, bound, seed_seconds = stack.enter_context(serving(spec, latency))
+        before = stand_in.ask("digests", sorted(bound.expected))
+        # The client signs requests as against AWS; no request leaves the process but to the
+        # stand-in, and these keys are not anyone's.
+        stack.enter_context(mock.patch.dict(os.environ, _FAKE_CREDENTIALS))
+        client = make_client(stand_in.region)
+        meter = CallMeter(latency, sleeps=False)  # the stand-in waits the latency out
         meter.attach(client)
-        clock = stack.enter_context(MotoClock().installed())
+        stand_in.attach(client)
         log = stack.enter_context(decision_log())
         ledger = stack.enter_context(CpuLedger().watching(_LEDGER))
         sweeper = Sweeper(Registry(client), settings, now, remaining_seconds=_lambda_clock())
 
         release_free_memory()
-        # What is on the heap now is the stand-in registry (moto's backend, the synthetic
-        # estate, the oracle's plan): a real sweeper's collector never walks the registry, so
-        # it is moved out of the collector's sight for the run (gc.freeze), and given back after.
-        gc.freeze()
-        stack.callback(gc.unfreeze)
         collector = stack.enter_context(GcClock().installed())
         rss_before = rss_mib()
         reset_peak()
@@ -288,14 +276,16 @@ def run_once(
         run = sweeper.run()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = peak_mib()
+        moto_cpu, moto_wall = stand_in.ask("clock")
+        after = stand_in.ask("digests", sorted(bound.expected))
 
-        surprises = _check(registry, run, before, bound)
+        surprises = _check(run, before, after, bound)
         measured = Measured(
             concurrency=settings.concurrency,
             wall_seconds=wall,
             cpu_seconds=cpu,
-            moto_cpu_seconds=clock.cpu,
-            moto_wall_seconds=clock.wall,
+            moto_cpu_seconds=moto_cpu,
+            moto_wall_seconds=moto_wall,
             log_cpu_seconds=log.cpu,
             gc_seconds=collector.total,
             gc_collections=dict(collector.collections),
@@ -311,7 +301,7 @@ def run_once(
             as_predicted=not surprises,
             surprises=surprises[:10],
         )
-    return measured, bound if want_bound else None, seed_seconds
+    return measured, bound, seed_seconds
 
 
 # Where the CPU goes: each label adds up the thread CPU spent inside these functions.
@@ -348,14 +338,14 @@ def _lambda_clock() -> Any:
 
 
 def _check(
-    registry: FakeRegistry, run: Run, before: Mapping[str, set[str]], bound: Bound
+    run: Run, before: Mapping[str, set[str]], after: Mapping[str, set[str]], bound: Bound
 ) -> list[str]:
     """What the run did that the oracle did not predict (empty when all is as it should be)."""
     surprises: list[str] = []
     if not run.complete:
         surprises.append(f"run incomplete: {run.report()['failures'][:3]}")
     for name, digests in before.items():
-        gone = digests - registry.digests(name)
+        gone = digests - after[name]
         expected = bound.expected.get(name, set())
         if gone != expected:
             surprises.append(
@@ -367,7 +357,6 @@ def _check(
 
 def summarise(
     size: str,
-    estate: SyntheticRegistry,
     bound: Bound,
     runs: Sequence[Measured],
     latency: float,
@@ -592,12 +581,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     builds = args.builds or builds
     levels = [int(level) for level in str(args.concurrency).split(",")]
     now = datetime.now(UTC).replace(microsecond=0)
-    estate = realistic_registry(repositories, builds, now=now, seed=args.seed)
+    # The pins a deployment would pass; the stand-in builds the same estate again in its process.
+    pins = realistic_registry(repositories, builds, now=now, seed=args.seed).pins
     settings = load_settings(
         {
             "dry_run": False,
             "scope": args.scope,
-            "pins": estate.pins,
+            "pins": pins,
             "max_deletions": 1_000_000,
             "concurrency": levels[-1],
         },
@@ -608,20 +598,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs: list[Measured] = []
     bound: Bound | None = None
     seed_seconds = 0.0
+    spec = EstateSpec(
+        repositories=repositories,
+        builds=builds,
+        now=now,
+        seed=args.seed,
+        pins={p.digest: p for p in settings.pins},
+        policy=settings.policy,
+        dry_run=settings.dry_run,
+        short_path=args.moto == "short",
+    )
     for concurrency in dict.fromkeys(concurrencies):
         measured, found, seeded = run_once(
-            estate,
-            replace(settings, concurrency=concurrency),
-            now,
-            latency,
-            fast_moto=args.moto == "short",
-            want_bound=bound is None,
+            spec, replace(settings, concurrency=concurrency), now, latency
         )
         runs.append(measured)
         bound = bound or found
         seed_seconds = seed_seconds or seeded
     assert bound is not None
-    result = summarise(args.size, estate, bound, runs, latency, seed_seconds, settings)
+    result = summarise(args.size, bound, runs, latency, seed_seconds, settings)
     result["settings"]["moto"] = args.moto
     print(render(result), flush=True)
     path = args.json or Path(f"bench-results-{args.size}.json")

@@ -42,7 +42,7 @@ from moto.core.responses import ActionResult
 from moto.ecr.models import ECRBackend, ecr_backends
 from moto.ecr.responses import ECRResponse
 
-__all__ = ["FAST_OPERATIONS", "fast_responses", "to_wire"]
+__all__ = ["FAST_OPERATIONS", "answer_request", "fast_responses", "to_wire"]
 
 FAST_OPERATIONS = {
     "DescribeImages": "describe_images",
@@ -85,7 +85,7 @@ class _Call:
         return if_none if value is None else value
 
 
-def _answer(operation: str, request: Any) -> AWSResponse | None:
+def answer_request(operation: str, request: Any) -> AWSResponse | None:
     """The short path's answer, or None to let moto answer (errors, unknown regions)."""
     found = _REGION.match(request.url)
     if found is None:
@@ -115,7 +115,7 @@ def fast_responses() -> Iterator[None]:
         if stubber.enabled and event_name.startswith(_PREFIX):
             operation = event_name[len(_PREFIX) :]
             if operation in FAST_OPERATIONS:
-                answer = _answer(operation, request)
+                answer = answer_request(operation, request)
                 if answer is not None:
                     return answer
         return original(stubber, event_name, request, **kw)
