@@ -255,7 +255,9 @@ def run_once(
     """Build the registry (in the stand-in's process), sweep it once (for real), and check the
     outcome against the oracle."""
     with ExitStack() as stack:
-        stand_in, bound, seed_seconds = stack.enter_context(serving(spec, latency))
+        stand_in, bound, seed_seconds = stack.enter_context(
+            serving(spec, latency, settings.concurrency)
+        )
         before = stand_in.ask("digests", sorted(bound.expected))
         # The client signs requests as against AWS; no request leaves the process but to the
         # stand-in, and these keys are not anyone's.
@@ -308,7 +310,7 @@ def run_once(
 _LEDGER: list[tuple[str, Any, str]] = [
     *(("registry calls", Registry, name) for name in ("images", "manifests", "describe", "delete")),
     ("botocore response parsing", botocore.parsers.ResponseParser, "parse"),
-    ("manifest parsing", manifests, "parse"),
+    ("manifest parsing", manifests, "parse_all"),
     ("make_plan", sweeper.run, "make_plan"),
 ]
 

@@ -270,6 +270,36 @@ def test_the_metrics_are_the_report_figures(
         assert m.dimensions == run_dimensions | {("Reason", dict(m.dimensions)["Reason"])}
 
 
+@pytest.mark.parametrize(
+    ("scenario", "event", "deleted"),
+    [
+        ("a real run that deletes", {"dry_run": False, "scope": "orphans"}, 6),
+        ("a dry run", {"dry_run": True, "scope": "orphans"}, 0),
+        (
+            "a tripped circuit breaker",
+            {"dry_run": False, "scope": "orphans", "max_deletions": 2},
+            0,
+        ),
+    ],
+)
+def test_each_manifest_has_one_decision_line_with_the_verdict_the_run_gave_it(
+    registry: FakeRegistry, invoke: Invoke, scenario: str, event: dict[str, Any], deleted: int
+) -> None:
+    for _ in range(3):
+        registry.push_buildx(REPO, tag="latest", pushed_at=OLD)  # two orphaned trees of three
+    before = registry.digests(REPO)
+    with captured() as out:
+        report = invoke(**event)
+    gone = before - registry.digests(REPO)
+    assert len(gone) == report["deleted"]["manifests"] == deleted, scenario
+    lines = [line for line in log_lines(out.getvalue()) if line["message"] == "decision"]
+    assert Counter(line["digest"] for line in lines) == Counter(before)  # one line each
+    verdicts = {line["digest"]: line["verdict"] for line in lines}
+    assert {d for d, verdict in verdicts.items() if verdict == "delete"} == (
+        gone if not event["dry_run"] else {d["digest"] for d in report["deletions"]}
+    )
+
+
 def test_every_log_line_carries_the_run_and_each_repository_has_one_line_of_figures(
     registry: FakeRegistry, invoke: Invoke, lambda_context: LambdaContext
 ) -> None:

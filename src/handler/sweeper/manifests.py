@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .model import DIGEST, Descriptor, Kind, Manifest, digests_in, is_digest
+from .model import DIGEST, Descriptor, Image, Kind, Manifest, digests_in, is_digest
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -69,6 +69,16 @@ def parse(
     if kind_type in MANIFEST_TYPES or (kind_type is None and "config" in doc and "layers" in doc):
         return _parse_manifest(data, doc, kind_type, artifact_type, subject)
     return _unknown(data, kind_type, f"unrecognised media type {kind_type!r}")
+
+
+def parse_all(content: Mapping[str, bytes], images: Mapping[str, Image]) -> dict[str, Manifest]:
+    """`parse` each manifest of `content` (digest -> bytes, one call's answer) that `images`
+    lists, with the media type the registry lists for it; the others are not asked about."""
+    return {
+        digest: parse(data, media_type=images[digest].media_type, digest=digest)
+        for digest, data in content.items()
+        if digest in images
+    }
 
 
 def _parse_index(

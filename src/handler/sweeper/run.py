@@ -283,6 +283,8 @@ class Sweeper:
         self.freed_bytes_read_limit = freed_bytes_read_limit
         self._freed_reads_left = freed_bytes_read_limit
         self._freed_reads_lock = threading.Lock()
+        self._logged: set[str] = set()  # repositories whose decisions are logged (_log_final)
+        self._logged_lock = threading.Lock()
         self.on_repository_planned = on_repository_planned
         self.confirm = confirm
         self.scan_margin = time_margin  # raised by `run` for real runs: see SWEEP_SHARE
@@ -324,13 +326,21 @@ class Sweeper:
                     for repo in run.repositories:
                         self._keep_planned(repo, Reason.NOT_REACHED, "not confirmed")
                     run.stopped_early = "not confirmed"
-            list(pool.map(self.read_for_freed_bytes, run.repositories))  # reporting only: last
+            # Reporting only, last: the bytes-freed reads, and the decisions of repositories no
+            # sweep logged (a dry run, a tripped breaker, a sweep not confirmed or not begun).
+            list(pool.map(self._finish, run.repositories))
         if any(r.out_of_time for r in run.repositories):
             run.stopped_early = "time budget"
         for repo in run.repositories:
             self._log_repository(repo)
         run.duration_seconds = time.monotonic() - started
         return run
+
+    def _finish(self, repo: RepositoryRun) -> None:
+        try:
+            self.read_for_freed_bytes(repo)
+        finally:
+            self._log_final(repo)
 
     def _trip_circuit_breaker(self, run: Run) -> bool:
         """More deletions planned than max_deletions: nothing is deleted, and the report says how
@@ -454,7 +464,6 @@ class Sweeper:
         if unreadable:  # read once per run: a survivor we could not read may hold any blob
             repo.freed_unknown = f"{len(unreadable)} manifests unreadable"
         repo.decisions = dict(plan.decisions)
-        self._log_decisions(repo, plan.decisions.values())
         return repo
 
     def _read(
@@ -471,10 +480,7 @@ class Sweeper:
             fetched = self.registry.manifests(
                 repo.repository, digests[start : start + BATCH_SIZE], stop=self._out_of_time
             )
-            for digest, data in fetched.content.items():
-                if digest in repo.images:
-                    image = repo.images[digest]
-                    parsed[digest] = m.parse(data, media_type=image.media_type, digest=digest)
+            parsed.update(m.parse_all(fetched.content, repo.images))
             for digest, (code, message) in fetched.failures.items():
                 if code == "ImageNotFound":
                     repo.already_gone.add(digest)  # deleted by someone else since the listing
@@ -499,11 +505,18 @@ class Sweeper:
     # --- one repository: verify -> sweep ------------------------------------------------------
 
     def sweep_repository(self, repo: RepositoryRun) -> None:
-        """Delete the plan's waves in order, re-reading each batch right before deleting it.
+        """Delete the plan's waves in order, re-reading each batch right before deleting it, then
+        log the repository's decisions, final.
 
         A manifest that was not deleted (failure, gained tag, not reached) blocks every candidate
         it lists, so no surviving index is ever left without a child, wherever the run stops.
         """
+        try:
+            self._sweep(repo)
+        finally:
+            self._log_final(repo)
+
+    def _sweep(self, repo: RepositoryRun) -> None:
         plan = repo.plan
         if plan is None or not plan.waves:
             return
@@ -544,15 +557,12 @@ class Sweeper:
                     stopped = True
         if stopped:
             repo.complete = False
-        changed: list[Decision] = []
         for digest, (reason, cause) in blocked.items():
             if digest not in repo.deleted and digest not in repo.already_gone:
                 old = repo.decisions[digest]
                 repo.decisions[digest] = Decision(
                     digest, old.kind, Verdict.KEEP, reason, cause, old.size
                 )
-                changed.append(repo.decisions[digest])
-        self._log_decisions(repo, changed)
         if repo.deleted and not self._out_of_time():
             check = self.check_repository(repo.repository, known=repo.manifests)
             repo.validated = not check.failures
@@ -587,13 +597,7 @@ class Sweeper:
                     Failure(name, digest, code, f"validating: cannot read this index: {message}")
                 )
         present = [i for i in images if i.digest not in gone]  # deleted since the listing
-        parsed = {
-            image.digest: m.parse(
-                fetched.content[image.digest], media_type=image.media_type, digest=image.digest
-            )
-            for image in present
-            if image.digest in fetched.content
-        }
+        parsed = m.parse_all(fetched.content, {i.digest: i for i in present})
         parsed.update({i.digest: known[i.digest] for i in present if i.digest in known})
         check.manifests = len(present)
         check.problems = find_problems(name, present, parsed)
@@ -656,10 +660,7 @@ class Sweeper:
             except RegistryError as exc:
                 repo.freed_unknown = str(exc)
                 return
-            for digest, data in fetched.content.items():
-                if digest in repo.images:
-                    media_type = repo.images[digest].media_type
-                    repo.manifests[digest] = m.parse(data, media_type=media_type, digest=digest)
+            repo.manifests.update(m.parse_all(fetched.content, repo.images))
             for digest, (code, message) in fetched.failures.items():
                 if code == NOT_FOUND:
                     repo.vanished.add(digest)  # gone since the listing: it holds nothing
@@ -683,6 +684,18 @@ class Sweeper:
         return self.remaining_seconds() < (self.time_margin if margin is None else margin)
 
     # --- logging ---------------------------------------------------------------------------
+
+    def _log_final(self, repo: RepositoryRun) -> None:
+        """Log every decision of `repo` once, when it is final: after the repository's sweep
+        (or, where none ran, at the end of the run), so each manifest has one line, with the
+        verdict the run really gave it. Logging at planning time instead would put this CPU
+        into the planning phase, which is CPU-bound at registry scale, and a second line for
+        each planned deletion that a sweep then kept."""
+        with self._logged_lock:
+            if repo.repository in self._logged:
+                return
+            self._logged.add(repo.repository)
+        self._log_decisions(repo, repo.decisions.values())
 
     def _log_decisions(self, repo: RepositoryRun, decisions: Iterable[Decision]) -> None:
         """One record for many decisions, one structured line per decision in the Lambda's log.
