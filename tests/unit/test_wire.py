@@ -12,15 +12,17 @@ import json
 from datetime import UTC
 from typing import Any
 
+import boto3
 import botocore.session
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.model import OperationModel
 from botocore.parsers import JSONParser
 from botocore.serialize import JSONSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweeper.registry import _timestamp, make_client
+from sweeper.registry import _timestamp, client_config, make_client
 from sweeper.wire import (
     CompiledJSONParser,
     CompiledJSONSerializer,
@@ -28,6 +30,7 @@ from sweeper.wire import (
     ParserFactory,
     compile_input_shape,
     compile_shape,
+    remembered_user_agent,
 )
 
 SERVICES = ("ecr", "ecs", "ssm")  # the JSON-protocol services: the registry, two pin sources
@@ -184,3 +187,38 @@ def test_the_sweepers_client_parses_json_with_compiled_shapes() -> None:
     assert isinstance(factory.create_parser("json"), CompiledJSONParser)
     assert not isinstance(factory.create_parser("rest-json"), CompiledJSONParser)
     assert isinstance(client._serializer, CompiledJSONSerializer)  # type: ignore[attr-defined]
+
+
+def _headers_sent(client: Any) -> list[str]:
+    """The User-Agent of each request `client` sends (answered here, empty, without a network)."""
+    sent: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        sent.append(request.headers["User-Agent"])
+        body = b'{"imageDetails": [], "repositories": []}'
+        response = AWSResponse(request.url, 200, {"x-amzn-requestid": "r"}, None)  # type: ignore[arg-type]
+        response._content = body  # type: ignore[attr-defined]
+        return response
+
+    client.meta.events.register("before-send.ecr", answer)
+    client.describe_images(repositoryName="web")
+    for _ in client.get_paginator("describe_images").paginate(repositoryName="web"):
+        pass
+    client.describe_repositories()
+    return sent
+
+
+def test_the_remembered_user_agent_is_the_header_botocore_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # A session each: the first request of each resolves its credentials (a feature of its own).
+    plain = boto3.session.Session(region_name="eu-west-1").client("ecr", config=client_config())
+    remembered = boto3.session.Session(region_name="eu-west-1").client(
+        "ecr", config=client_config()
+    )
+    remembered_user_agent(remembered)
+    expected = _headers_sent(plain)
+    assert len(set(expected)) > 1  # the paginated calls carry a feature the others do not
+    assert _headers_sent(remembered) == expected

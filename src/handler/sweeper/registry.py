@@ -19,7 +19,7 @@ from botocore.utils import parse_timestamp
 
 from . import manifests as m
 from .model import Image
-from .wire import ParserFactory, compiled_serializer
+from .wire import ParserFactory, compiled_serializer, remembered_user_agent
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -67,7 +67,7 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
     default goes through dateutil's local time zone, which is a third of the CPU of reading a
     listing page. Anything else (a string) still goes to botocore's own parser. Its JSON
     responses are parsed, and its requests serialized, by compiled shapes (`wire`), to the
-    same result.
+    same result, and its User-Agent header is built once per set of request features.
     Both are settings of the session's parser factory, so the session's other clients (the pin
     sources') get them too.
     """
@@ -84,6 +84,7 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
     factory.set_parser_defaults(timestamp_parser=_timestamp)
     client: ECRClient = boto3.client("ecr", region_name=region, config=config or client_config())
     compiled_serializer(client)
+    remembered_user_agent(client)
     return client
 
 

@@ -33,8 +33,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from botocore.context import get_context
 from botocore.parsers import JSONParser, ResponseParser, ResponseParserFactory
 from botocore.serialize import JSONSerializer
+from botocore.useragent import UserAgentString
 
 __all__ = [
     "CompiledJSONParser",
@@ -44,6 +46,7 @@ __all__ = [
     "compile_input_shape",
     "compile_shape",
     "compiled_serializer",
+    "remembered_user_agent",
 ]
 
 Convert = Callable[[Any], Any]
@@ -256,3 +259,39 @@ def compiled_serializer(client: Any) -> None:
     if type(current) is JSONSerializer:
         precision = current._timestamp_precision  # type: ignore[attr-defined]
         client._serializer = CompiledJSONSerializer(precision)
+
+
+# --- the User-Agent header -------------------------------------------------------------------
+
+
+def remembered_user_agent(client: Any) -> None:
+    """Build `client`'s User-Agent header once per set of request features, not per request.
+
+    botocore assembles the header from its components twice for every request (when the
+    request is made, and again once it is created, to add the features the request used: a
+    paginator, the retry mode), some 100 us each time. What it assembles depends, besides the
+    client's fixed settings, only on the features of the request and of the client (both sets
+    grow as botocore goes), so the string is kept per union of the two. A
+    client whose header botocore builds some other way keeps its own.
+    """
+    creator: Any = getattr(client, "_user_agent_creator", None)
+    if type(creator) is not UserAgentString:
+        return
+    state: Any = creator  # botocore's own attributes (not in its type stubs)
+    build = creator.to_string
+    built: dict[frozenset[str], str] = {}
+
+    def to_string() -> str:
+        # The features of the request and of the client (botocore adds to both as it goes).
+        context = get_context()
+        features = frozenset(state._client_features or ()).union(
+            context.features if context is not None else ()
+        )
+        header = built.get(features)
+        if header is None:
+            header = built[features] = build()
+        return header
+
+    # The instance attribute takes the method's place, also for the handler botocore
+    # registered as a bound method of this same object.
+    state.to_string = to_string
