@@ -1,6 +1,6 @@
-"""What the benchmarks measure with: API calls, a stand-in network, moto's own time, memory.
+"""What the benchmarks measure with: API calls, a stand-in network, CPU by part, memory.
 
-Nothing here changes what a call does: the meter counts and sleeps, the moto clock times.
+Nothing here changes what a call does: the meter notes (and may sleep), the clocks time.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 from unittest import mock
-
-from moto.core.botocore_stubber import BotocoreStubber
 
 # The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
 VERIFY = "DescribeImages(imageIds)"
@@ -49,24 +46,35 @@ class CallMeter:
         # (re-reads, deletes); all planning ends before any sweeping starts.
         self.planning: Counter[str] = Counter()
         self.sweeping: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._sent: list[tuple[str, Any]] = []
+        self._asked: list[str] = []
 
     def attach(self, client: Any) -> None:
         client.meta.events.register_first("before-send.ecr", self._before_send)
         client.meta.events.register_first("before-call.ecr", self._before_call)
 
     def _before_call(self, model: Any, params: Any, **_: Any) -> None:
-        with self._lock:
-            self.logical[model.name] += 1
+        self._asked.append(model.name)  # counted by `tally`
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
-        operation = event_name.rsplit(".", 1)[-1]
-        body = request.body
-        doc = json.loads(body) if body else {}
-        ids = doc.get("imageIds") or ()
-        if operation == "DescribeImages":
-            operation = VERIFY if ids else LIST
-        with self._lock:
+        # Only noted here (a list's append is atomic): counting, with a lock the sixteen
+        # workers would contend for, would cost each call a turn at the GIL that a sweep does
+        # not pay. `tally` counts, after the run.
+        self._sent.append((event_name, request.body))
+        if self.latency and self.sleeps:
+            time.sleep(self.latency)
+
+    def tally(self) -> None:
+        """Count what was sent (call once the run is over)."""
+        sent, self._sent = self._sent, []
+        self.logical.update(self._asked)
+        self._asked = []
+        for event_name, body in sent:
+            operation = event_name.rsplit(".", 1)[-1]
+            doc = json.loads(body) if body else {}
+            ids = doc.get("imageIds") or ()
+            if operation == "DescribeImages":
+                operation = VERIFY if ids else LIST
             self.calls[operation] += 1
             self.ids[operation] += len(ids)
             repository = doc.get("repositoryName")
@@ -80,8 +88,6 @@ class CallMeter:
                     key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
                     self.fetched_twice += key in self.fetched
                     self.fetched.add(key)
-        if self.latency and self.sleeps:
-            time.sleep(self.latency)
 
     @property
     def total(self) -> int:
@@ -129,34 +135,6 @@ class GcClock:
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
-
-
-class MotoClock:
-    """Wall and CPU time spent inside moto (its dispatch, the harness, encoding the answer):
-    the server's share, which a real registry spends on its own machines."""
-
-    def __init__(self) -> None:
-        self.wall = 0.0
-        self.cpu = 0.0
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def installed(self) -> Iterator[MotoClock]:
-        original = BotocoreStubber.__call__
-        clock = self
-
-        def timed(stubber: BotocoreStubber, event_name: str, request: Any, **kw: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return original(stubber, event_name, request, **kw)
-            finally:
-                spent_wall, spent_cpu = time.perf_counter() - wall, time.thread_time() - cpu
-                with clock._lock:
-                    clock.wall += spent_wall
-                    clock.cpu += spent_cpu
-
-        with mock.patch.object(BotocoreStubber, "__call__", timed):
-            yield self
 
 
 _STATUS = "/proc/self/status"
@@ -236,8 +214,7 @@ class CpuLedger:
     """
 
     def __init__(self) -> None:
-        self.cpu: defaultdict[str, float] = defaultdict(float)
-        self._lock = threading.Lock()
+        self._spent: list[tuple[str, float]] = []
 
     @contextmanager
     def watching(self, targets: Sequence[tuple[str, Any, str]]) -> Iterator[CpuLedger]:
@@ -252,13 +229,21 @@ class CpuLedger:
     def _timed(self, label: str, function: Any) -> Any:
         ledger = self
 
+        spent = ledger._spent
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                spent = time.thread_time() - started
-                with ledger._lock:
-                    ledger.cpu[label] += spent
+                # Appended, not added up under a lock the workers would contend for.
+                spent.append((label, time.thread_time() - started))
 
         return timed
+
+    def total(self) -> dict[str, float]:
+        """CPU seconds by label, so far."""
+        cpu: defaultdict[str, float] = defaultdict(float)
+        for label, seconds in list(self._spent):
+            cpu[label] += seconds
+        return dict(cpu)

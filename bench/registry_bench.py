@@ -279,6 +279,7 @@ def run_once(
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = peak_mib()
         moto_cpu, moto_wall = stand_in.ask("clock")
+        meter.tally()
         after = stand_in.ask("digests", sorted(bound.expected))
 
         surprises = _check(run, before, after, bound)
@@ -291,7 +292,7 @@ def run_once(
             log_cpu_seconds=log.cpu,
             gc_seconds=collector.total,
             gc_collections=dict(collector.collections),
-            ledger=dict(ledger.cpu),
+            ledger=ledger.total(),
             calls={op: meter.calls.get(op, 0) for op in OPERATIONS},
             ids={op: meter.ids.get(op, 0) for op in OPERATIONS},
             retries=meter.retries,

@@ -35,12 +35,15 @@ ATTESTATION_REFERENCE = "attestation-manifest"
 
 
 def parse(
-    data: bytes,
+    data: bytes | str,
     *,
     media_type: str | None = None,
     digest: str | None = None,
 ) -> Manifest:
     """Classify `data`. `media_type` is the registry's view, used only when the bytes say nothing.
+
+    `data` is the manifest's bytes, or their text as a registry's API returns it (JSON in
+    UTF-8 either way); the text spares decoding the bytes again.
 
     `digest`, when given, is the manifest's own digest: a manifest that claims to list itself is
     malformed and classified unknown rather than trusted.
@@ -71,8 +74,10 @@ def parse(
     return _unknown(data, kind_type, f"unrecognised media type {kind_type!r}")
 
 
-def parse_all(content: Mapping[str, bytes], images: Mapping[str, Image]) -> dict[str, Manifest]:
-    """`parse` each manifest of `content` (digest -> bytes, one call's answer) that `images`
+def parse_all(
+    content: Mapping[str, bytes | str], images: Mapping[str, Image]
+) -> dict[str, Manifest]:
+    """`parse` each manifest of `content` (digest -> bytes or text, one call's answer) that `images`
     lists, with the media type the registry lists for it; the others are not asked about."""
     return {
         digest: parse(data, media_type=images[digest].media_type, digest=digest)
@@ -82,7 +87,7 @@ def parse_all(content: Mapping[str, bytes], images: Mapping[str, Image]) -> dict
 
 
 def _parse_index(
-    data: bytes,
+    data: bytes | str,
     doc: Mapping[str, Any],
     media_type: str | None,
     artifact_type: str | None,
@@ -118,7 +123,7 @@ def _parse_index(
 
 
 def _parse_manifest(
-    data: bytes,
+    data: bytes | str,
     doc: Mapping[str, Any],
     media_type: str | None,
     artifact_type: str | None,
@@ -159,8 +164,8 @@ def attestation_entries(manifest: Manifest) -> dict[str, str]:
     }
 
 
-def _unknown(data: bytes, media_type: str | None, note: str) -> Manifest:
-    text = data.decode("utf-8", errors="replace")
+def _unknown(data: bytes | str, media_type: str | None, note: str) -> Manifest:
+    text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
     mentioned = tuple(dict.fromkeys(digests_in(text)))
     return Manifest(
         kind=Kind.UNKNOWN,

@@ -107,9 +107,10 @@ class RegistryError(Exception):
 
 @dataclass(slots=True)
 class Fetched:
-    """Manifest bytes by digest, and the digests that could not be read, with the error code."""
+    """Manifests by digest (their text, as ECR returns it: the bytes are its UTF-8 encoding),
+    and the digests that could not be read, with the error code."""
 
-    content: dict[str, bytes] = field(default_factory=dict)
+    content: dict[str, str] = field(default_factory=dict)
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
@@ -199,7 +200,7 @@ class Registry:
                 digest = image.get("imageId", {}).get("imageDigest")
                 body = image.get("imageManifest")
                 if digest and body is not None:
-                    fetched.content[digest] = body.encode("utf-8")
+                    fetched.content[digest] = body
             for failure in response.get("failures", []):
                 digest = failure.get("imageId", {}).get("imageDigest", "")
                 fetched.failures[digest] = (

@@ -380,7 +380,10 @@ class Sweeper:
                     self._keep_planned(repo, Reason.NEWLY_PINNED, "pins changed during the run")
                 run.stopped_early = "a pin source now protects a planned deletion"
                 return
-        list(pool.map(self.sweep_repository, run.repositories))
+        # Largest first: each repository's deletes go one call after another, so one big
+        # repository started last would run on alone while the other workers stand idle.
+        by_work = sorted(run.repositories, key=lambda r: len(r.planned), reverse=True)
+        list(pool.map(self.sweep_repository, by_work))
 
     # --- one repository: snapshot -> plan ----------------------------------------------------
 
