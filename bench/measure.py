@@ -46,7 +46,8 @@ class CallMeter:
         # (re-reads, deletes); all planning ends before any sweeping starts.
         self.planning: Counter[str] = Counter()
         self.sweeping: Counter[str] = Counter()
-        self._sent: list[tuple[str, Any]] = []
+        self._names: list[str] = []
+        self._bodies: list[Any] = []
         self._asked: list[str] = []
 
     def attach(self, client: Any) -> None:
@@ -60,13 +61,15 @@ class CallMeter:
         # Only noted here (a list's append is atomic): counting, with a lock the sixteen
         # workers would contend for, would cost each call a turn at the GIL that a sweep does
         # not pay. `tally` counts, after the run.
-        self._sent.append((event_name, request.body))
+        self._names.append(event_name)
+        self._bodies.append(request.body)
         if self.latency and self.sleeps:
             time.sleep(self.latency)
 
     def tally(self) -> None:
         """Count what was sent (call once the run is over)."""
-        sent, self._sent = self._sent, []
+        sent = list(zip(self._names, self._bodies, strict=True))
+        self._names, self._bodies = [], []
         self.logical.update(self._asked)
         self._asked = []
         for event_name, body in sent:
@@ -229,7 +232,7 @@ class CpuLedger:
     def _timed(self, label: str, function: Any) -> Any:
         ledger = self
 
-        spent = ledger._spent
+        spent_by_label = ledger._spent
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.thread_time()
@@ -237,7 +240,7 @@ class CpuLedger:
                 return function(*args, **kwargs)
             finally:
                 # Appended, not added up under a lock the workers would contend for.
-                spent.append((label, time.thread_time() - started))
+                spent_by_label.append((label, time.thread_time() - started))
 
         return timed
 

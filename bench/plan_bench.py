@@ -48,7 +48,7 @@ from sweeper.manifests import (
     REFERENCE_DIGEST,
     REFERENCE_TYPE,
 )
-from sweeper.model import Descriptor, Image, Kind, Manifest, Pin, Scope
+from sweeper.model import NO_ANNOTATIONS, Descriptor, Image, Kind, Manifest, Pin, Scope
 from sweeper.plan import Policy, make_plan, may_delete, needs_content
 
 from .measure import machine, peak_mib, reset_peak, rss_mib
@@ -85,7 +85,8 @@ class _Digests:
 def _layer(
     digest: _Digests, media_type: str, annotations: dict[str, str] | None = None
 ) -> Descriptor:
-    return Descriptor(digest(), media_type, 30_000_000, None, annotations or {})
+    # As manifests.parse makes them: no annotations is the one shared empty mapping.
+    return Descriptor(digest(), media_type, 30_000_000, None, annotations or NO_ANNOTATIONS)
 
 
 def build(

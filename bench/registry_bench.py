@@ -272,12 +272,12 @@ def run_once(
         sweeper = Sweeper(Registry(client), settings, now, remaining_seconds=_lambda_clock())
 
         release_free_memory()
-        collector = stack.enter_context(GcClock().installed())
         rss_before = rss_mib()
         reset_peak()
-        wall, cpu = time.perf_counter(), time.process_time()
-        run = sweeper.run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        with GcClock().installed() as collector:  # the run's collections, none after it
+            wall, cpu = time.perf_counter(), time.process_time()
+            run = sweeper.run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         peak = peak_mib()
         moto_cpu, moto_wall = stand_in.ask("clock")
         meter.tally()

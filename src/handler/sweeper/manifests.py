@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
-from .model import DIGEST, Descriptor, Image, Kind, Manifest, digests_in, is_digest
+from .model import (
+    DIGEST,
+    NO_ANNOTATIONS,
+    Descriptor,
+    Image,
+    Kind,
+    Manifest,
+    digests_in,
+    is_digest,
+)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -185,10 +193,6 @@ def _subject(value: object) -> str | None:
     return None
 
 
-# Shared by every descriptor without annotations (most config and layer descriptors): read-only.
-_NO_ANNOTATIONS: Mapping[str, str] = MappingProxyType({})
-
-
 def _descriptor(value: object) -> Descriptor | None:
     # Called for every config, layer and index entry (four per manifest on average): written
     # for speed, with the same checks as is_digest and the dataclass's own defaults.
@@ -200,8 +204,8 @@ def _descriptor(value: object) -> Descriptor | None:
     size = value.get("size", 0)
     if not isinstance(size, int) or isinstance(size, bool):
         return None
-    annotations = value.get("annotations") or _NO_ANNOTATIONS
-    if annotations is not _NO_ANNOTATIONS:
+    annotations = value.get("annotations") or NO_ANNOTATIONS
+    if annotations is not NO_ANNOTATIONS:
         if not isinstance(annotations, dict):
             return None
         annotations = {str(k): str(v) for k, v in annotations.items()}
