@@ -324,7 +324,9 @@ def cpu_breakdown(measured: Measured) -> dict[str, float]:
     calls = ledger.get("registry calls", 0.0)
     parsing = ledger.get("botocore response parsing", 0.0)
     parts = {
-        "botocore: building, signing, sending (to the stand-in)": calls - parsing,
+        # Inside the Registry's methods, less botocore's response parsing: botocore's request
+        # path (building, signing), the transport to the stand-in, answers into Images.
+        "registry calls: botocore's request path, transport, reading answers": calls - parsing,
         "botocore: parsing responses": parsing,
         "sweeper: parsing manifests": ledger.get("manifest parsing", 0.0),
         "sweeper: make_plan (twice per repository)": ledger.get("make_plan", 0.0),
