@@ -67,9 +67,9 @@ def make_client(region: str | None = None, config: Config | None = None) -> ECRC
     default goes through dateutil's local time zone, which is a third of the CPU of reading a
     listing page. Anything else (a string) still goes to botocore's own parser. Its JSON
     responses are parsed, and its requests serialized, by compiled shapes (`wire`), to the
-    same result, and its User-Agent header is built once per set of request features.
-    Both are settings of the session's parser factory, so the session's other clients (the pin
-    sources') get them too.
+    same result, and its User-Agent header is built once per set of request features. The
+    parsers come from the session's parser factory, so the session's other clients (the pin
+    sources') parse the same way; the serializer and the header are this client's own.
     """
     # boto3's default session, as boto3.client uses: whatever hooks an operator (or a test)
     # registers there apply to this client too. It is set up here, before any thread starts.

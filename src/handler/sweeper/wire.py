@@ -22,8 +22,12 @@ shape made only of structures, lists, maps and JSON scalars (a member under its 
 name, an unknown member a KeyError as in botocore); a shape with a timestamp, a blob, a float
 or a document is serialized by botocore as before.
 
+And the User-Agent header, which botocore assembles twice per request, is kept per set of
+features (`remembered_user_agent`).
+
 `tests/unit/test_wire.py` checks, for every output and input shape of the services the sweeper
-calls over the JSON protocol, on generated responses and parameters, that both give the same.
+calls over the JSON protocol, on generated responses and parameters, that both give the same,
+and that the remembered header is the one botocore builds.
 """
 
 from __future__ import annotations
