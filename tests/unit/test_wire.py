@@ -128,11 +128,7 @@ def _response(body: Any) -> dict[str, Any]:
 def test_compiled_and_botocore_parsers_agree_on_every_output_shape(
     service: str, data: st.DataObject
 ) -> None:
-    operation = data.draw(
-        st.sampled_from([o for o in _operations(service) if o.output_shape is not None]),
-        label="operation",
-    )
-    shape: Any = operation.output_shape
+    shape: Any = _draw_operation(data, service, "output_shape").output_shape
     body = data.draw(_wire(shape), label="body")
     expected = JSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
     got = CompiledJSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
@@ -145,15 +141,18 @@ def test_compiled_and_botocore_parsers_agree_on_every_output_shape(
 def test_compiled_and_botocore_serializers_make_the_same_request(
     service: str, data: st.DataObject
 ) -> None:
-    operation = data.draw(
-        st.sampled_from([o for o in _operations(service) if o.input_shape is not None]),
-        label="operation",
-    )
+    operation = _draw_operation(data, service, "input_shape")
     params = data.draw(_parameters(operation.input_shape), label="parameters")
     # Parameters botocore cannot serialize (a null structure, deep down) must fail alike.
     expected = _outcome(JSONSerializer().serialize_to_request, params, operation)
     got = _outcome(CompiledJSONSerializer().serialize_to_request, params, operation)
     assert got == expected
+
+
+def _draw_operation(data: st.DataObject, service: str, shape: str) -> OperationModel:
+    """Any operation of `service` that has a `shape` ("input_shape" or "output_shape")."""
+    candidates = [o for o in _operations(service) if getattr(o, shape) is not None]
+    return data.draw(st.sampled_from(candidates), label="operation")
 
 
 def _outcome(function: Any, *args: Any) -> tuple[str, Any]:
