@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -44,66 +45,66 @@ def _operations(service: str) -> list[OperationModel]:
     return [model.operation_model(name) for name in model.operation_names]
 
 
-def _wire(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
-    """JSON values a service could send for `shape` (botocore's reading of its model)."""
+@dataclass(frozen=True)
+class _Form:
+    """How values of a shape look on one side of botocore."""
+
+    serialized_names: bool  # members under their serialized names (the wire), or as boto3 names
+    nulls: bool  # a member or a list item may be null (services send them; callers do not)
+    timestamp: st.SearchStrategy[Any]
+    blob: st.SearchStrategy[Any]
+
+
+# What a service could send (JSON as botocore reads it) ...
+WIRE = _Form(
+    serialized_names=True,
+    nulls=True,
+    timestamp=st.integers(0, 2**31)
+    | st.floats(0, 2e9, allow_nan=False)
+    | st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250+02:00"]),
+    blob=st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode()),
+)
+# ... and what a caller could pass (as boto3 takes parameters, unvalidated).
+PARAMETERS = _Form(
+    serialized_names=False,
+    nulls=False,
+    timestamp=st.datetimes(timezones=st.just(UTC)) | st.integers(0, 2**31),
+    blob=st.binary(max_size=8),
+)
+
+
+def _values(shape: Any, form: _Form, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values of `shape` in `form`, as botocore's model reads it."""
     if depth > 6:
         return st.none()
+
+    def inner(of: Any) -> st.SearchStrategy[Any]:
+        values = _values(of, form, depth + 1)
+        return st.none() | values if form.nulls else values
+
     kind = shape.type_name
     if kind == "structure":
         if shape.is_document_type:
             return st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3))
         members = {
-            m.serialization.get("name", name): st.none() | _wire(m, depth + 1)
+            (m.serialization.get("name", name) if form.serialized_names else name): inner(m)
             for name, m in shape.members.items()
         }
-        if shape.is_tagged_union:
+        if shape.is_tagged_union:  # exactly one member set
+            one = (lambda v: v is not None) if form.nulls else (lambda v: True)
             return st.sampled_from(sorted(members)).flatmap(
-                lambda key: members[key].filter(lambda v: v is not None).map(lambda v: {key: v})
+                lambda key: members[key].filter(one).map(lambda v: {key: v})
             )
         return st.fixed_dictionaries({}, optional=members)
     if kind == "list":
-        return st.lists(st.none() | _wire(shape.member, depth + 1), max_size=3)
+        return st.lists(inner(shape.member), max_size=3)
     if kind == "map":
-        return st.dictionaries(st.text(max_size=4), _wire(shape.value, depth + 1), max_size=3)
+        values = _values(shape.value, form, depth + 1)
+        return st.dictionaries(st.text(max_size=4), values, max_size=3)
     if kind == "timestamp":
-        return (
-            st.integers(0, 2**31)
-            | st.floats(0, 2e9, allow_nan=False)
-            | st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250+02:00"])
-        )
+        return form.timestamp
     if kind == "blob":
-        return st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode())
-    if kind == "boolean":
-        return st.booleans()
-    if kind in ("integer", "long"):
-        return st.integers(-(2**40), 2**40)
-    if kind in ("float", "double"):
-        return st.floats(allow_nan=False, allow_infinity=False)
-    return st.text(max_size=6)
-
-
-def _parameters(shape: Any, depth: int = 0) -> st.SearchStrategy[Any]:
-    """Parameters a caller could pass for `shape` (as boto3 takes them, unvalidated)."""
-    if depth > 6:
-        return st.none()
-    kind = shape.type_name
-    if kind == "structure":
-        if shape.is_document_type:
-            return st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3))
-        members = {name: _parameters(m, depth + 1) for name, m in shape.members.items()}
-        if shape.is_tagged_union:
-            return st.sampled_from(sorted(members)).flatmap(
-                lambda key: members[key].map(lambda v: {key: v})
-            )
-        return st.fixed_dictionaries({}, optional=members)
-    if kind == "list":
-        return st.lists(_parameters(shape.member, depth + 1), max_size=3)
-    if kind == "map":
-        return st.dictionaries(st.text(max_size=4), _parameters(shape.value, depth + 1), max_size=3)
-    if kind == "timestamp":
-        return st.datetimes(timezones=st.just(UTC)) | st.integers(0, 2**31)
-    if kind == "blob":
-        return st.binary(max_size=8)
+        return form.blob
     if kind == "boolean":
         return st.booleans()
     if kind in ("integer", "long"):
@@ -129,7 +130,7 @@ def test_compiled_and_botocore_parsers_agree_on_every_output_shape(
     service: str, data: st.DataObject
 ) -> None:
     shape: Any = _draw_operation(data, service, "output_shape").output_shape
-    body = data.draw(_wire(shape), label="body")
+    body = data.draw(_values(shape, WIRE), label="body")
     expected = JSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
     got = CompiledJSONParser(timestamp_parser=_timestamp).parse(_response(body), shape)
     assert got == expected
@@ -142,7 +143,7 @@ def test_compiled_and_botocore_serializers_make_the_same_request(
     service: str, data: st.DataObject
 ) -> None:
     operation = _draw_operation(data, service, "input_shape")
-    params = data.draw(_parameters(operation.input_shape), label="parameters")
+    params = data.draw(_values(operation.input_shape, PARAMETERS), label="parameters")
     # Parameters botocore cannot serialize (a null structure, deep down) must fail alike.
     expected = _outcome(JSONSerializer().serialize_to_request, params, operation)
     got = _outcome(CompiledJSONSerializer().serialize_to_request, params, operation)
