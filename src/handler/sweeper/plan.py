@@ -73,37 +73,6 @@ def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datet
     return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
 
 
-def make_plan(
-    repository: str,
-    images: Sequence[Image],
-    manifests: Mapping[str, Manifest],
-    pins: Mapping[str, Pin],
-    policy: Policy,
-    now: datetime,
-    *,
-    unreadable: Mapping[str, str] | None = None,
-    provisional: bool = False,
-) -> Plan:
-    """Decide every manifest of one repository.
-
-    `manifests` holds the parsed bytes read so far; a manifest without bytes is judged from its
-    listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
-    so that the plan's deletions are exactly the manifests whose bytes must be read before the
-    final plan; without it, such a manifest is kept as unreadable.
-    """
-    with _cyclic_gc_paused():
-        return _make_plan(
-            repository,
-            images,
-            manifests,
-            pins,
-            policy,
-            now,
-            unreadable=unreadable,
-            provisional=provisional,
-        )
-
-
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while planning.
@@ -123,7 +92,8 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _make_plan(
+@_cyclic_gc_paused()
+def make_plan(
     repository: str,
     images: Sequence[Image],
     manifests: Mapping[str, Manifest],
@@ -131,9 +101,16 @@ def _make_plan(
     policy: Policy,
     now: datetime,
     *,
-    unreadable: Mapping[str, str] | None,
-    provisional: bool,
+    unreadable: Mapping[str, str] | None = None,
+    provisional: bool = False,
 ) -> Plan:
+    """Decide every manifest of one repository.
+
+    `manifests` holds the parsed bytes read so far; a manifest without bytes is judged from its
+    listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
+    so that the plan's deletions are exactly the manifests whose bytes must be read before the
+    final plan; without it, such a manifest is kept as unreadable.
+    """
     unreadable = unreadable or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
