@@ -125,23 +125,31 @@ def _map(key: Convert | None, value: Convert | None) -> Convert:
     return convert
 
 
-_compiled: dict[tuple[int, Any, Any], tuple[Any, Convert | None, bool]] = {}
+_compiled: dict[tuple[Any, ...], tuple[Any, Convert | None, bool]] = {}
 _compiled_lock = threading.Lock()
 
 
-def _converter(shape: Any, timestamp: Convert, blob: Convert) -> tuple[bool, Convert | None]:
-    """(compiled?, converter) for `shape`, compiled once per shape and pair of leaf parsers."""
-    key = (id(shape), timestamp, blob)
+def _cached(
+    way: str, shape: Any, compile: Callable[[], Convert | None], *leaves: Any
+) -> tuple[bool, Any]:
+    """(compiled?, converter) for `shape` one `way` ("parse", "serialize"): `compile()` once per
+    shape (and leaf parsers), a NotCompiled remembered as well."""
+    key = (way, id(shape), *leaves)
     found = _compiled.get(key)
     if found is not None and found[0] is shape:  # the shape itself is kept: its id is not reused
         return found[2], found[1]
     try:
-        converter, ok = compile_shape(shape, timestamp, blob), True
+        converter, ok = compile(), True
     except NotCompiled:
         converter, ok = None, False
     with _compiled_lock:
         _compiled[key] = (shape, converter, ok)
     return ok, converter
+
+
+def _converter(shape: Any, timestamp: Convert, blob: Convert) -> tuple[bool, Convert | None]:
+    """(compiled?, converter) parsing `shape`, compiled once per shape and pair of leaf parsers."""
+    return _cached("parse", shape, lambda: compile_shape(shape, timestamp, blob), timestamp, blob)
 
 
 class CompiledJSONParser(JSONParser):
@@ -230,24 +238,13 @@ def _list_items(convert: Convert | None) -> Convert:
     return lambda node: [convert(item) for item in node]
 
 
-_inputs: dict[int, tuple[Any, Convert | None, bool]] = {}
-
-
 class CompiledJSONSerializer(JSONSerializer):
     """botocore's JSON protocol serializer, with the parameters walked by compiled shapes."""
 
     def _serialize(self, serialized: Any, value: Any, shape: Any, key: Any = None) -> None:
         if key is None:  # the whole input (botocore recurses with a key)
-            found = _inputs.get(id(shape))
-            if found is None or found[0] is not shape:
-                try:
-                    found = (shape, compile_input_shape(shape), True)
-                except NotCompiled:
-                    found = (shape, None, False)
-                with _compiled_lock:
-                    _inputs[id(shape)] = found
-            if found[2]:
-                convert = found[1]
+            ok, convert = _cached("serialize", shape, lambda: compile_input_shape(shape))
+            if ok:
                 serialized.update(value if convert is None else convert(value))
                 return
         super()._serialize(serialized, value, shape, key)  # type: ignore[misc]
