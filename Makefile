@@ -9,7 +9,7 @@ export PYTHONPATH := src/handler:tests
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test check lint types template bench bench-large soak clean
+.PHONY: demo test test-tomorrow check lint types template bench bench-large soak clean
 
 $(VENV)/.installed: requirements-dev.txt src/handler/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(VENV)/.installed ## the ecr-sweeper command on an embedded (moto) regist
 test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
 	$(PY) -m pytest
 
+test-tomorrow: $(VENV)/.installed ## the suite as of tomorrow: nothing may depend on the date
+	SWEEPER_TEST_DAYS_AHEAD=1 $(PY) -m pytest
+
 soak: $(VENV)/.installed ## the property and fault tests with many more examples (minutes)
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest tests/property tests/faults
 
@@ -40,7 +43,7 @@ types: $(VENV)/.installed
 template: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
 
-check: lint types template test ## everything CI runs (test includes the small benchmark as a smoke run)
+check: lint types template test test-tomorrow ## everything CI runs (test includes the small benchmark as a smoke run)
 
 # Benchmarks print their figures and write them as JSON (bench-results-*.json); they assert no
 # timing. See the README's performance section for what they measure and the figures.

@@ -16,10 +16,11 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from harness import FakeRegistry, oci
+from sweeper import clock
 from sweeper.cli import human_bytes, main
 from sweeper.explain import short
 
@@ -128,7 +129,7 @@ def run() -> int:
     # Everything stays inside the mock: no profile of the operator's may steer boto3 elsewhere.
     os.environ.pop("AWS_PROFILE", None)
     os.environ["AWS_DEFAULT_REGION"] = REGION
-    now = datetime.now(UTC)
+    now = clock.now()  # the command reads the same clock
     with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"

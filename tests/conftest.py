@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
+from freezegun import freeze_time
 from hypothesis import HealthCheck, settings
 
 import app
@@ -43,6 +44,27 @@ _PROFILE: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCh
 settings.register_profile("ci", max_examples=30, derandomize=True, database=None, **_PROFILE)
 settings.register_profile("soak", max_examples=1000, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_SHIFTED: list[Any] = []  # the shifted clock of `make test-tomorrow`, while it runs
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """`SWEEPER_TEST_DAYS_AHEAD=N`: run the suite as of N days from now (`make test-tomorrow`).
+
+    The clock is moved after collection, and keeps ticking, so a test that captured the date at
+    import time and one that reads it while running see different days, as a suite started just
+    before midnight would: nothing a test checks may depend on the date.
+    """
+    days = os.environ.get("SWEEPER_TEST_DAYS_AHEAD")
+    if days:
+        _SHIFTED.append(freeze_time(datetime.now(UTC) + timedelta(days=int(days)), tick=True))
+        _SHIFTED[-1].start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    while _SHIFTED:  # before the interpreter shuts down, or its exit hooks find time half-patched
+        _SHIFTED.pop().stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -14,8 +13,8 @@ from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from log_format import DecisionLinesFormatter
+from sweeper import clock, pins
 from sweeper import metrics as metric_names
-from sweeper import pins
 from sweeper.model import Pin
 from sweeper.registry import Registry, client_config, make_client
 from sweeper.run import Sweeper
@@ -58,7 +57,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     sweeper = Sweeper(
         registry,
         settings,
-        datetime.now(UTC),
+        clock.now(),
         pins=pinned,
         reload_pins=lambda: read_pins()[0],
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,

@@ -36,9 +36,11 @@ from sweeper.cli import (
     main,
 )
 from sweeper.cli import settings_from as cli_settings
+from sweeper.clock import use_clock
 from sweeper.explain import short
 from sweeper.model import Scope
 from sweeper.registry import Deleted, Registry
+from sweeper.run import rotate
 from sweeper.settings import _FIELDS
 
 REPO = "app"
@@ -467,9 +469,14 @@ def test_ctrl_c_before_deleting_stops_at_once_and_while_deleting_after_the_batch
         interrupts._handle(signal.SIGINT, None)  # the second one stops at once
 
 
+@pytest.mark.parametrize("days_later", [0, 1], ids=["one-day", "the-next-day"])
 def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
-    registry: FakeRegistry, cli: Run, monkeypatch: pytest.MonkeyPatch
+    registry: FakeRegistry, cli: Run, monkeypatch: pytest.MonkeyPatch, days_later: int
 ) -> None:
+    # The repositories' order moves on by one a day (run.rotate): on the clock of two days running,
+    # each repository in turn is the one the first batch reaches.
+    when = NOW + timedelta(days=days_later)
+    swept_first, swept_second = rotate(["first", "second"], when)
     trees = {}
     for repo in ("first", "second"):
         old = registry.push_buildx(repo, tag="latest", pushed_at=OLD, fast=True)
@@ -494,13 +501,14 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
 
     monkeypatch.setattr(Interrupts, "_handle", handle_and_tell)
     monkeypatch.setattr(Registry, "delete", delete_then_ctrl_c)
-    code, _, err = cli("sweep", "--yes", "--scope", "orphans", "--concurrency", "1")
+    with use_clock(lambda: when):
+        code, _, err = cli("sweep", "--yes", "--scope", "orphans", "--concurrency", "1")
     assert code == EXIT_FAILURES
     assert "Stopping before the next batch" in err
     assert "Interrupted: stopped before the next batch" in err
-    first = trees["first"]
-    assert registry.digests("first") == before["first"] - {first.index}  # the first wave only
-    assert registry.digests("second") == before["second"]
+    first = trees[swept_first]
+    assert registry.digests(swept_first) == before[swept_first] - {first.index}  # first wave only
+    assert registry.digests(swept_second) == before[swept_second]
     monkeypatch.setattr(Registry, "delete", delete)
     code, out, _ = cli("validate")
     assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -39,7 +39,7 @@ import botocore.loaders
 import botocore.session
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from . import __version__, pins
+from . import __version__, clock, pins
 from .explain import path, render, short
 from .manifests import parse
 from .model import DIGEST_PATTERN, Decision, Image, Kind, Pin, Reason, Verdict
@@ -281,7 +281,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     session, registry = connect(args)
     pinned, _ = pins_from(session, settings)
-    now = datetime.now(UTC)
+    now = clock.now()
     with Progress(err) as progress, Interrupts(err) as interrupts:
         run = Sweeper(
             registry,
@@ -307,7 +307,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     session, registry = connect(args)
     pinned, reload_pins = pins_from(session, settings)
-    now = datetime.now(UTC)
+    now = clock.now()
     asked = False
 
     def confirm(run: Run) -> bool:
@@ -372,7 +372,7 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     prefix = "sha256:" + wanted.group(2)
     session, registry = connect(args)
-    now = datetime.now(UTC)
+    now = clock.now()
     pinned, _ = pins_from(session, settings)
     repo = Sweeper(registry, settings, now, pins=pinned).plan_repository(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
@@ -455,7 +455,7 @@ def _read_kinds(registry: Registry, repo: RepositoryRun, chain: list[Decision]) 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     _, registry = connect(args)
-    sweeper = Sweeper(registry, settings, datetime.now(UTC))
+    sweeper = Sweeper(registry, settings, clock.now())
     try:
         names = registry.repositories()
     except RegistryError as exc:
