@@ -9,10 +9,8 @@ Sweep: whatever is left is deleted, parents before children.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,26 +71,6 @@ def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datet
     return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while planning.
-
-    A plan allocates a few objects per manifest (decisions, edges, waves) and makes no reference
-    cycle, so reference counting frees all of it. The cyclic collector would still rescan every
-    live object each time enough new ones pile up: a quarter of the CPU of a million-manifest
-    plan. The switch is process-wide: it is turned back on only if it was on, so a thread that
-    finds it paused by another thread's plan leaves it to that thread.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@_cyclic_gc_paused()
 def make_plan(
     repository: str,
     images: Sequence[Image],

@@ -13,14 +13,12 @@ during the run, where checking the snapshot minus our deletions would only check
 from __future__ import annotations
 
 import fnmatch
-import gc
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,31 +45,6 @@ FREED_BYTES_READ_LIMIT = 50_000
 # margin) is still left, so that what it planned can be deleted: a registry too large to scan in
 # one invocation then still gets cleaned, a few repositories a night (see `rotate`).
 SWEEP_SHARE = 0.25
-
-
-# The collector's thresholds during a run (gc.set_threshold): see `fewer_collections`.
-RUN_GC_THRESHOLDS = (200_000, 50, 100)
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Collect garbage less often while a run is on, and restore the thresholds afterwards.
-
-    A run keeps what its plans need (images, parsed manifests, decisions: a few million small
-    objects at 100,000 manifests) and makes little cyclic garbage. With the default thresholds
-    (700, 10, 10) the collector walks the young objects every 700 allocations and everything now
-    and then: at registry scale some 6 s of a 50 s run, all of it holding the GIL the workers
-    share (bench.registry_bench prints the figure). Cycles still get collected, only in larger
-    steps; `plan.make_plan` pauses the collector altogether for its pure, acyclic work.
-    """
-    saved = gc.get_threshold()
-    gc.set_threshold(*RUN_GC_THRESHOLDS)
-    gc.freeze()  # what exists before the run (modules, botocore's models) is not walked again
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*saved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,10 +267,6 @@ class Sweeper:
     # --- the whole run ----------------------------------------------------------------------
 
     def run(self) -> Run:
-        with fewer_collections():
-            return self._run()
-
-    def _run(self) -> Run:
         started = time.monotonic()
         run = Run(dry_run=self.settings.dry_run)
         if self.remaining_seconds is not None and not run.dry_run:
