@@ -63,7 +63,7 @@ from unittest import mock
 import botocore.parsers
 from moto.ecr.models import ecr_backends
 
-import sweeper.run
+import sweeper.run.scan
 from harness import FakeRegistry
 from harness import ecr as harness_ecr
 from harness.bulk import realistic_registry
@@ -71,8 +71,9 @@ from log_format import DecisionLinesFormatter
 from sweeper import manifests
 from sweeper.model import Pin
 from sweeper.plan import Policy, make_plan, may_delete, needs_content
-from sweeper.registry import BATCH_SIZE, PAGE_SIZE, Registry, image_from_detail, make_client
-from sweeper.run import Run, Sweeper
+from sweeper.ports import BATCH_SIZE
+from sweeper.registry import PAGE_SIZE, EcrRegistry, image_from_detail, make_client
+from sweeper.run import Report, RunOptions, Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
 
@@ -269,7 +270,9 @@ def run_once(
         stand_in.attach(client)
         log = stack.enter_context(decision_log())
         ledger = stack.enter_context(CpuLedger().watching(_LEDGER))
-        sweeper = Sweeper(Registry(client), settings, now, remaining_seconds=_lambda_clock())
+        sweeper = Sweeper(
+            EcrRegistry(client), settings, now, RunOptions(remaining_seconds=_lambda_clock())
+        )
 
         release_free_memory()
         rss_before = rss_mib()
@@ -301,7 +304,7 @@ def run_once(
             schedule_floor=meter.schedule_floor(settings.concurrency),
             peak_rss_mib=peak,
             rss_before_mib=rss_before,
-            report={k: v for k, v in run.report().items() if k != "deletions"},
+            report={k: v for k, v in run.as_dict().items() if k != "deletions"},
             as_predicted=not surprises,
             surprises=surprises[:10],
         )
@@ -310,10 +313,13 @@ def run_once(
 
 # Where the CPU goes: each label adds up the thread CPU spent inside these functions.
 _LEDGER: list[tuple[str, Any, str]] = [
-    *(("registry calls", Registry, name) for name in ("images", "manifests", "describe", "delete")),
+    *(
+        ("registry calls", EcrRegistry, name)
+        for name in ("images", "manifests", "describe", "delete")
+    ),
     ("botocore response parsing", botocore.parsers.ResponseParser, "parse"),
     ("manifest parsing", manifests, "parse_all"),
-    ("make_plan", sweeper.run, "make_plan"),
+    ("make_plan", sweeper.run.scan, "make_plan"),
 ]
 
 
@@ -344,12 +350,12 @@ def _lambda_clock() -> Any:
 
 
 def _check(
-    run: Run, before: Mapping[str, set[str]], after: Mapping[str, set[str]], bound: Bound
+    run: Report, before: Mapping[str, set[str]], after: Mapping[str, set[str]], bound: Bound
 ) -> list[str]:
     """What the run did that the oracle did not predict (empty when all is as it should be)."""
     surprises: list[str] = []
     if not run.complete:
-        surprises.append(f"run incomplete: {run.report()['failures'][:3]}")
+        surprises.append(f"run incomplete: {run.all_failures[:3]}")
     for name, digests in before.items():
         gone = digests - after[name]
         expected = bound.expected.get(name, set())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -16,8 +15,8 @@ from log_format import DecisionLinesFormatter
 from sweeper import clock, pins
 from sweeper import metrics as metric_names
 from sweeper.model import Pin
-from sweeper.registry import Registry, client_config, make_client
-from sweeper.run import Sweeper
+from sweeper.registry import EcrRegistry, client_config, make_client
+from sweeper.run import Report, RunOptions, Sweeper
 from sweeper.settings import load
 
 # One JSON line per decision, from the core's bulk decision records (log_format.py says why).
@@ -40,7 +39,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=context.aws_request_id)  # on every line, the core's too
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(dry_run=settings.dry_run)
-    registry = Registry(make_client())
+    registry = EcrRegistry(make_client())
     sources = pins.sources(settings, _client)
 
     def read_pins() -> tuple[dict[str, Pin], dict[str, int]]:
@@ -54,23 +53,20 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
     pinned, pin_counts = read_pins()
     logger.info("pins", extra={"pins": pin_counts})
-    sweeper = Sweeper(
-        registry,
-        settings,
-        clock.now(),
+    options = RunOptions(
         pins=pinned,
         reload_pins=lambda: read_pins()[0],
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    run = sweeper.run()
-    run.pin_counts = pin_counts
-    report = run.report()
+    report = Sweeper(registry, settings, clock.now(), options).run()
+    report.pins = pin_counts
     publish(report, context.function_name)
-    logger.info("run", extra={"report": {k: v for k, v in report.items() if k != "deletions"}})
-    return report
+    answer = report.as_dict()
+    logger.info("run", extra={"report": {k: v for k, v in answer.items() if k != "deletions"}})
+    return answer
 
 
-def publish(report: Mapping[str, Any], function_name: str) -> None:
+def publish(report: Report, function_name: str) -> None:
     """The run's metrics (flushed by `log_metrics` as one EMF line) and one EMF line per kept
     reason (a `Reason` dimension needs a metric set of its own); see sweeper/metrics.py."""
     if metrics.default_dimensions.get(metric_names.FUNCTION_DIMENSION) != function_name:

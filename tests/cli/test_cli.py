@@ -39,7 +39,8 @@ from sweeper.cli import settings_from as cli_settings
 from sweeper.clock import use_clock
 from sweeper.explain import short
 from sweeper.model import Scope
-from sweeper.registry import Deleted, Registry
+from sweeper.ports import Deleted
+from sweeper.registry import EcrRegistry
 from sweeper.run import rotate
 from sweeper.settings import _FIELDS
 
@@ -460,11 +461,11 @@ def test_ctrl_c_before_deleting_stops_at_once_and_while_deleting_after_the_batch
     interrupts = Interrupts(io.StringIO())
     with pytest.raises(KeyboardInterrupt):
         interrupts._handle(signal.SIGINT, None)  # scanning or asking: nothing deleted yet
-    assert interrupts.remaining_seconds() == 0.0  # repositories not scanned yet are skipped
+    assert interrupts.stopping.is_set()  # repositories not scanned yet are skipped
     interrupts = Interrupts(io.StringIO())
     interrupts.deleting.set()
     interrupts._handle(signal.SIGINT, None)
-    assert interrupts.remaining_seconds() == 0.0
+    assert interrupts.stopping.is_set()
     with pytest.raises(KeyboardInterrupt):
         interrupts._handle(signal.SIGINT, None)  # the second one stops at once
 
@@ -490,9 +491,9 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
         handle(self, signum, frame)
         handled.set()
 
-    delete = Registry.delete
+    delete = EcrRegistry.delete
 
-    def delete_then_ctrl_c(self: Registry, repository: str, digests: Sequence[str]) -> Deleted:
+    def delete_then_ctrl_c(self: EcrRegistry, repository: str, digests: Sequence[str]) -> Deleted:
         outcome = delete(self, repository, digests)
         if not handled.is_set():
             os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl-C
@@ -500,7 +501,7 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
         return outcome
 
     monkeypatch.setattr(Interrupts, "_handle", handle_and_tell)
-    monkeypatch.setattr(Registry, "delete", delete_then_ctrl_c)
+    monkeypatch.setattr(EcrRegistry, "delete", delete_then_ctrl_c)
     with use_clock(lambda: when):
         code, _, err = cli("sweep", "--yes", "--scope", "orphans", "--concurrency", "1")
     assert code == EXIT_FAILURES
@@ -509,7 +510,7 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
     first = trees[swept_first]
     assert registry.digests(swept_first) == before[swept_first] - {first.index}  # first wave only
     assert registry.digests(swept_second) == before[swept_second]
-    monkeypatch.setattr(Registry, "delete", delete)
+    monkeypatch.setattr(EcrRegistry, "delete", delete)
     code, out, _ = cli("validate")
     assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")
 

@@ -24,8 +24,8 @@ from harness.generated import (
     seed_into,
     snapshot,
 )
+from sweeper import ports
 from sweeper import registry as ecr
-from sweeper import run
 
 SHARED_FIXTURES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -42,7 +42,7 @@ def test_a_run_killed_after_k_delete_batches_keeps_the_promise(
     note(model.describe())
     # Batches of 3: random registries are small, and a crash needs batches to fall between.
     monkeypatch.setattr(ecr, "BATCH_SIZE", 3)
-    monkeypatch.setattr(run, "BATCH_SIZE", 3)
+    monkeypatch.setattr(ports, "BATCH_SIZE", 3)
     oracle = Oracle(model)
     request: dict[str, Any] = {
         "dry_run": False,
@@ -93,7 +93,7 @@ def test_nested_indexes_survive_a_crash_anywhere(
     """Outer index -> two inner indexes -> images and attestations; three delete waves, small
     batches: a crash can land between any two of them."""
     monkeypatch.setattr(ecr, "BATCH_SIZE", 2)
-    monkeypatch.setattr(run, "BATCH_SIZE", 2)
+    monkeypatch.setattr(ports, "BATCH_SIZE", 2)
     now = datetime.now(UTC)
     with fresh_registry() as registry:
         kept = registry.push_buildx("app", tag="latest", pushed_at=now - OLD, fast=True)

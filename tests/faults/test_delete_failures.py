@@ -23,8 +23,8 @@ from harness.faults import (
 )
 from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
+from sweeper import ports
 from sweeper import registry as ecr
-from sweeper import run
 
 REPO = "app"
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -160,7 +160,7 @@ def test_a_batch_that_keeps_answering_5xx_counts_nothing_and_stops(
     invoke: Invoke, monkeypatch: pytest.MonkeyPatch, failing: int
 ) -> None:
     monkeypatch.setattr(ecr, "BATCH_SIZE", 4)
-    monkeypatch.setattr(run, "BATCH_SIZE", 4)
+    monkeypatch.setattr(ports, "BATCH_SIZE", 4)
     with fresh_registry() as registry:
         history = build_history(registry, datetime.now(UTC), repos=(REPO,))
         before = registry.digests(REPO)

@@ -21,8 +21,8 @@ from harness.generated import (
     seed_into,
     snapshot,
 )
+from sweeper import ports
 from sweeper import registry as ecr
-from sweeper import run
 
 SHARED_FIXTURES = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -39,7 +39,7 @@ def test_a_throttling_storm_ends_where_a_calm_run_ends(
     # Small pages and more than one delete batch per wave: every kind of call gets throttled.
     monkeypatch.setattr(ecr, "PAGE_SIZE", 7)
     monkeypatch.setattr(ecr, "BATCH_SIZE", 5)
-    monkeypatch.setattr(run, "BATCH_SIZE", 5)
+    monkeypatch.setattr(ports, "BATCH_SIZE", 5)
     now = datetime.now(UTC)
     outcomes: list[tuple[dict[str, set[str]], dict[str, Any], Wire, float]] = []
     for storm in (False, True):

@@ -15,11 +15,18 @@ from harness.faults import Attempt, Wire, intercept_clients
 from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
 from sweeper import registry as ecr
-from sweeper import run
 from sweeper.clock import use_clock
 from sweeper.model import Scope
-from sweeper.registry import Registry, client_config
-from sweeper.run import SWEEP_SHARE, TIME_MARGIN_SECONDS, Sweeper, rotate
+from sweeper.registry import EcrRegistry, client_config
+from sweeper.run import (
+    SWEEP_SHARE,
+    TIME_MARGIN_SECONDS,
+    RunOptions,
+    StopReason,
+    Sweeper,
+    context,
+    rotate,
+)
 from sweeper.settings import Settings
 
 REPOS = ("r1", "r2", "r3", "r4", "r5", "r6")
@@ -165,10 +172,13 @@ def test_nightly_runs_that_cannot_cover_everything_reach_every_repository() -> N
             client: Any = boto3.client("ecr", region_name="us-east-1", config=client_config())
             wire.attach(client)
             sweeper = Sweeper(
-                Registry(client), settings, NIGHT + timedelta(days=night), remaining_seconds=clock
+                EcrRegistry(client),
+                settings,
+                NIGHT + timedelta(days=night),
+                RunOptions(remaining_seconds=clock),
             )
             result = sweeper.run()
-            scanned.append({r.repository for r in result.repositories if r.plan is not None})
+            scanned.append({r.repository for r in result.repositories if r.scanned})
             assert 1 <= len(scanned[-1]) < len(REPOS), "the budget should cover some, not all"
             if all(registry.digests(r) == history.live[r] for r in REPOS):
                 break
@@ -185,7 +195,7 @@ def sweep_with_budget(seconds: float) -> tuple[Sweeper, Wire, Any]:
         wire = Wire(on_attempt=clock.tick)
         client: Any = boto3.client("ecr", region_name="us-east-1", config=client_config())
         wire.attach(client)
-        sweeper = Sweeper(Registry(client), settings, NIGHT, remaining_seconds=clock)
+        sweeper = Sweeper(EcrRegistry(client), settings, NIGHT, RunOptions(remaining_seconds=clock))
         return sweeper, wire, sweeper.run()
 
 
@@ -195,14 +205,14 @@ def test_the_scan_stops_early_enough_to_leave_time_for_deleting(
     # 14 s of calls beyond the margin: enough to scan all but one repository while keeping a
     # quarter for deleting (the figure depends on how many calls a scan makes).
     sweeper, wire, result = sweep_with_budget(14)
-    assert sweeper.scan_margin == TIME_MARGIN_SECONDS + SWEEP_SHARE * 14
-    assert result.stopped_early == "time budget"
+    assert sweeper.ctx.budget.scan_margin == TIME_MARGIN_SECONDS + SWEEP_SHARE * 14
+    assert result.stopped_early is StopReason.TIME_BUDGET
     assert [f.code for f in result.failures] == []
-    assert [r.failures[0].code for r in result.repositories if r.plan is None] == ["TimeBudget"]
+    assert [r.failures[0].code for r in result.repositories if not r.scanned] == ["TimeBudget"]
     # Without the share kept for deleting, the scan eats the budget and fewer batches go.
-    monkeypatch.setattr(run, "SWEEP_SHARE", 0.0)
+    monkeypatch.setattr(context, "SWEEP_SHARE", 0.0)
     _, greedy, greedy_result = sweep_with_budget(14)
-    assert all(r.plan is not None for r in greedy_result.repositories)
+    assert all(r.scanned for r in greedy_result.repositories)
     assert 0 < greedy.sent["BatchDeleteImage"] < wire.sent["BatchDeleteImage"]
 
 

@@ -22,8 +22,9 @@ from harness.breakage import remove_behind_ecr
 from harness.lambda_output import captured, emf_metrics, log_lines
 from sweeper import metrics
 from sweeper.model import Scope
-from sweeper.registry import BATCH_SIZE, Registry
-from sweeper.run import Sweeper
+from sweeper.ports import BATCH_SIZE, Registry
+from sweeper.registry import EcrRegistry
+from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
 
 REPO = "app"
@@ -65,7 +66,7 @@ class ReadLog:
 
 
 def sweeper(registry: Registry, settings: Settings = ORPHANS, **kwargs: Any) -> Sweeper:
-    return Sweeper(registry, settings, NOW, **kwargs)
+    return Sweeper(registry, settings, NOW, RunOptions(**kwargs))
 
 
 # --- honest bytes ---------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_survivors_are_read_once_each_and_at_most_100_per_call(registry: FakeReg
     everything = registry.digests(REPO)
     reads = ReadLog(registry.client)
 
-    report = sweeper(Registry(registry.client), Settings(scope=Scope.ORPHANS)).run().report()
+    report = sweeper(EcrRegistry(registry.client), Settings(scope=Scope.ORPHANS)).run().as_dict()
 
     assert all(len(call) <= BATCH_SIZE for call in reads.calls)
     assert max(reads.digests.values()) == 1  # manifests are immutable: read once per run
@@ -149,22 +150,22 @@ def test_a_repository_past_the_read_limit_is_left_out_and_still_swept(
             manifest = oci.image_manifest(f"{repo}-{i}")
             releases.add(registry.seed(repo, manifest, tags=[f"r{i}"], pushed_at=OLD))
     reads = ReadLog(registry.client)
-    run = sweeper(Registry(registry.client), freed_bytes_read_limit=10).run()
-    report = run.report()
+    run = sweeper(EcrRegistry(registry.client), freed_bytes_read_limit=10).run()
+    report = run.as_dict()
 
     assert len(registry.digests("big")) == 150 + 3  # the sweep does not wait for the figure
     assert len(registry.digests("small")) == 3
     assert report["complete"] is True
     assert report["bytes_freed_unknown"] == 1
     big = next(r for r in run.repositories if r.repository == "big")
-    assert "read limit" in big.freed_unknown
-    assert big.freed(big.deleted) is None
+    assert "read limit" in big.bytes_freed_unknown
+    assert big.deleted_bytes_freed is None
     # The figure's own reads are all or nothing: none here. Planning's one call to "big" had
     # spare room, filled with releases at no cost; no call was made for releases alone.
     assert not [call for call in reads.calls if set(call) <= releases]
     assert 0 < len(reads.of(releases)) < BATCH_SIZE
     small = next(r for r in run.repositories if r.repository == "small")
-    small_freed = small.freed(small.deleted)
+    small_freed = small.deleted_bytes_freed
     assert small_freed is not None and small_freed > 0
     assert report["deleted"]["bytes_freed"] == small_freed
 
@@ -202,7 +203,8 @@ def test_a_delete_refused_because_a_new_index_lists_it_is_a_delete_failure(
 
     client = boto3.client("ecr", region_name=registry.region)
     client.meta.events.register("before-parameter-build.ecr.DescribeImages", rebuild_lists_it)
-    report = sweeper(Registry(client)).run().report()
+    result = sweeper(EcrRegistry(client)).run()
+    report = result.as_dict()
 
     assert registry.digests(REPO) == {reused.digest, *pushed}
     assert report["delete_failures"] == 1
@@ -213,7 +215,7 @@ def test_a_delete_refused_because_a_new_index_lists_it_is_a_delete_failure(
     # Only the confirmed deletion counts; the refused manifest still holds its blobs.
     doomed_blobs = [doomed.json["config"], *doomed.json["layers"]]  # none shared with `reused`
     assert report["deleted"]["bytes_freed"] == sum(blob["size"] for blob in doomed_blobs)
-    figures = {figure.name: figure.value for figure in metrics.run_figures(report)}
+    figures = {figure.name: figure.value for figure in metrics.run_figures(result)}
     assert figures[metrics.DELETE_FAILURES] == 1
     assert figures[metrics.RUN_COMPLETED] == 0
 

@@ -11,6 +11,7 @@ The manifest documents themselves (a few KB each) are not counted: only config a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from .model import Manifest
 
@@ -53,3 +54,57 @@ def freed_bytes(
             return None
         held |= held_digests(parsed)
     return sum(size for digest, size in sizes.items() if digest not in held)
+
+
+@dataclass(frozen=True, slots=True)
+class FreedLedger:
+    """What a repository's planned deletions can free, worked out once, at planning.
+
+    `blobs` holds only the blobs that planned deletions reference and no other manifest does,
+    each with its size and the planned manifests that reference it: a blob is freed once all of
+    those are gone. `unknown` says why the figure cannot be known (then every figure with
+    something gone is None). Keeping this instead of every parsed manifest until the report lets
+    a run forget a repository's manifests as soon as it is planned.
+    """
+
+    blobs: Mapping[str, tuple[int, frozenset[str]]]
+    unknown: str = ""
+
+    def freed(self, gone: Iterable[str]) -> int | None:
+        """Bytes of the blobs only manifests in `gone` (a subset of the planned) referenced."""
+        gone = set(gone)
+        if not gone:
+            return 0
+        if self.unknown:
+            return None
+        return sum(size for size, refs in self.blobs.values() if refs <= gone)
+
+
+def ledger(
+    manifests: Mapping[str, Manifest], planned: Iterable[str], others: Iterable[str]
+) -> FreedLedger:
+    """The ledger of `planned` deletions, `others` being every other manifest still there.
+
+    Same rules as `freed_bytes`: a manifest without parsed content makes the figure unknown,
+    and a blob listed with different sizes counts with the smallest.
+    """
+    sizes: dict[str, int] = {}
+    refs: dict[str, set[str]] = {}
+    for digest in planned:
+        parsed = manifests.get(digest)
+        if parsed is None:
+            return FreedLedger({}, f"{digest} not read")
+        for blob in parsed.blobs:
+            known = sizes.get(blob.digest)
+            sizes[blob.digest] = blob.size if known is None else min(known, blob.size)
+            refs.setdefault(blob.digest, set()).add(digest)
+    held: set[str] = set()
+    if sizes:
+        for digest in others:
+            parsed = manifests.get(digest)
+            if parsed is None:
+                return FreedLedger({}, f"{digest} not read")
+            held |= held_digests(parsed)
+    return FreedLedger(
+        {blob: (size, frozenset(refs[blob])) for blob, size in sizes.items() if blob not in held}
+    )

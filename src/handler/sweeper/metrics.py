@@ -28,11 +28,15 @@ referenced, each once (what storage really loses).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .model import Reason
+from .run.state import StopReason
+from .validate import MISSING_CHILD
+
+if TYPE_CHECKING:
+    from .run.report import Report
 
 NAMESPACE = "EcrSweeper"
 SERVICE = "ecr-sweeper"
@@ -73,38 +77,41 @@ class Figure:
     value: float
 
 
-def run_figures(report: Mapping[str, Any]) -> list[Figure]:
-    """The run's metrics (without dimensions), from the report `Run.report()` returns."""
-    planned, deleted = report["planned"], report["deleted"]
+def run_figures(report: Report) -> list[Figure]:
+    """The run's metrics (without dimensions)."""
+    planned, deleted = report.planned, report.deleted
+    # The breaker has a metric of its own; StoppedEarly is the run that ran out of time, was
+    # interrupted or found a new pin.
+    stopped = report.stopped_early not in (None, StopReason.CIRCUIT_BREAKER)
     return [
-        Figure(REPOSITORIES_SCANNED, COUNT, report["repositories"]),
-        Figure(MANIFESTS_SCANNED, COUNT, report["manifests"]),
-        Figure(MANIFESTS_PLANNED, COUNT, planned["manifests"]),
-        Figure(MANIFESTS_DELETED, COUNT, deleted["manifests"]),
-        Figure(NOMINAL_BYTES_PLANNED, BYTES, planned["bytes"]),
-        Figure(NOMINAL_BYTES_DELETED, BYTES, deleted["bytes"]),
-        Figure(BYTES_FREED_PLANNED, BYTES, planned["bytes_freed"]),
-        Figure(BYTES_FREED, BYTES, deleted["bytes_freed"]),
-        Figure(BYTES_FREED_UNKNOWN, COUNT, report["bytes_freed_unknown"]),
-        Figure(DELETE_FAILURES, COUNT, report["delete_failures"]),
-        Figure(FAILURES, COUNT, len(report["failures"])),
-        Figure(RUN_COMPLETED, COUNT, 1 if report["complete"] else 0),
-        Figure(DRY_RUNS, COUNT, 1 if report["dry_run"] else 0),
-        Figure(REAL_RUNS, COUNT, 0 if report["dry_run"] else 1),
-        Figure(CIRCUIT_BREAKER_TRIPPED, COUNT, 1 if report.get("circuit_breaker") else 0),
-        Figure(STOPPED_EARLY, COUNT, 1 if report.get("stopped_early") else 0),
+        Figure(REPOSITORIES_SCANNED, COUNT, len(report.repositories)),
+        Figure(MANIFESTS_SCANNED, COUNT, report.manifests),
+        Figure(MANIFESTS_PLANNED, COUNT, planned.manifests),
+        Figure(MANIFESTS_DELETED, COUNT, deleted.manifests),
+        Figure(NOMINAL_BYTES_PLANNED, BYTES, planned.bytes),
+        Figure(NOMINAL_BYTES_DELETED, BYTES, deleted.bytes),
+        Figure(BYTES_FREED_PLANNED, BYTES, planned.bytes_freed),
+        Figure(BYTES_FREED, BYTES, deleted.bytes_freed),
+        Figure(BYTES_FREED_UNKNOWN, COUNT, report.bytes_freed_unknown),
+        Figure(DELETE_FAILURES, COUNT, sum(r.delete_failures for r in report.repositories)),
+        Figure(FAILURES, COUNT, len(report.all_failures)),
+        Figure(RUN_COMPLETED, COUNT, 1 if report.complete else 0),
+        Figure(DRY_RUNS, COUNT, 1 if report.dry_run else 0),
+        Figure(REAL_RUNS, COUNT, 0 if report.dry_run else 1),
+        Figure(CIRCUIT_BREAKER_TRIPPED, COUNT, 1 if report.circuit_breaker else 0),
+        Figure(STOPPED_EARLY, COUNT, 1 if stopped else 0),
         Figure(
             BROKEN_INDEXES,
             COUNT,
-            sum(1 for b in report.get("broken", ()) if b["problem"] == "missing-child"),
+            sum(1 for problem in report.broken if problem.problem == MISSING_CHILD),
         ),
-        Figure(RUN_DURATION, SECONDS, report["duration_seconds"]),
+        Figure(RUN_DURATION, SECONDS, round(report.duration_seconds, 3)),
     ]
 
 
-def kept_figures(report: Mapping[str, Any]) -> list[tuple[str, int]]:
+def kept_figures(report: Report) -> list[tuple[str, int]]:
     """(reason, manifests kept for it) for every keep reason, zeros included."""
-    kept: Mapping[str, int] = report["kept"]
+    kept = report.kept
     return [(reason, kept.get(reason, 0)) for reason in KEPT_REASONS]
 
 

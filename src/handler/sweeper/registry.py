@@ -7,8 +7,7 @@ botocore does not check them client-side.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,8 +16,17 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
-from . import manifests as m
+from .manifests import ALL_MANIFEST_TYPES
 from .model import Image
+from .ports import (
+    BATCH_SIZE,
+    NOT_FOUND,
+    TIME_BUDGET,
+    Deleted,
+    Fetched,
+    RegistryError,
+    Stop,
+)
 from .wire import ParserFactory, compiled_serializer, remembered_user_agent
 
 if TYPE_CHECKING:
@@ -27,7 +35,6 @@ else:
     ECRClient = Any
 
 PAGE_SIZE = 1000  # DescribeImages / DescribeRepositories maximum
-BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
 
 # What the code calls, and so all the IAM it needs; template tests compare this with template.yaml.
 REPOSITORY_ACTIONS = (
@@ -37,9 +44,6 @@ REPOSITORY_ACTIONS = (
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
-
-NOT_FOUND = "ImageNotFound"
-TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
 
 
 def client_config(
@@ -95,34 +99,6 @@ def _timestamp(value: str | float) -> datetime:
     return parsed
 
 
-class RegistryError(Exception):
-    """A call failed after botocore's retries: the evidence it should have given is missing."""
-
-    def __init__(self, operation: str, code: str, message: str) -> None:
-        super().__init__(f"{operation}: {code}: {message}")
-        self.operation = operation
-        self.code = code
-        self.message = message
-
-
-@dataclass(slots=True)
-class Fetched:
-    """Manifests by digest (their text, as ECR returns it: the bytes are its UTF-8 encoding),
-    and the digests that could not be read, with the error code."""
-
-    content: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Deleted:
-    """The outcome of one delete call, item by item."""
-
-    deleted: set[str] = field(default_factory=set)
-    already_gone: set[str] = field(default_factory=set)
-    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-
 def _batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -135,8 +111,9 @@ def _error(operation: str, exc: Exception) -> RegistryError:
     return RegistryError(operation, type(exc).__name__, str(exc))
 
 
-class Registry:
-    """One registry (account and region) behind a thread-safe boto3 ECR client."""
+class EcrRegistry:
+    """`ports.Registry` for one ECR registry (account and region), behind a thread-safe boto3
+    ECR client."""
 
     def __init__(self, client: ECRClient, registry_id: str | None = None) -> None:
         self._client = client
@@ -154,7 +131,7 @@ class Registry:
             raise _error("DescribeRepositories", exc) from exc
         return names
 
-    def images(self, repository: str, stop: Callable[[], bool] | None = None) -> list[Image]:
+    def images(self, repository: str, stop: Stop | None = None) -> list[Image]:
         """Every manifest of the repository, archived ones too (they are parents and roots).
 
         `stop` is asked before every page after the first; when it says so, the listing is
@@ -177,7 +154,7 @@ class Registry:
         return images
 
     def manifests(
-        self, repository: str, digests: Sequence[str], stop: Callable[[], bool] | None = None
+        self, repository: str, digests: Sequence[str], stop: Stop | None = None
     ) -> Fetched:
         """Exact bytes of each manifest, asking for every manifest type so ECR converts none.
 
@@ -192,7 +169,7 @@ class Registry:
                     **self._registry,
                     repositoryName=repository,
                     imageIds=[{"imageDigest": d} for d in batch],
-                    acceptedMediaTypes=sorted(m.ALL_MANIFEST_TYPES),
+                    acceptedMediaTypes=sorted(ALL_MANIFEST_TYPES),
                 )
             except (ClientError, BotoCoreError) as exc:
                 raise _error("BatchGetImage", exc) from exc

@@ -1,0 +1,332 @@
+"""The commands: plan, sweep, explain, validate. Each reads its settings, connects, runs the same
+orchestration the Lambda runs, and hands what it found to `render`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, TextIO
+
+import boto3
+import botocore.loaders
+import botocore.session
+from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+from .. import clock, pins
+from ..explain import path, render, short
+from ..manifests import parse
+from ..model import Decision, Kind, Pin, Verdict
+from ..ports import Registry, RegistryError
+from ..registry import EcrRegistry, client_config
+from ..run import (
+    Report,
+    RepositoryCheck,
+    RepositoryRun,
+    RunOptions,
+    StopReason,
+    Sweeper,
+    check_repository,
+    select_repositories,
+)
+from ..settings import Settings
+from .parser import EXIT_FAILURES, EXIT_OK, PROG, UsageError, settings_from
+from .render import (
+    decision_dict,
+    human_bytes,
+    plural,
+    print_failures,
+    print_json,
+    print_problems,
+    print_tables,
+    print_totals,
+    pushed,
+)
+from .terminal import Interrupts, Progress
+
+_DIGEST_PREFIX = re.compile(r"^(sha256:)?([0-9a-f]{6,64})$")
+_MIN_PREFIX = 6
+
+# botocore's service models, parsed once per process rather than once per command: main() runs
+# several times in one process in the demo and the tests.
+_MODELS = botocore.loaders.create_loader()
+
+
+def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
+    """The boto3 session of --profile/--region (or the usual chain) and the registry behind it,
+    made once per command; exit 2 when unusable."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _MODELS)
+    try:
+        session = boto3.Session(
+            botocore_session=core, profile_name=args.profile, region_name=args.region
+        )
+        if not session.region_name:
+            raise UsageError(
+                "--region: no AWS region: pass --region, set AWS_REGION, or give your profile one"
+            )
+        client = session.client("ecr", config=client_config())
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile: {exc}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"--region: {exc}") from None
+    return session, EcrRegistry(client)
+
+
+def pins_from(
+    session: boto3.Session, settings: Settings
+) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
+    """Read the configured pin sources now (as the Lambda does, failing closed: a source that
+    cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
+
+    def client(service: str) -> Any:
+        return session.client(service, config=client_config())  # type: ignore[call-overload]
+
+    configured = pins.sources(settings, client)
+    pinned, _ = pins.collect(configured)
+    return pinned, lambda: pins.collect(configured)[0]
+
+
+class Finished:
+    """A run's repositories with every decision final, as the run finishes each (any thread)."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, RepositoryRun] = {}
+
+    def add(self, repo: RepositoryRun) -> None:
+        self.by_name[repo.repository] = repo
+
+    def ordered(self, report: Report) -> list[RepositoryRun]:
+        return [
+            self.by_name[r.repository] for r in report.repositories if r.repository in self.by_name
+        ]
+
+
+def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = settings_from(args, dry_run=True)
+    session, registry = connect(args)
+    pinned, _ = pins_from(session, settings)
+    now = clock.now()
+    finished = Finished()
+    with Progress(err) as progress, Interrupts(err) as interrupts:
+        options = RunOptions(
+            pins=pinned,
+            interrupted=interrupts.stopping.is_set,
+            on_repository_planned=progress.planned,
+            on_repository_done=finished.add,
+            retain_decisions=True,
+        )
+        report = Sweeper(registry, settings, now, options).run()
+    if args.json:
+        print_json(out, report.as_dict())
+    else:
+        print_tables(out, finished.ordered(report), now)
+        print_totals(out, report)
+    return EXIT_OK if report.complete else EXIT_FAILURES
+
+
+def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = settings_from(args, dry_run=False)
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError(
+            "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
+        )
+    session, registry = connect(args)
+    pinned, reload_pins = pins_from(session, settings)
+    now = clock.now()
+    asked = False
+    finished = Finished()
+
+    def confirm(repos: list[RepositoryRun]) -> bool:
+        if ask(repos):
+            interrupts.deleting.set()
+            return True
+        return False
+
+    def ask(repos: list[RepositoryRun]) -> bool:
+        nonlocal asked
+        progress.close()
+        planned = [r for r in repos if r.waves]
+        if args.yes or not planned:
+            return True
+        summary = err if args.json else out
+        if not args.json:
+            print_tables(out, repos, now)
+        plan = Report(dry_run=False, repositories=[r.summary(0) for r in repos])
+        print_totals(summary, plan)
+        count = plan.planned.manifests
+        err.write(
+            f"Delete {count} {plural(count, 'manifest', 'manifests')} "
+            f"({human_bytes(plan.planned.bytes)}) in {len(planned)} "
+            f"{plural(len(planned), 'repository', 'repositories')}? [y/N] "
+        )
+        err.flush()
+        asked = True
+        answer = sys.stdin.readline()
+        return answer.strip().lower() in {"y", "yes"}
+
+    with Progress(err) as progress, Interrupts(err) as interrupts:
+        options = RunOptions(
+            pins=pinned,
+            reload_pins=reload_pins,
+            interrupted=interrupts.stopping.is_set,
+            on_repository_planned=progress.planned,
+            on_repository_done=finished.add,
+            confirm=confirm,
+            retain_decisions=True,
+        )
+        report = Sweeper(registry, settings, now, options).run()
+    if report.stopped_early is StopReason.NOT_CONFIRMED:
+        print("Not confirmed: nothing deleted.", file=err)
+        return EXIT_FAILURES
+    if args.json:
+        print_json(out, report.as_dict())
+    else:
+        if not asked:
+            print_tables(out, finished.ordered(report), now)
+        print_totals(out, report, after_sweep=True)
+    if report.stopped_early is StopReason.INTERRUPTED:
+        print("Interrupted: stopped before the next batch; run it again to finish.", file=err)
+    return EXIT_OK if report.complete and not report.broken else EXIT_FAILURES
+
+
+def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = settings_from(args, dry_run=True)
+    wanted = _DIGEST_PREFIX.match(args.digest.lower())
+    if wanted is None:
+        raise UsageError(
+            f"DIGEST: {args.digest!r} is not sha256:<hex> or a prefix of {_MIN_PREFIX}+ hex digits"
+        )
+    prefix = "sha256:" + wanted.group(2)
+    session, registry = connect(args)
+    now = clock.now()
+    pinned, _ = pins_from(session, settings)
+    options = RunOptions(pins=pinned, retain_decisions=True)
+    repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
+    matches = sorted(d for d in repo.images if d.startswith(prefix))
+    if not matches:
+        for failure in repo.failures:
+            print(f"{PROG}: {failure.code}: {failure.message}", file=err)
+        print(f"{PROG}: {prefix} is not in repository {args.repository_name!r}", file=err)
+        return EXIT_FAILURES
+    if len(matches) > 1:
+        raise UsageError(
+            f"DIGEST: {args.digest!r} matches {len(matches)} manifests: "
+            + ", ".join(short(d) for d in matches[:5])
+        )
+    digest = matches[0]
+    chain = path(repo.decisions, digest, repo.children)
+    chain = _read_kinds(registry, repo, chain)
+    decision = chain[0]
+    image = repo.images[digest]
+    selected = bool(
+        select_repositories(
+            [args.repository_name], settings.repositories, settings.exclude_repositories
+        )
+    )
+    if args.json:
+        print_json(
+            out,
+            {
+                "repository": args.repository_name,
+                "digest": digest,
+                "kind": decision.kind.value,
+                "verdict": decision.verdict.value,
+                "reason": decision.reason.value,
+                "cause": decision.cause,
+                "tags": list(image.tags),
+                "size": image.size,
+                "pushed_at": image.pushed_at.isoformat() if image.pushed_at else None,
+                "path": [decision_dict(d) for d in chain],
+                "explanation": render(chain),
+                "selected": selected,
+                "complete": repo.complete,
+                "failures": [f.as_dict() for f in repo.failures],
+            },
+        )
+    else:
+        verdict = "deletable" if decision.verdict is Verdict.DELETE else "kept"
+        print(f"{args.repository_name}@{digest}", file=out)
+        print(f"  kind:    {decision.kind.value}", file=out)
+        print(f"  tags:    {', '.join(image.tags) or '(untagged)'}", file=out)
+        print(f"  pushed:  {pushed(image, now)}", file=out)
+        print(f"  size:    {human_bytes(image.size)}", file=out)
+        print(f"  verdict: {verdict} ({decision.reason.value})", file=out)
+        print(f"  why:     {render(chain)}", file=out)
+        if not selected:
+            print(
+                "  note:    --repository/--exclude leave this repository out: a run with these "
+                "settings does not touch it",
+                file=out,
+            )
+        print_failures(out, [f.as_dict() for f in repo.failures])
+    return EXIT_OK if repo.complete else EXIT_FAILURES
+
+
+def _read_kinds(registry: Registry, repo: RepositoryRun, chain: list[Decision]) -> list[Decision]:
+    """The plan does not read a manifest kept for another reason (its kind did not matter); an
+    explanation reads the few on its chain, so it can say what they are."""
+    unread = [d.digest for d in chain if d.kind is Kind.UNCLASSIFIED]
+    if not unread:
+        return chain
+    try:
+        fetched = registry.manifests(repo.repository, unread)
+    except RegistryError:
+        return chain  # the explanation stands without it
+    kinds = {
+        digest: parse(data, media_type=repo.images[digest].media_type, digest=digest).kind
+        for digest, data in fetched.content.items()
+    }
+    return [replace(d, kind=kinds.get(d.digest, d.kind)) for d in chain]
+
+
+def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = settings_from(args, dry_run=True)
+    _, registry = connect(args)
+    try:
+        names = registry.repositories()
+    except RegistryError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
+    selected = select_repositories(names, settings.repositories, settings.exclude_repositories)
+    checks: list[RepositoryCheck] = []
+    with Progress(err, "checking") as progress, ThreadPoolExecutor(settings.concurrency) as pool:
+        for check in pool.map(lambda name: check_repository(registry, name), selected):
+            checks.append(check)
+            progress.step(check.repository, len(checks), len(selected))
+    problems = [p for c in checks for p in c.problems]
+    failures = [f.as_dict() for c in checks for f in c.failures]
+    if args.json:
+        print_json(
+            out,
+            {
+                "complete": not failures,
+                "repositories": len(checks),
+                "manifests": sum(c.manifests for c in checks),
+                "broken": [p.as_dict() for p in problems],
+                "failures": failures,
+            },
+        )
+    else:
+        if problems:
+            print_problems(out, problems)
+            print(file=out)
+        print(
+            f"Checked {len(checks)} {plural(len(checks), 'repository', 'repositories')}, "
+            f"{sum(c.manifests for c in checks)} manifests: "
+            + (f"{len(problems)} broken." if problems else "nothing broken."),
+            file=out,
+        )
+        print_failures(out, failures)
+    return EXIT_OK if not problems and not failures else EXIT_FAILURES
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+    "plan": _plan,
+    "sweep": _sweep,
+    "explain": _explain,
+    "validate": _validate,
+}

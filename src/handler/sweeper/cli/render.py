@@ -1,0 +1,205 @@
+"""What the command prints: tables, totals, problems, failures, JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from ..explain import short
+from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
+from ..run import Report, RepositoryRun
+from ..validate import Problem
+
+_DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
+_REASON_ORDER = {reason: i for i, reason in enumerate(Reason)}
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "?"
+    seconds = (now - when).total_seconds()
+    if seconds < 3600:
+        return f"{max(0, int(seconds // 60))}m"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def pushed(image: Image, now: datetime) -> str:
+    if image.pushed_at is None:
+        return "unknown"
+    return f"{image.pushed_at.isoformat(timespec='seconds')} ({age(image.pushed_at, now)} ago)"
+
+
+def shorten(text: str) -> str:
+    """Every full digest in `text` cut to its short form, so a table stays readable."""
+    return _DIGEST_ANYWHERE.sub(lambda match: short(match.group(0)), text)
+
+
+def verdict_of(repo: RepositoryRun, decision: Decision) -> str:
+    if decision.verdict is Verdict.KEEP:
+        return "keep"
+    if decision.digest in repo.deleted:
+        return "deleted"
+    if decision.digest in repo.already_gone:
+        return "gone"
+    return "delete"
+
+
+def _table(out: TextIO, header: Sequence[str], rows: list[list[str]], right: set[int]) -> None:
+    widths = [max(len(row[i]) for row in [list(header), *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  " + "  ".join(padded).rstrip()
+
+    print(line(header), file=out)
+    for row in rows:
+        print(line(row), file=out)
+
+
+def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> None:
+    """One table per repository: deletions first, in the order they happen, then what is kept,
+    roots first (tags, pins, grace period...), then what they keep."""
+    for repo in repos:
+        order = {d: i for i, d in enumerate(repo.planned)}
+        decisions = sorted(
+            repo.decisions.values(),
+            key=lambda d: (
+                d.digest not in order,
+                order.get(d.digest, 0),
+                _REASON_ORDER[d.reason],
+                d.cause,
+                d.digest,
+            ),
+        )
+        deleting = sum(1 for d in decisions if d.verdict is Verdict.DELETE)
+        done = "deleted" if repo.deleted or repo.already_gone else "to delete"
+        print(
+            f"{repo.repository}: {repo.manifests} manifests, {deleting} {done}, "
+            f"{len(decisions) - deleting} kept",
+            file=out,
+        )
+        rows = [
+            [
+                d.kind.value,
+                short(d.digest),
+                age(repo.images[d.digest].pushed_at, now) if d.digest in repo.images else "?",
+                human_bytes(d.size),
+                verdict_of(repo, d),
+                d.reason.value,
+                shorten(d.cause),
+            ]
+            for d in decisions
+        ]
+        if rows:
+            _table(
+                out, ["KIND", "DIGEST", "AGE", "SIZE", "VERDICT", "REASON", "CAUSE"], rows, {2, 3}
+            )
+        print(file=out)
+
+
+def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> None:
+    planned, deleted = report.planned, report.deleted
+    repositories = len(report.repositories)
+    print(
+        f"{repositories} {plural(repositories, 'repository', 'repositories')}, "
+        f"{report.manifests} manifests.",
+        file=out,
+    )
+    if report.dry_run:
+        print(
+            f"Would delete {planned.manifests} manifests, {human_bytes(planned.bytes)} "
+            "(dry run: nothing deleted).",
+            file=out,
+        )
+    elif after_sweep:
+        print(
+            f"Deleted {deleted.manifests} of {planned.manifests} planned manifests, "
+            f"{human_bytes(deleted.bytes)}.",
+            file=out,
+        )
+    else:
+        print(
+            f"Plan: delete {planned.manifests} manifests, {human_bytes(planned.bytes)}.",
+            file=out,
+        )
+    print(
+        "Sizes are nominal: the sum of ECR's imageSizeInBytes; layers shared with kept manifests "
+        "stay.",
+        file=out,
+    )
+    kept = report.kept
+    if kept:
+        ranked = sorted(kept.items(), key=lambda item: (-item[1], item[0]))
+        print(
+            f"Kept {sum(kept.values())}: " + ", ".join(f"{n} {reason}" for reason, n in ranked),
+            file=out,
+        )
+    if after_sweep:
+        for repo in report.repositories:
+            for decision in repo.spared:
+                print(
+                    f"  planned but kept: {repo.repository} {short(decision.digest)} "
+                    f"{decision.reason.value} {shorten(decision.cause)}",
+                    file=out,
+                )
+    if report.circuit_breaker:
+        print(f"Circuit breaker: {report.circuit_breaker.hint}", file=out)
+    elif report.stopped_early:
+        print(f"Stopped early: {report.stopped_early.value}.", file=out)
+    if report.broken:
+        print("Broken after the sweep:", file=out)
+        print_problems(out, report.broken)
+    print_failures(out, [f.as_dict() for f in report.all_failures])
+
+
+def print_problems(out: TextIO, problems: Sequence[Problem]) -> None:
+    rows = [
+        [p.repository, short(p.digest), p.kind.value, p.problem, ", ".join(map(short, p.missing))]
+        for p in problems
+    ]
+    _table(out, ["REPOSITORY", "DIGEST", "KIND", "PROBLEM", "MISSING"], rows, set())
+
+
+def print_failures(out: TextIO, failures: Sequence[dict[str, str]]) -> None:
+    if not failures:
+        return
+    print("Failures (the report is not complete):", file=out)
+    for failure in failures:
+        where = " ".join(part for part in (failure["repository"], short(failure["digest"])) if part)
+        print(f"  {where or '(registry)'}: {failure['code']}: {failure['message']}", file=out)
+
+
+def decision_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "digest": decision.digest,
+        "kind": decision.kind.value,
+        "verdict": decision.verdict.value,
+        "reason": decision.reason.value,
+        "cause": decision.cause,
+    }
+
+
+def print_json(out: TextIO, document: object) -> None:
+    json.dump(document, out, indent=2, default=str)
+    out.write("\n")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many

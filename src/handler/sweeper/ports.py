@@ -1,0 +1,76 @@
+"""What the orchestration needs from a registry: the `Registry` protocol and its value types.
+
+`registry.EcrRegistry` implements it against ECR (boto3); the tests implement it against moto
+(through that same class) and in memory (`tests/harness/memory.py`). Nothing here does I/O, so
+the orchestration can be read, and tested, without an AWS client in sight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .model import Image
+
+BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
+NOT_FOUND = "ImageNotFound"
+TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
+
+
+class RegistryError(Exception):
+    """A call failed after retries: the evidence it should have given is missing."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Fetched:
+    """Manifests by digest (their text, as the registry returns it: the bytes are its UTF-8
+    encoding), and the digests that could not be read, with the error code and message."""
+
+    content: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Deleted:
+    """The outcome of one delete call, item by item."""
+
+    deleted: set[str] = field(default_factory=set)
+    already_gone: set[str] = field(default_factory=set)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+Stop = Callable[[], bool]
+
+
+class Registry(Protocol):
+    """One registry (account and region). Every method is safe to call from several threads."""
+
+    def repositories(self) -> list[str]:
+        """Every repository's name."""
+        ...
+
+    def images(self, repository: str, stop: Stop | None = None) -> list[Image]:
+        """Every manifest of the repository, archived ones too. `stop` is asked between pages;
+        when it says so the listing is abandoned with a RegistryError coded TIME_BUDGET."""
+        ...
+
+    def manifests(
+        self, repository: str, digests: Sequence[str], stop: Stop | None = None
+    ) -> Fetched:
+        """The exact bytes of each manifest (any number: batched inside), per-item failures."""
+        ...
+
+    def describe(self, repository: str, digests: Sequence[str]) -> dict[str, Image]:
+        """Up to BATCH_SIZE manifests as they are now; vanished ones are absent."""
+        ...
+
+    def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
+        """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
+        ...

@@ -1,0 +1,38 @@
+"""The orchestration: one run over a registry, phase by phase.
+
+- `coordinator`: the run (`Sweeper`), the repositories it takes and in which order;
+- `scan`: list a repository, read the bytes its plan needs, plan it (the core decides);
+- `sweep`: delete the plan wave by wave, re-reading each batch first;
+- `check`: after a sweep, list the repository again and find what is broken;
+- `report`, `state`, `decision_log`: what a run keeps, returns and logs;
+- `context`: the options the edges choose, the time budget, the run's limits.
+
+It talks to a registry only through `ports.Registry`.
+"""
+
+from .check import RepositoryCheck, check_repository
+from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
+from .coordinator import Sweeper, rotate, select_repositories
+from .decision_log import DECISION_LINES, DECISION_MESSAGE
+from .report import MAX_LISTED_DELETIONS, Report
+from .state import Failure, RepositoryRun, RepositorySummary, StopReason
+
+__all__ = [
+    "DECISION_LINES",
+    "DECISION_MESSAGE",
+    "FREED_BYTES_READ_LIMIT",
+    "MAX_LISTED_DELETIONS",
+    "SWEEP_SHARE",
+    "TIME_MARGIN_SECONDS",
+    "Failure",
+    "Report",
+    "RepositoryCheck",
+    "RepositoryRun",
+    "RepositorySummary",
+    "RunOptions",
+    "StopReason",
+    "Sweeper",
+    "check_repository",
+    "rotate",
+    "select_repositories",
+]

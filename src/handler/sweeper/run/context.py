@@ -1,0 +1,129 @@
+"""What every phase of a run shares: the options the edges chose, the clock's budget, limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..model import Pin
+from ..plan import Policy
+from ..ports import TIME_BUDGET, Registry
+from ..settings import Settings
+from .state import StopReason
+
+if TYPE_CHECKING:
+    from .state import RepositoryRun
+
+TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is left
+# Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
+# 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
+FREED_BYTES_READ_LIMIT = 50_000
+# A real run stops scanning new repositories while this share of its time budget (beyond the
+# margin) is still left, so that what it planned can be deleted: a registry too large to scan in
+# one invocation then still gets cleaned, a few repositories a night (see `rotate`).
+SWEEP_SHARE = 0.25
+INTERRUPTED = "Interrupted"  # the code of a failure caused by an operator's stop
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How the edges (the Lambda, the command) drive one run, beyond its settings.
+
+    - `pins`: what the pin sources said (default: the `pins` setting alone); `reload_pins` reads
+      them again right before the first delete.
+    - `remaining_seconds`: the Lambda's time left; `interrupted`: an operator asked to stop. Either
+      stops the run at the next safe point (between pages, reads and delete batches).
+    - `on_repository_planned(repo, done, total)`: from the calling thread, as each plan is ready.
+    - `confirm(repositories)`, in a real run, sees every plan before anything is deleted; when it
+      returns False nothing is.
+    - `on_repository_done(repo)`: from a worker thread, once the repository's decisions are final
+      (swept, or not to be swept), before the run forgets all but its summary.
+    - `retain_decisions`: keep every decision until the end (the command prints them all); by
+      default a run keeps of each repository only what its sweep and the report need, so its
+      memory follows the largest repository rather than the registry.
+    """
+
+    pins: Mapping[str, Pin] | None = None
+    reload_pins: Callable[[], Mapping[str, Pin]] | None = None
+    remaining_seconds: Callable[[], float] | None = None
+    interrupted: Callable[[], bool] | None = None
+    time_margin: float = TIME_MARGIN_SECONDS
+    freed_bytes_read_limit: int = FREED_BYTES_READ_LIMIT
+    on_repository_planned: Callable[[RepositoryRun, int, int], None] | None = None
+    confirm: Callable[[list[RepositoryRun]], bool] | None = None
+    on_repository_done: Callable[[RepositoryRun], None] | None = None
+    retain_decisions: bool = False
+
+
+class Budget:
+    """The run's time, and the operator's patience."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self._remaining = options.remaining_seconds
+        self._interrupted = options.interrupted
+        self.margin = options.time_margin
+        self.scan_margin = options.time_margin  # raised for real runs: see SWEEP_SHARE
+
+    def reserve_for_sweep(self) -> None:
+        if self._remaining is not None:
+            left = self._remaining() - self.margin
+            self.scan_margin = self.margin + SWEEP_SHARE * max(left, 0.0)
+
+    def interrupted(self) -> bool:
+        return self._interrupted is not None and self._interrupted()
+
+    def out(self, margin: float | None = None) -> bool:
+        """Whether to stop: an interrupt, or less than `margin` (default: the margin) left."""
+        if self.interrupted():
+            return True
+        if self._remaining is None:
+            return False
+        return self._remaining() < (self.margin if margin is None else margin)
+
+    def out_for_scanning(self) -> bool:
+        return self.out(self.scan_margin)
+
+    @property
+    def reason(self) -> StopReason:
+        return StopReason.INTERRUPTED if self.interrupted() else StopReason.TIME_BUDGET
+
+    @property
+    def code(self) -> str:
+        return INTERRUPTED if self.interrupted() else TIME_BUDGET
+
+
+class ReadAllowance:
+    """The run's limit on reads made only for the bytes-freed figure, shared by the threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> bool:
+        """Reserve `count` reads, all or nothing."""
+        with self._lock:
+            if count > self._left:
+                return False
+            self._left -= count
+            return True
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One run's fixed inputs, shared by its phases."""
+
+    registry: Registry
+    settings: Settings
+    now: datetime
+    pins: Mapping[str, Pin]
+    options: RunOptions
+    budget: Budget
+    freed_reads: ReadAllowance
+
+    @property
+    def policy(self) -> Policy:
+        return self.settings.policy

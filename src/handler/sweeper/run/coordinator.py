@@ -1,0 +1,187 @@
+"""One run: scan and plan every repository, then (unless dry) guard -> sweep -> check -> report.
+
+Planning every repository before deleting anything is what makes the circuit breaker and the pin
+re-check possible, and what makes a dry run report exactly what the real run deletes: both run the
+same planning code over the same snapshot, and only the real run goes on to sweep.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from ..model import Decision, Reason, Verdict
+from ..ports import Registry, RegistryError
+from ..settings import Settings
+from .context import Budget, Context, ReadAllowance, RunOptions
+from .decision_log import log_decisions, log_repository
+from .report import CircuitBreaker, Report, listing_quotas
+from .scan import plan_repository
+from .state import Failure, RepositoryRun, RepositorySummary, StopReason
+from .sweep import sweep_repository
+
+
+def select_repositories(
+    names: Iterable[str], include: Sequence[str], exclude: Sequence[str]
+) -> list[str]:
+    """Names matching any include pattern (all when none) and no exclude pattern, sorted."""
+
+    def matches(name: str, patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    return sorted(
+        n for n in names if (not include or matches(n, include)) and not matches(n, exclude)
+    )
+
+
+def rotate(names: Sequence[str], now: datetime) -> list[str]:
+    """`names` starting at an offset that moves on by one every day.
+
+    A run that runs out of time covers a prefix of this list; without rotation it would be the
+    same prefix every night and the tail would never be swept. The offset is the day number
+    (days since 0001-01-01, UTC) modulo the number of repositories: no state to keep, and no jump
+    at New Year as a day-of-year offset would make. A run covering k of n repositories reaches
+    every repository at least once in n - k + 1 nights.
+    """
+    if not names:
+        return []
+    start = now.date().toordinal() % len(names)
+    return [*names[start:], *names[:start]]
+
+
+def keep_planned(repo: RepositoryRun, reason: Reason, cause: str) -> None:
+    """Every planned manifest not deleted (nor found gone) is kept, for `reason`."""
+    for digest in repo.planned:
+        if digest not in repo.deleted and digest not in repo.already_gone:
+            old = repo.decisions[digest]
+            repo.decisions[digest] = Decision(
+                digest, old.kind, Verdict.KEEP, reason, cause, old.size
+            )
+
+
+class Sweeper:
+    """Runs the sweep over one registry. `now`, the settings and the options come in; nothing
+    here reads a clock except through the options' `remaining_seconds`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        now: datetime,
+        options: RunOptions | None = None,
+    ) -> None:
+        options = options or RunOptions()
+        pins = options.pins if options.pins is not None else {p.digest: p for p in settings.pins}
+        self.ctx = Context(
+            registry,
+            settings,
+            now,
+            pins,
+            options,
+            Budget(options),
+            ReadAllowance(options.freed_bytes_read_limit),
+        )
+
+    def plan_one(self, name: str) -> RepositoryRun:
+        """Scan and plan one repository, selected or not, and delete nothing (`explain`)."""
+        return plan_repository(self.ctx, name)
+
+    def run(self) -> Report:
+        ctx = self.ctx
+        started = time.monotonic()
+        report = Report(dry_run=ctx.settings.dry_run)
+        if not report.dry_run:
+            ctx.budget.reserve_for_sweep()
+        try:
+            names = ctx.registry.repositories()
+        except RegistryError as exc:
+            report.failures.append(Failure("", "", exc.code, str(exc)))
+            report.duration_seconds = time.monotonic() - started
+            return report
+        selected = rotate(
+            select_repositories(
+                names, ctx.settings.repositories, ctx.settings.exclude_repositories
+            ),
+            ctx.now,
+        )
+        repos: list[RepositoryRun] = []
+        with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
+            for repo in pool.map(lambda name: plan_repository(ctx, name), selected):
+                repos.append(repo)
+                if ctx.options.on_repository_planned is not None:
+                    ctx.options.on_repository_planned(repo, len(repos), len(selected))
+            # The breaker is judged in dry runs too, so a dry run reports what the real run does.
+            report.stopped_early = self._trip_circuit_breaker(repos, report)
+            sweep = report.stopped_early is None and not report.dry_run
+            if sweep and ctx.options.confirm is not None and not ctx.options.confirm(repos):
+                for repo in repos:
+                    keep_planned(repo, Reason.NOT_REACHED, "not confirmed")
+                report.stopped_early = StopReason.NOT_CONFIRMED
+                sweep = False
+            if sweep:
+                report.stopped_early = self._recheck_pins(repos)
+                sweep = report.stopped_early is None
+            report.repositories = self._finish_all(repos, pool, sweep)
+        if any(r.out_of_time for r in report.repositories):
+            report.stopped_early = ctx.budget.reason
+        report.duration_seconds = time.monotonic() - started
+        return report
+
+    def _finish_all(
+        self, repos: list[RepositoryRun], pool: ThreadPoolExecutor, sweep: bool
+    ) -> list[RepositorySummary]:
+        """Sweep (when `sweep`) each repository, log its final decisions and keep its summary
+        only. Largest first: each repository's deletes go one call after another, so one big
+        repository started last would run on alone while the other workers stand idle."""
+        quotas = listing_quotas([len(r.planned) for r in repos])
+        order = sorted(range(len(repos)), key=lambda i: len(repos[i].planned), reverse=True)
+        summaries: list[RepositorySummary | None] = [None] * len(repos)
+
+        def finish(i: int) -> None:
+            repo = repos[i]
+            if sweep:
+                sweep_repository(self.ctx, repo)
+            log_decisions(repo.repository, (repo.decisions[d] for d in repo.planned))
+            if self.ctx.options.on_repository_done is not None:
+                self.ctx.options.on_repository_done(repo)
+            summary = summaries[i] = repo.summary(quotas[i])
+            log_repository(summary)
+            repos[i] = RepositoryRun(repo.repository)  # the summary is all the run keeps of it
+
+        list(pool.map(finish, order))
+        return [s for s in summaries if s is not None]
+
+    def _trip_circuit_breaker(
+        self, repos: list[RepositoryRun], report: Report
+    ) -> StopReason | None:
+        """More deletions planned than max_deletions: nothing is deleted, and the report says how
+        to go on. Judged the same way in a dry run, which then shows the run deleting nothing."""
+        planned = sum(len(r.planned) for r in repos)
+        limit = self.ctx.settings.max_deletions
+        if planned <= limit:
+            return None
+        report.circuit_breaker = CircuitBreaker(planned, limit, report.dry_run)
+        for repo in repos:
+            keep_planned(repo, Reason.CIRCUIT_BREAKER, "max_deletions")
+        return StopReason.CIRCUIT_BREAKER
+
+    def _recheck_pins(self, repos: list[RepositoryRun]) -> StopReason | None:
+        """Read the pin sources again right before the first delete (once per run: a
+        per-repository re-read of ECS and Lambda would cost too much). A pin that appeared since
+        the plan makes the plan stale: nothing is deleted this run."""
+        reload_pins = self.ctx.options.reload_pins
+        if reload_pins is None or not any(r.waves for r in repos):
+            return None
+        fresh = reload_pins()
+        newly = {d: fresh[d] for r in repos for d in r.planned if d in fresh}
+        if not newly:
+            return None
+        for repo in repos:
+            for digest in repo.planned:
+                if digest in newly:
+                    repo.fail(digest, "NewlyPinned", newly[digest].source)
+            keep_planned(repo, Reason.NEWLY_PINNED, "pins changed during the run")
+        return StopReason.NEWLY_PINNED

@@ -1,0 +1,151 @@
+"""The report a run returns: typed for the handler, the metrics and the command; `as_dict()` is
+the JSON the Lambda answers with (its shape is documented in the README)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..validate import Problem
+from .state import Deletion, Failure, RepositorySummary, StopReason
+
+MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    manifests: int = 0
+    bytes: int = 0  # nominal: the sum of ECR's imageSizeInBytes
+    bytes_freed: int = 0  # the blobs only these manifests referenced (a lower bound if unknown)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"manifests": self.manifests, "bytes": self.bytes, "bytes_freed": self.bytes_freed}
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    planned: int
+    max_deletions: int
+    dry_run: bool
+
+    @property
+    def hint(self) -> str:
+        outcome = "a real run deletes nothing" if self.dry_run else "nothing was deleted"
+        return (
+            f"{self.planned} deletions planned, more than max_deletions={self.max_deletions}: "
+            f"{outcome}. Review the planned deletions of a dry run, then invoke once with the "
+            f'same request plus {{"dry_run": false, "max_deletions": {self.planned}}}.'
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tripped": True,
+            "planned": self.planned,
+            "max_deletions": self.max_deletions,
+            "hint": self.hint,
+        }
+
+
+@dataclass(slots=True)
+class Report:
+    """One run's outcome. `repositories` are in the order the run took them."""
+
+    dry_run: bool
+    repositories: list[RepositorySummary] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)  # failures outside any repository
+    circuit_breaker: CircuitBreaker | None = None
+    pins: dict[str, int] = field(default_factory=dict)
+    stopped_early: StopReason | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return (
+            not self.failures
+            and self.stopped_early is None
+            and all(r.complete for r in self.repositories)
+        )
+
+    @property
+    def all_failures(self) -> list[Failure]:
+        return self.failures + [f for r in self.repositories for f in r.failures]
+
+    @property
+    def planned(self) -> Totals:
+        return Totals(
+            sum(r.planned for r in self.repositories),
+            sum(r.planned_bytes for r in self.repositories),
+            sum(r.planned_bytes_freed or 0 for r in self.repositories),
+        )
+
+    @property
+    def deleted(self) -> Totals:
+        return Totals(
+            sum(r.deleted for r in self.repositories),
+            sum(r.deleted_bytes for r in self.repositories),
+            sum(r.deleted_bytes_freed or 0 for r in self.repositories),
+        )
+
+    @property
+    def manifests(self) -> int:
+        return sum(r.manifests for r in self.repositories)
+
+    @property
+    def bytes_freed_unknown(self) -> int:
+        """Repositories left out of both bytes_freed figures (then lower bounds)."""
+        return sum(1 for r in self.repositories if r.planned_bytes_freed is None)
+
+    @property
+    def kept(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for repo in self.repositories:
+            total.update(repo.kept)
+        return dict(sorted(total.items()))
+
+    @property
+    def broken(self) -> list[Problem]:
+        return [p for r in self.repositories for p in r.broken]
+
+    @property
+    def deletions(self) -> list[Deletion]:
+        return [d for r in self.repositories for d in r.deletions][:MAX_LISTED_DELETIONS]
+
+    def as_dict(self) -> dict[str, Any]:
+        planned = self.planned
+        deletions = self.deletions
+        return {
+            "dry_run": self.dry_run,
+            "complete": self.complete,
+            "repositories": len(self.repositories),
+            "manifests": self.manifests,
+            "planned": planned.as_dict(),
+            "deleted": self.deleted.as_dict(),
+            "bytes_freed_unknown": self.bytes_freed_unknown,
+            "delete_failures": sum(r.delete_failures for r in self.repositories),
+            # Listed, then found gone before this run could delete them (by someone else, or by
+            # a call of this run whose answer was lost): never counted as deleted.
+            "already_gone": {"manifests": sum(r.already_gone for r in self.repositories)},
+            "kept": self.kept,
+            "failures": [f.as_dict() for f in self.all_failures],
+            "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
+            "pins": dict(self.pins),
+            "stopped_early": self.stopped_early.value if self.stopped_early else None,
+            "validated": sum(1 for r in self.repositories if r.validated),
+            "broken": [p.as_dict() for p in self.broken],
+            "deletions": [d.as_dict() for d in deletions],
+            "deletions_truncated": planned.manifests > len(deletions),
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def listing_quotas(planned: Sequence[int]) -> list[int]:
+    """How many deletions each repository keeps for the report's list, in run order: the list
+    is the first MAX_LISTED_DELETIONS of the run, so a repository past them keeps none."""
+    quotas: list[int] = []
+    left = MAX_LISTED_DELETIONS
+    for count in planned:
+        quotas.append(min(count, left))
+        left -= quotas[-1]
+    return quotas

@@ -1,0 +1,210 @@
+"""The scan phase: list one repository, read the bytes its plan needs, plan it.
+
+Reads are as few as the graph allows (the README's lower bound): indexes (and manifests of
+unstated type) first, and only if something in the repository could be deleted; then each
+would-be deletion, classified from its own bytes; the spare room of those calls goes to the
+manifests the bytes-freed figure needs. Planning keeps of the repository only what its sweep and
+the report need (`RepositoryRun`), and logs every decision that is final already (every keep).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from .. import ports
+from ..freed import FreedLedger, ledger
+from ..manifests import parse_all
+from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
+from ..plan import make_plan, may_delete, needs_content
+from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
+from .context import INTERRUPTED, Context
+from .decision_log import log_decisions
+from .state import RepositoryRun
+
+
+def plan_repository(ctx: Context, name: str) -> RepositoryRun:
+    repo = RepositoryRun(name)
+    if ctx.budget.out_for_scanning():
+        repo.out_of_time = True
+        repo.fail("", ctx.budget.code, "not scanned: the time budget ran out first")
+        return repo
+    scan = _Scan(ctx, repo)
+    try:
+        scan.run()
+    except RegistryError as exc:
+        # A scan cut short (between pages or fetches) is evidence missing like any other: the
+        # repository deletes nothing this run.
+        repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        repo.fail("", exc.code, str(exc))
+        scan.keep_all("repository incomplete")
+    return repo
+
+
+class _Scan:
+    """One repository's scan; its working state (listing, parsed bytes) dies with it."""
+
+    def __init__(self, ctx: Context, repo: RepositoryRun) -> None:
+        self.ctx = ctx
+        self.repo = repo
+        self.images: dict[str, Image] = {}
+        self.already_gone = repo.already_gone  # listed, then found deleted by someone else
+        self.vanished: set[str] = set()  # survivors found gone when read for the bytes figure
+
+    def run(self) -> None:
+        ctx, repo, name = self.ctx, self.repo, self.repo.repository
+        images = ctx.registry.images(name, stop=ctx.budget.out)
+        self.images = {image.digest: image for image in images}
+        repo.manifests = len(images)
+        may_go = [i.digest for i in images if may_delete(i, ctx.pins, ctx.policy, ctx.now)]
+        # Indexes (and manifests of unstated type) are read first: any of them may list a
+        # manifest that could go. If nothing here could go, no bytes are needed at all.
+        first_reads = [i.digest for i in images if needs_content(i)] if may_go else []
+        # The last call of that step has room to spare: fill it with manifests that the second
+        # step reads unless a kept index lists them. One call instead of two; what turns out not
+        # to be needed is dropped, so the plan is the same either way.
+        spare = -len(first_reads) % ports.BATCH_SIZE if first_reads else 0
+        listed_first = set(first_reads)
+        # Past the would-be deletions, the room goes to the rest: if anything is deleted, the
+        # bytes-freed figure reads every manifest of the repository anyway.
+        taken = listed_first.union(may_go)
+        prefetch = [
+            *(d for d in may_go if d not in listed_first),
+            *(i.digest for i in images if i.digest not in taken),
+        ][:spare]
+        parsed, unreadable = self.read(first_reads + prefetch)
+        index_failures = {d: f for d, f in unreadable.items() if d in listed_first}
+        if index_failures:
+            # An index we cannot read may list anything: the evidence is missing.
+            for digest, (code, message) in index_failures.items():
+                repo.fail(digest, code, f"cannot read a manifest that may list others: {message}")
+            self.keep_all("repository incomplete")
+            return
+        present = [i for i in images if i.digest not in self.already_gone]
+        indexes = {d: parsed[d] for d in first_reads if d in parsed}
+        first = make_plan(name, present, indexes, ctx.pins, ctx.policy, ctx.now, provisional=True)
+        # Every would-be deletion is classified from its own bytes, read exactly once.
+        needed = listed_first.union(first.deletions)
+        second = [d for d in first.deletions if d not in parsed and d not in unreadable]
+        if first.deletions:
+            # Deletions are likely: read the survivors in the same calls, after what the plan
+            # needs. The bytes-freed figure needs their blobs; here they share calls instead of
+            # adding a third round. The plan ignores them.
+            survivors = [
+                i.digest
+                for i in present
+                if i.digest not in parsed and i.digest not in unreadable and i.digest not in needed
+            ]
+            if ctx.freed_reads.take(len(survivors)):
+                second += survivors
+        more, failed = self.read(second)
+        parsed.update(more)
+        unreadable.update(failed)
+        plan = make_plan(
+            name,
+            [i for i in present if i.digest not in self.already_gone],
+            {d: manifest for d, manifest in parsed.items() if d in needed},
+            ctx.pins,
+            ctx.policy,
+            ctx.now,
+            unreadable={
+                d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
+            },
+        )
+        planned = plan.deletions
+        # Read once per run: a survivor we could not read may hold any blob.
+        unknown = f"{len(unreadable)} manifests unreadable" if unreadable else ""
+        if planned and not unknown:
+            unknown = self.read_survivors(parsed)
+        if unknown:
+            repo.ledger = FreedLedger({}, unknown)
+        else:
+            leaving = set(planned) | repo.already_gone | self.vanished
+            repo.ledger = ledger(parsed, planned, [d for d in self.images if d not in leaving])
+        self.keep(plan, parsed)
+        repo.scanned = True
+
+    def read(
+        self, digests: Sequence[str]
+    ) -> tuple[dict[str, Manifest], dict[str, tuple[str, str]]]:
+        """Parse manifests one call's worth at a time: only the parsed form is kept, never a
+        whole response or the bytes of more than one call."""
+        ctx, name = self.ctx, self.repo.repository
+        parsed: dict[str, Manifest] = {}
+        unreadable: dict[str, tuple[str, str]] = {}
+        size = ports.BATCH_SIZE
+        for start in range(0, len(digests), size):
+            if start and ctx.budget.out():
+                # Out of time between fetches: this repository's evidence stays incomplete.
+                raise RegistryError("BatchGetImage", ctx.budget.code, "stopped between batches")
+            fetched = ctx.registry.manifests(
+                name, digests[start : start + size], stop=ctx.budget.out
+            )
+            parsed.update(parse_all(fetched.content, self.images))
+            for digest, (code, message) in fetched.failures.items():
+                if code == NOT_FOUND:
+                    self.already_gone.add(digest)  # deleted by someone else since the listing
+                else:
+                    unreadable[digest] = (code, message)
+        return parsed, unreadable
+
+    def read_survivors(self, parsed: dict[str, Manifest]) -> str:
+        """Read the manifests planning did not, so the bytes-freed figure sees every blob held.
+
+        Each manifest at most once per run, 100 per call; a repository whose reads would pass
+        the run's read limit reads nothing; the time budget stops it between calls; any failure
+        only makes the figure unknown for this repository (the returned reason), never the run
+        incomplete. Survivors found gone hold nothing.
+        """
+        ctx, name = self.ctx, self.repo.repository
+        missing = [d for d in self.images if d not in parsed and d not in self.already_gone]
+        if not ctx.freed_reads.take(len(missing)):
+            return (
+                f"{len(missing)} manifests to read, past the run's read limit of "
+                f"{ctx.freed_reads.limit}"
+            )
+        size = ports.BATCH_SIZE
+        for start in range(0, len(missing), size):
+            if ctx.budget.out():
+                return "time budget ran out before the survivors were read"
+            try:
+                fetched = ctx.registry.manifests(name, missing[start : start + size])
+            except RegistryError as exc:
+                return str(exc)
+            parsed.update(parse_all(fetched.content, self.images))
+            for digest, (code, message) in fetched.failures.items():
+                if code == NOT_FOUND:
+                    self.vanished.add(digest)  # gone since the listing: it holds nothing
+                else:
+                    return f"{digest} unreadable: {code}: {message}"
+        return ""
+
+    def keep(self, plan: Plan, parsed: dict[str, Manifest]) -> None:
+        """Keep what the sweep and the report need; log the decisions final already (keeps)."""
+        repo, ctx = self.repo, self.ctx
+        repo.waves = plan.waves
+        repo.children = dict(plan.children)
+        keeps = [d for d in plan.decisions.values() if d.verdict is Verdict.KEEP]
+        repo.kept = Counter(d.reason.value for d in keeps)
+        kept = plan.decisions.keys() if ctx.options.retain_decisions else plan.deletions
+        repo.decisions = {d: plan.decisions[d] for d in kept}
+        repo.images = {d: self.images[d] for d in kept}
+        if plan.waves and not ctx.settings.dry_run:
+            # Manifests are immutable: the post-sweep check need not read these indexes again.
+            repo.known = {d: m for d, m in parsed.items() if needs_content(self.images[d])}
+        log_decisions(repo.repository, keeps)
+
+    def keep_all(self, cause: str) -> None:
+        """Every manifest kept: the evidence is incomplete."""
+        decisions = {
+            digest: Decision(
+                digest, Kind.UNCLASSIFIED, Verdict.KEEP, Reason.UNREADABLE, cause, image.size
+            )
+            for digest, image in self.images.items()
+        }
+        self.repo.kept = Counter(d.reason.value for d in decisions.values())
+        self.repo.waves = ()
+        if self.ctx.options.retain_decisions:
+            self.repo.decisions = decisions
+            self.repo.images = dict(self.images)
+        log_decisions(self.repo.repository, decisions.values())

@@ -1,0 +1,104 @@
+"""The sweep phase: delete one repository's plan, wave by wave, re-reading each batch first.
+
+A manifest that was not deleted (failure, gained tag, not reached) blocks every candidate it
+lists, so no surviving index is ever left without a child, wherever the run stops.
+"""
+
+from __future__ import annotations
+
+from .. import ports
+from ..model import Decision, Reason, Verdict
+from ..ports import RegistryError
+from .check import check_repository
+from .context import Context
+from .state import RepositoryRun
+
+
+def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
+    if not repo.waves:
+        return
+    sweep = _Sweep(ctx, repo)
+    sweep.run()
+    if repo.deleted and not ctx.budget.out():
+        check = check_repository(ctx.registry, repo.repository, known=repo.known)
+        repo.validated = not check.failures
+        repo.broken = check.problems
+        for failure in check.failures:
+            repo.fail(failure.digest, failure.code, failure.message)
+    repo.known = {}  # the check was its only use
+
+
+class _Sweep:
+    def __init__(self, ctx: Context, repo: RepositoryRun) -> None:
+        self.ctx = ctx
+        self.repo = repo
+        self.blocked: dict[str, tuple[Reason, str]] = {}
+
+    def block(self, digest: str, reason: Reason, cause: str) -> None:
+        """Keep `digest`, and every candidate it lists (transitively), for `reason`."""
+        stack = [(digest, reason, cause)]
+        while stack:
+            current, why, because = stack.pop()
+            if current in self.blocked:
+                continue
+            self.blocked[current] = (why, because)
+            stack.extend(
+                (child, Reason.PARENT_NOT_DELETED, current)
+                for child in self.repo.children.get(current, ())
+            )
+
+    def run(self) -> None:
+        repo, budget = self.repo, self.ctx.budget
+        stopped = False
+        size = ports.BATCH_SIZE
+        for wave in repo.waves:
+            todo = [d for d in wave if d not in self.blocked]
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                if not stopped and budget.out():
+                    stopped = repo.out_of_time = True
+                if stopped:
+                    for digest in batch:
+                        self.block(digest, Reason.NOT_REACHED, "run stopped before this batch")
+                    continue
+                try:
+                    self.delete(batch)
+                except RegistryError as exc:
+                    # The outcome of this call is unknown: count nothing, go no further.
+                    for digest in batch:
+                        repo.fail(digest, exc.code, str(exc))
+                        self.block(digest, Reason.NOT_REACHED, exc.operation)
+                    if exc.operation == "BatchDeleteImage":
+                        repo.delete_failed.update(batch)
+                    stopped = True
+        if stopped:
+            repo.complete = False
+        for digest, (reason, cause) in self.blocked.items():
+            if digest not in repo.deleted and digest not in repo.already_gone:
+                old = repo.decisions[digest]
+                repo.decisions[digest] = Decision(
+                    digest, old.kind, Verdict.KEEP, reason, cause, old.size
+                )
+
+    def delete(self, batch: list[str]) -> None:
+        repo, registry = self.repo, self.ctx.registry
+        current = registry.describe(repo.repository, batch)
+        ready: list[str] = []
+        for digest in batch:
+            image = current.get(digest)
+            if image is None:
+                repo.already_gone.add(digest)
+            elif image.tags:
+                # Deleting by digest would silently take the new tag with it.
+                self.block(digest, Reason.GAINED_TAG, image.tags[0])
+            elif image.archived:
+                self.block(digest, Reason.ARCHIVED, "archived since the scan")
+            else:
+                ready.append(digest)
+        outcome = registry.delete(repo.repository, ready)
+        repo.deleted |= outcome.deleted
+        repo.already_gone |= outcome.already_gone
+        for digest, (code, message) in outcome.failures.items():
+            repo.fail(digest, code, message)
+            repo.delete_failed.add(digest)
+            self.block(digest, Reason.DELETE_FAILED, code)
