@@ -35,6 +35,22 @@ def children(registry: FakeRegistry, digest: str) -> set[str]:
     return {entry["digest"] for entry in doc.get("manifests", [])}
 
 
+def held_by(registry: FakeRegistry, kept: set[str]) -> set[str]:
+    """The referrers (transitively) of the manifests in `kept`."""
+    subjects = {}
+    for digest in registry.digests(REPO):
+        doc = json.loads(registry.manifest(REPO, digest))
+        subject = doc.get("subject", {}).get("digest") if isinstance(doc, dict) else None
+        if subject:
+            subjects[digest] = subject
+    held: set[str] = set()
+    frontier = set(kept)
+    while frontier:
+        frontier = {d for d, s in subjects.items() if s in frontier and d not in held | kept}
+        held |= frontier
+    return held
+
+
 def orphan_index(registry: FakeRegistry, history: History) -> str:
     return min(d for d in history.orphans[REPO] if children(registry, d))
 
@@ -83,7 +99,10 @@ def test_a_refused_delete_is_reported_and_keeps_what_it_lists(
         # The refused manifest and everything it lists are still there; the rest went.
         assert refused in after[REPO]
         assert listed <= after[REPO]
-        assert after[REPO] - history.live[REPO] == {refused} | listed
+        # ... and so is every referrer that describes what stayed: a kept subject keeps its
+        # signatures (the subject goes in an earlier call than its referrers).
+        held = held_by(registry, {refused} | listed)
+        assert after[REPO] - history.live[REPO] == {refused} | listed | held
         assert after["other"] == history.live["other"]
         # Reported, with its code; never counted as deleted.
         assert report["complete"] is False
@@ -94,7 +113,9 @@ def test_a_refused_delete_is_reported_and_keeps_what_it_lists(
         entries = {e["digest"]: e for e in report["deletions"]}
         assert entries[refused]["deleted"] is False
         assert report["kept"]["delete-failed"] == 1
-        assert report["kept"].get("parent-not-deleted", 0) == len(listed)
+        assert {entries[d]["reason"] for d in listed} <= {"parent-not-deleted"}
+        assert {entries[d]["reason"] for d in held - listed} <= {"subject-kept"}
+        assert not any(entries[d]["deleted"] for d in listed | held)
         finish(registry, history, invoke)
 
 
@@ -136,7 +157,9 @@ def test_an_index_pushed_during_the_run_keeps_its_child(invoke: Invoke) -> None:
         # The next run sees the new index (young, so a root) and keeps the child as listed.
         again = invoke(**REQUEST)
         assert again["complete"] is True
-        assert registry.digests(REPO) == history.live[REPO] | {child, newcomer.digest}
+        # The child's referrers (its signatures) live with it.
+        kept = {child, newcomer.digest} | held_by(registry, {child})
+        assert registry.digests(REPO) == history.live[REPO] | kept
 
 
 def test_a_transient_5xx_is_retried_and_changes_nothing(invoke: Invoke) -> None:
@@ -213,6 +236,7 @@ def test_a_failed_re_read_before_deleting_counts_nothing(invoke: Invoke) -> None
         assert report["deleted"]["manifests"] == 0
         assert report["complete"] is False
         # The failed batch is not reached; what it lists stays behind it.
-        kept = report["kept"]
-        assert kept["not-reached"] + kept["parent-not-deleted"] == len(history.orphans[REPO])
+        reasons = {e["digest"]: e["reason"] for e in report["deletions"]}
+        assert set(reasons) == history.orphans[REPO]
+        assert set(reasons.values()) <= {"not-reached", "parent-not-deleted", "subject-kept"}
         finish(registry, history, invoke)

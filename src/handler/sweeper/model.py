@@ -162,13 +162,21 @@ class Plan:
     """Every decision for one repository, and the deletions in the order they must happen.
 
     `waves[i]` may only be deleted once every earlier wave is gone: a parent index is always in an
-    earlier wave than its children, and a referrer in an earlier wave than its subject.
+    earlier wave than its children, and a subject in an earlier wave than its referrers, so that
+    whatever keeps a candidate at the last moment (a new tag, a refused or failed delete) also
+    keeps, before they go, the candidates it lists and the referrers that describe it.
+
+    `absent_subjects`: candidates whose deletion rests on their subject being absent from the
+    repository (a referrer whose subject the listing did not show): each may go only once a read
+    by digest, right before its batch, confirms that subject absent.
     """
 
     repository: str
     decisions: Mapping[str, Decision]
     waves: tuple[tuple[str, ...], ...]
     children: Mapping[str, tuple[str, ...]]  # candidate index -> the candidates it lists
+    referrers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # subject -> referrers
+    absent_subjects: Mapping[str, str] = field(default_factory=dict)  # candidate -> its subject
 
     @property
     def deletions(self) -> list[str]:

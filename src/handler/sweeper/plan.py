@@ -58,6 +58,22 @@ def needs_content(image: Image) -> bool:
     return image.media_type not in m.MANIFEST_TYPES
 
 
+def may_mention_manifests(image: Image) -> bool:
+    """Whether a manifest's bytes may name other manifests it keeps alive, so that they are read,
+    tagged or not, whenever something in the repository could be deleted.
+
+    Indexes (and manifests of unstated type) list children; an artifact whose kind its listing
+    does not tell may be of a kind we do not know, and an unknown kind keeps alive every digest
+    its bytes mention. A plain image, an attestation or a referrer (its subject is listed) names
+    no manifest that its listing does not show.
+    """
+    if needs_content(image):
+        return True
+    if image.subject is not None:
+        return False
+    return image.artifact_media_type not in m.IMAGE_CONFIG_TYPES | {m.ATTESTATION_ARTIFACT}
+
+
 def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime) -> bool:
     """Whether some bytes could still make this manifest a deletion candidate.
 
@@ -95,6 +111,7 @@ def make_plan(
     kinds: dict[str, Kind] = {}
     notes: dict[str, str] = {}
     edges: dict[str, list[tuple[str, Reason]]] = defaultdict(list)
+    dangling: dict[str, str] = {}  # manifest -> its subject, which the listing does not show
 
     for image in images:
         parsed = manifests.get(image.digest)
@@ -115,6 +132,8 @@ def make_plan(
             subject = image.subject
         if subject is not None and subject in by_digest:
             edges[subject].append((image.digest, Reason.SUBJECT_KEPT))
+        elif subject is not None:
+            dangling[image.digest] = subject
 
     decisions: dict[str, Decision] = {}
 
@@ -171,7 +190,7 @@ def make_plan(
 
     while True:
         candidates = [d for d in by_digest if d not in decisions]
-        waves, children, cyclic = _order(candidates, edges)
+        waves, children, referrers, cyclic = _order(candidates, edges)
         if not cyclic:
             break
         # Content addressing makes real cycles impossible; forged metadata could still claim one.
@@ -180,19 +199,28 @@ def make_plan(
         mark(cyclic, live=False)
 
     deleted_parent = {child: parent for parent, kids in children.items() for child in kids}
+    deleted_subject = {ref: subject for subject, refs in referrers.items() for ref in refs}
     for wave in waves:
         for digest in wave:
-            parent = deleted_parent.get(digest)
+            if digest in deleted_parent:
+                cause = f"listed only by {deleted_parent[digest]}, deleted first"
+            elif digest in deleted_subject:
+                cause = f"refers to {deleted_subject[digest]}, deleted first"
+            elif digest in dangling:
+                cause = f"refers to {dangling[digest]}, absent"
+            else:
+                cause = notes[digest]
             decisions[digest] = Decision(
                 digest,
                 kinds[digest],
                 Verdict.DELETE,
                 Reason.UNREACHABLE,
-                f"listed only by {parent}, deleted first" if parent else notes[digest],
+                cause,
                 by_digest[digest].size,
                 live=False,
             )
-    return Plan(repository, decisions, waves, children)
+    absent = {d: s for d, s in dangling.items() if decisions[d].verdict is Verdict.DELETE}
+    return Plan(repository, decisions, waves, children, referrers, absent)
 
 
 def _root(
@@ -227,14 +255,24 @@ def _marked_attestations(manifests: Mapping[str, Manifest]) -> set[str]:
 
 def _order(
     candidates: Sequence[str], edges: Mapping[str, list[tuple[str, Reason]]]
-) -> tuple[tuple[tuple[str, ...], ...], dict[str, tuple[str, ...]], list[str]]:
-    """Waves of candidates such that every index precedes the children it lists.
+) -> tuple[
+    tuple[tuple[str, ...], ...],
+    dict[str, tuple[str, ...]],
+    dict[str, tuple[str, ...]],
+    list[str],
+]:
+    """Waves of candidates such that every index precedes the children it lists and every subject
+    the referrers that describe it.
 
-    Referrer edges do not order deletions: a referrer may go in the same call as its subject.
-    Returns the waves, each candidate index's candidate children, and the candidates on a cycle.
+    An index goes before its children because ECR refuses to delete a listed child; a subject
+    before its referrers so that a subject kept at the last moment keeps them too (deleting a
+    referrer first would lose the signature of what stays). Returns the waves, each candidate
+    index's candidate children, each candidate subject's candidate referrers, and the
+    candidates on a cycle.
     """
     members = set(candidates)
     children: dict[str, tuple[str, ...]] = {}
+    referrers: dict[str, tuple[str, ...]] = {}
     for parent in candidates:
         listed = edges.get(parent)
         if not listed:
@@ -244,9 +282,29 @@ def _order(
         )
         if kids:
             children[parent] = kids
+        refs = tuple(c for c, reason in listed if reason is Reason.SUBJECT_KEPT and c in members)
+        if refs:
+            referrers[parent] = refs
+    waves, cyclic = _waves(candidates, (children, referrers))
+    if cyclic:
+        # A referrer that also lists its subject (or a chain that comes back): ECR's rule, index
+        # before child, wins over subject before referrer; only a cycle of listings is kept.
+        waves, cyclic = _waves(candidates, (children,))
+    return waves, children, referrers, cyclic
+
+
+def _waves(
+    candidates: Sequence[str], orders: Sequence[Mapping[str, tuple[str, ...]]]
+) -> tuple[tuple[tuple[str, ...], ...], list[str]]:
+    """Topological waves of `candidates` under `orders` (each: digest -> digests after it), and
+    the candidates on a cycle."""
+    after: dict[str, list[str]] = defaultdict(list)
+    for source in orders:
+        for parent, kids in source.items():
+            after[parent].extend(kids)
     indegree = dict.fromkeys(candidates, 0)
-    for kids in children.values():
-        for child in kids:
+    for following_ones in after.values():
+        for child in following_ones:
             indegree[child] += 1
     wave = sorted(d for d, n in indegree.items() if n == 0)
     waves: list[tuple[str, ...]] = []
@@ -254,13 +312,12 @@ def _order(
         waves.append(tuple(wave))
         following: set[str] = set()
         for parent in wave:
-            for child in children.get(parent, ()):
+            for child in after.get(parent, ()):
                 indegree[child] -= 1
                 if indegree[child] == 0:
                     following.add(child)
         wave = sorted(following)
     if sum(map(len, waves)) == len(candidates):
-        return tuple(waves), children, []  # the usual case: every candidate has a wave
+        return tuple(waves), []  # the usual case: every candidate has a wave
     ordered = {d for w in waves for d in w}
-    cyclic = [d for d in candidates if d not in ordered]
-    return tuple(waves), children, cyclic
+    return tuple(waves), [d for d in candidates if d not in ordered]

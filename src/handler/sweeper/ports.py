@@ -44,6 +44,9 @@ class Deleted:
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Tags the registry says it removed with a deleted manifest (by digest, a manifest goes
+    # with every tag it has: one added after the last re-read is lost with it).
+    tags_removed: dict[str, list[str]] = field(default_factory=dict)
 
 
 Stop = Callable[[], bool]

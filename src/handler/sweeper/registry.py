@@ -243,6 +243,9 @@ class EcrRegistry:
             digest = image_id.get("imageDigest")
             if digest in asked:
                 outcome.deleted.add(digest)
+                tag = image_id.get("imageTag")
+                if tag:
+                    outcome.tags_removed.setdefault(digest, []).append(tag)
         for failure in response.get("failures", []):
             digest = failure.get("imageId", {}).get("imageDigest", "")
             code = failure.get("failureCode", "Unknown")

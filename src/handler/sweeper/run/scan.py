@@ -16,7 +16,7 @@ from .. import ports
 from ..freed import FreedLedger, ledger
 from ..manifests import parse_all
 from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
-from ..plan import make_plan, may_delete, needs_content
+from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
 from .context import INTERRUPTED, Context
 from .decision_log import log_decisions
@@ -57,9 +57,10 @@ class _Scan:
         self.images = {image.digest: image for image in images}
         repo.manifests = len(images)
         may_go = [i.digest for i in images if may_delete(i, ctx.pins, ctx.policy, ctx.now)]
-        # Indexes (and manifests of unstated type) are read first: any of them may list a
-        # manifest that could go. If nothing here could go, no bytes are needed at all.
-        first_reads = [i.digest for i in images if needs_content(i)] if may_go else []
+        # What may name other manifests (indexes, artifacts of a kind the listing does not
+        # tell) is read first, tagged or not: any of it may keep a manifest that could go. If
+        # nothing here could go, no bytes are needed at all.
+        first_reads = [i.digest for i in images if may_mention_manifests(i)] if may_go else []
         # The last call of that step has room to spare: fill it with manifests that the second
         # step reads unless a kept index lists them. One call instead of two; what turns out not
         # to be needed is dropped, so the plan is the same either way.
@@ -184,6 +185,8 @@ class _Scan:
         repo, ctx = self.repo, self.ctx
         repo.waves = plan.waves
         repo.children = dict(plan.children)
+        repo.referrers = dict(plan.referrers)
+        repo.absent_subjects = dict(plan.absent_subjects)
         keeps = [d for d in plan.decisions.values() if d.verdict is Verdict.KEEP]
         repo.kept = Counter(d.reason.value for d in keeps)
         kept = plan.decisions.keys() if ctx.options.retain_decisions else plan.deletions

@@ -55,7 +55,9 @@ class RepositoryRun:
     decisions: dict[str, Decision] = field(default_factory=dict)  # planned ones, or all
     images: dict[str, Image] = field(default_factory=dict)  # of `decisions`
     waves: tuple[tuple[str, ...], ...] = ()
-    children: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned index -> kids
+    referrers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned subject -> refs
+    absent_subjects: dict[str, str] = field(default_factory=dict)  # see model.Plan
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}))

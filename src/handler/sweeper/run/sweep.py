@@ -13,6 +13,8 @@ from .check import check_repository
 from .context import Context
 from .state import RepositoryRun
 
+TAG_LOST = "TagLost"  # the failure code of a deleted manifest that carried a tag
+
 
 def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
     if not repo.waves:
@@ -35,7 +37,8 @@ class _Sweep:
         self.blocked: dict[str, tuple[Reason, str]] = {}
 
     def block(self, digest: str, reason: Reason, cause: str) -> None:
-        """Keep `digest`, and every candidate it lists (transitively), for `reason`."""
+        """Keep `digest`, and for it every candidate it lists and every candidate referrer that
+        describes it (transitively), for `reason`."""
         stack = [(digest, reason, cause)]
         while stack:
             current, why, because = stack.pop()
@@ -45,6 +48,10 @@ class _Sweep:
             stack.extend(
                 (child, Reason.PARENT_NOT_DELETED, current)
                 for child in self.repo.children.get(current, ())
+            )
+            stack.extend(
+                (referrer, Reason.SUBJECT_KEPT, current)
+                for referrer in self.repo.referrers.get(current, ())
             )
 
     def run(self) -> None:
@@ -81,12 +88,24 @@ class _Sweep:
                 )
 
     def delete(self, batch: list[str]) -> None:
+        """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
+        still deletable, and read every per-item answer."""
         repo, registry = self.repo, self.ctx.registry
-        current = registry.describe(repo.repository, batch)
+        subjects = {repo.absent_subjects[d] for d in batch if d in repo.absent_subjects}
+        asked = [*batch, *sorted(subjects - set(batch))]
+        if len(asked) <= ports.BATCH_SIZE:
+            current = registry.describe(repo.repository, asked)  # the usual case: one call
+        else:
+            current = registry.describe(repo.repository, batch)
+            current |= registry.describe(repo.repository, sorted(subjects))
         ready: list[str] = []
         for digest in batch:
             image = current.get(digest)
-            if image is None:
+            subject = repo.absent_subjects.get(digest)
+            if subject is not None and subject in current:
+                # Its subject is there after all (pushed since, or missed by the listing).
+                self.block(digest, Reason.SUBJECT_KEPT, subject)
+            elif image is None:
                 repo.already_gone.add(digest)
             elif image.tags:
                 # Deleting by digest would silently take the new tag with it.
@@ -102,3 +121,9 @@ class _Sweep:
             repo.fail(digest, code, message)
             repo.delete_failed.add(digest)
             self.block(digest, Reason.DELETE_FAILED, code)
+        for digest, tags in outcome.tags_removed.items():
+            # Tagged after the re-read: no collector can close that window, but it is reported,
+            # and what the manifest lists or what describes it stays, so it can be pushed again.
+            tag_list = ", ".join(repr(t) for t in tags)
+            repo.fail(digest, TAG_LOST, f"deleted with tag {tag_list}, added after the re-read")
+            self.block(digest, Reason.GAINED_TAG, tags[0])
