@@ -51,7 +51,7 @@ bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
 	$(PY) -m bench.registry_bench --size small
 
 bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; make_plan over 1,000,000
-	$(PY) -m bench.registry_bench --size large --concurrency 8,16
+	$(PY) -m bench.registry_bench --size large
 	$(PY) -m bench.plan_bench
 
 clean:

@@ -1,75 +1,59 @@
-"""What the benchmarks measure with: API calls, a stand-in network, CPU by part, memory.
+"""What the benchmarks measure with: API calls, memory, and the machine the figures come from.
 
-Nothing here changes what a call does: the meter notes (and may sleep), the clocks time.
+Nothing here changes what a call does: the meter only notes.
 """
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import os
 import platform
 import re
 import subprocess
 import sys
-import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+import tracemalloc
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 # The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
 VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
 OPERATIONS = ("DescribeRepositories", LIST, "BatchGetImage", VERIFY, "BatchDeleteImage")
 
+MIB = 1024 * 1024
+
 
 class CallMeter:
     """Counts every HTTP attempt per operation, and the ids it carried (a `before-send` hook,
-    so botocore's retries are counted like any other attempt). Thread-safe.
+    so botocore's retries are counted like any other attempt), and every logical call (a
+    `before-call` hook). Thread-safe: the hooks only append (atomic); `tally` counts."""
 
-    With `sleeps`, it also stands in for the network: each attempt sleeps `latency` seconds.
-    The benchmark's stand-in registry (stand_in.py) applies the latency itself instead, so that
-    a call waits once; `latency` then only sets the floors."""
-
-    def __init__(self, latency: float, *, sleeps: bool = True) -> None:
-        self.latency = latency
-        self.sleeps = sleeps
+    def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.ids: Counter[str] = Counter()
         self.logical: Counter[str] = Counter()
         self.fetched: set[tuple[str, str]] = set()
         self.fetched_twice = 0  # manifests whose bytes were asked for more than once
-        # Calls per repository in each phase of a run: planning (listing, reads) and sweeping
-        # (re-reads, deletes); all planning ends before any sweeping starts.
-        self.planning: Counter[str] = Counter()
-        self.sweeping: Counter[str] = Counter()
-        self._names: list[str] = []
-        self._bodies: list[Any] = []
+        self._sent: list[tuple[str, Any]] = []
         self._asked: list[str] = []
 
     def attach(self, client: Any) -> None:
+        """Count `client`'s calls (first among its handlers, so before anything answers)."""
         client.meta.events.register_first("before-send.ecr", self._before_send)
         client.meta.events.register_first("before-call.ecr", self._before_call)
 
-    def _before_call(self, model: Any, params: Any, **_: Any) -> None:
-        self._asked.append(model.name)  # counted by `tally`
+    def _before_call(self, model: Any, **_: Any) -> None:
+        self._asked.append(model.name)
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
-        # Only noted here (a list's append is atomic): counting, with a lock the sixteen
-        # workers would contend for, would cost each call a turn at the GIL that a sweep does
-        # not pay. `tally` counts, after the run.
-        self._names.append(event_name)
-        self._bodies.append(request.body)
-        if self.latency and self.sleeps:
-            time.sleep(self.latency)
+        self._sent.append((event_name, request.body))
 
     def tally(self) -> None:
         """Count what was sent (call once the run is over)."""
-        sent = list(zip(self._names, self._bodies, strict=True))
-        self._names, self._bodies = [], []
+        sent, self._sent = self._sent, []
         self.logical.update(self._asked)
         self._asked = []
         for event_name, body in sent:
@@ -80,12 +64,6 @@ class CallMeter:
                 operation = VERIFY if ids else LIST
             self.calls[operation] += 1
             self.ids[operation] += len(ids)
-            repository = doc.get("repositoryName")
-            if repository is not None:
-                phase = (
-                    self.sweeping if operation in (VERIFY, "BatchDeleteImage") else self.planning
-                )
-                phase[repository] += 1
             if operation == "BatchGetImage":
                 for image_id in ids:
                     key = (doc.get("repositoryName", ""), image_id.get("imageDigest", ""))
@@ -96,48 +74,34 @@ class CallMeter:
     def total(self) -> int:
         return sum(self.calls.values())
 
-    def schedule_floor(self, concurrency: int) -> float:
-        """The least wall time these calls allow with `concurrency` workers, each repository's
-        calls being one after another within a phase: per phase, the busiest worker has at
-        least the average share, and the longest repository chain runs on one worker."""
-        calls: float = self.total - sum(self.planning.values()) - sum(self.sweeping.values())
-        for phase in (self.planning, self.sweeping):
-            if phase:
-                calls += max(sum(phase.values()) / concurrency, *phase.values())
-        return calls * self.latency
-
     @property
     def retries(self) -> int:
         return self.total - sum(self.logical.values())
 
 
-class GcClock:
-    """Time spent in the garbage collector while installed, by generation (gc.callbacks)."""
+@dataclass
+class Growth:
+    """The peak of Python memory allocated inside a `growth()` block and not yet freed."""
 
-    def __init__(self) -> None:
-        self.seconds: defaultdict[int, float] = defaultdict(float)
-        self.collections: Counter[int] = Counter()
-        self._started = 0.0
+    peak_mib: float = 0.0
 
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        # The collector runs with the GIL held, in one thread at a time.
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds[info["generation"]] += time.perf_counter() - self._started
-            self.collections[info["generation"]] += 1
 
-    @contextmanager
-    def installed(self) -> Iterator[GcClock]:
-        gc.callbacks.append(self._callback)
-        try:
-            yield self
-        finally:
-            gc.callbacks.remove(self._callback)
-
-    @property
-    def total(self) -> float:
-        return sum(self.seconds.values())
+@contextmanager
+def growth() -> Iterator[Growth]:
+    """Trace Python's allocations while entered (tracemalloc, every thread) and give their
+    peak: what the block grew the process's Python heap by at its fullest. Memory allocated
+    before the block is left out even when the block frees it, so reusing such memory still
+    counts (a peak RSS would not see it). Tracing slows allocation down; its own bookkeeping
+    is not counted."""
+    if tracemalloc.is_tracing():
+        raise RuntimeError("tracemalloc is already tracing: the peak would not be this block's")
+    measured = Growth()
+    tracemalloc.start()
+    try:
+        yield measured
+    finally:
+        measured.peak_mib = tracemalloc.get_traced_memory()[1] / MIB
+        tracemalloc.stop()
 
 
 _STATUS = "/proc/self/status"
@@ -155,14 +119,6 @@ def _status_kib(field: str) -> int | None:
 def rss_mib() -> float | None:
     kib = _status_kib("VmRSS")
     return None if kib is None else kib / 1024
-
-
-def release_free_memory() -> None:
-    """Collect garbage and hand freed heap back to the system (glibc), so that a run's RSS
-    figures do not depend on what an earlier run in the same process left behind."""
-    gc.collect()
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def reset_peak() -> bool:
@@ -207,46 +163,3 @@ def _cpu_model() -> str:
     except OSError:
         return platform.processor()
     return found.group(1).strip() if found else platform.processor()
-
-
-class CpuLedger:
-    """Thread CPU spent inside chosen functions, by label: where a run's CPU goes.
-
-    Each function is wrapped for the ledger's lifetime (`mock.patch`); a call inside another
-    wrapped call counts in both (the report subtracts). The wrapper costs about a microsecond.
-    """
-
-    def __init__(self) -> None:
-        self._spent: list[tuple[str, float]] = []
-
-    @contextmanager
-    def watching(self, targets: Sequence[tuple[str, Any, str]]) -> Iterator[CpuLedger]:
-        """`targets`: (label, object, attribute name) of each function to time."""
-        with ExitStack() as stack:
-            for label, owner, name in targets:
-                stack.enter_context(
-                    mock.patch.object(owner, name, self._timed(label, getattr(owner, name)))
-                )
-            yield self
-
-    def _timed(self, label: str, function: Any) -> Any:
-        ledger = self
-
-        spent_by_label = ledger._spent
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.thread_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                # Appended, not added up under a lock the workers would contend for.
-                spent_by_label.append((label, time.thread_time() - started))
-
-        return timed
-
-    def total(self) -> dict[str, float]:
-        """CPU seconds by label, so far."""
-        cpu: defaultdict[str, float] = defaultdict(float)
-        for label, seconds in list(self._spent):
-            cpu[label] += seconds
-        return dict(cpu)

@@ -2,7 +2,7 @@
 
 Everything it returns is in the core's words (`Image`, digests, bytes). Every limit of the API is
 respected here (1000 per listing page, 100 ids per batch call) because ECR enforces them and
-botocore does not check them client-side.
+botocore's client-side validation checks types and required members, not these maxima.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from botocore.utils import parse_timestamp
 
 from .manifests import ALL_MANIFEST_TYPES
 from .model import Image
@@ -27,7 +26,6 @@ from .ports import (
     RegistryError,
     Stop,
 )
-from .wire import ParserFactory, compiled_serializer, remembered_user_agent
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
@@ -49,54 +47,29 @@ REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 def client_config(
     max_attempts: int = 10, mode: Literal["legacy", "standard", "adaptive"] = "adaptive"
 ) -> Config:
-    """Retries are botocore's own (adaptive mode backs off on throttling across threads).
-
-    Client-side parameter validation is off: every request is built in this module, in shapes
-    the tests send to moto's model-checked parser, and ECR validates them again anyway. Checking
-    100 image ids against the model on every batch call was about a millisecond of CPU per call,
-    a tenth of a large sweep's CPU (see the README's performance section).
-    """
+    """Retries are botocore's own (adaptive mode backs off on throttling across threads); the
+    pool holds a connection for every worker thread."""
     return Config(
         retries={"max_attempts": max_attempts, "mode": mode},
         max_pool_connections=64,
-        parameter_validation=False,
     )
 
 
-def make_client(region: str | None = None, config: Config | None = None) -> ECRClient:
-    """The ECR client for a run: one per run, shared by every thread (clients are thread-safe,
-    sessions are not, so the client is made here, once, before the threads).
+def make_client(session: boto3.Session | None = None) -> ECRClient:
+    """The ECR client for a run, botocore as shipped: one per run, shared by every thread
+    (clients are thread-safe, sessions are not, so it is made once, before the threads).
 
-    Its timestamps are parsed straight from ECR's epoch seconds into UTC datetimes; botocore's
-    default goes through dateutil's local time zone, which is a third of the CPU of reading a
-    listing page. Anything else (a string) still goes to botocore's own parser. Its JSON
-    responses are parsed, and its requests serialized, by compiled shapes (`wire`), to the
-    same result, and its User-Agent header is built once per set of request features. The
-    parsers come from the session's parser factory, so the session's other clients (the pin
-    sources') parse the same way; the serializer and the header are this client's own.
+    `session` carries the credentials and the region (the command's profile); None is boto3's
+    default session, as `boto3.client` uses (the Lambda's: its role and region from the
+    environment, and whatever event hooks are registered there).
     """
-    # boto3's default session, as boto3.client uses: whatever hooks an operator (or a test)
-    # registers there apply to this client too. It is set up here, before any thread starts.
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    default = boto3.DEFAULT_SESSION
-    assert default is not None
-    factory = default._session.get_component("response_parser_factory")
-    if not isinstance(factory, ParserFactory):
-        factory = ParserFactory()
-        default._session.register_component("response_parser_factory", factory)
-    factory.set_parser_defaults(timestamp_parser=_timestamp)
-    client: ECRClient = boto3.client("ecr", region_name=region, config=config or client_config())
-    compiled_serializer(client)
-    remembered_user_agent(client)
+    if session is None:
+        default: ECRClient = boto3.client("ecr", config=client_config())
+        return default
+    client: ECRClient = session.client("ecr", config=client_config())
     return client
 
 
-def _timestamp(value: str | float) -> datetime:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
-    parsed: datetime = parse_timestamp(value)
-    return parsed
 
 
 def _batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
@@ -265,11 +238,17 @@ def image_from_detail(detail: Any) -> Image:
     return Image(
         digest=detail["imageDigest"],
         tags=tuple(detail.get("imageTags") or ()),
-        pushed_at=detail.get("imagePushedAt"),
+        pushed_at=_utc(detail.get("imagePushedAt")),
         size=int(detail.get("imageSizeInBytes") or 0),
         media_type=detail.get("imageManifestMediaType"),
         artifact_media_type=detail.get("artifactMediaType"),
         subject=detail.get("subjectManifestDigest"),
-        last_pulled=detail.get("lastRecordedPullTime"),
+        last_pulled=_utc(detail.get("lastRecordedPullTime")),
         archived=detail.get("imageStatus", "ACTIVE") not in ("ACTIVE",),
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # botocore gives ECR's epoch seconds in the host's local time zone; the core and its reports
+    # speak UTC wherever the command runs.
+    return None if moment is None else moment.astimezone(UTC)

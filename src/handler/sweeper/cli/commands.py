@@ -21,7 +21,7 @@ from ..explain import path, render, short
 from ..manifests import parse
 from ..model import Decision, Kind, Pin, Verdict
 from ..ports import Registry, RegistryError
-from ..registry import EcrRegistry, client_config
+from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
     Report,
     RepositoryCheck,
@@ -68,7 +68,7 @@ def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
             raise UsageError(
                 "--region: no AWS region: pass --region, set AWS_REGION, or give your profile one"
             )
-        client = session.client("ecr", config=client_config())
+        client = make_client(session)
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from None
     except BotoCoreError as exc:
