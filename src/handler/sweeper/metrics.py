@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Reason
+from .model import DELETE_REASONS, Reason
 
 NAMESPACE = "EcrSweeper"
 SERVICE = "ecr-sweeper"
@@ -63,7 +63,7 @@ BROKEN_INDEXES = "BrokenIndexes"  # indexes missing a child, found by the post-s
 RUN_DURATION = "RunDuration"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
-KEPT_REASONS = tuple(reason.value for reason in Reason if reason is not Reason.UNREACHABLE)
+KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
 
 
 @dataclass(frozen=True, slots=True)
