@@ -34,11 +34,13 @@ REPOSITORY_ACTIONS = (
     "ecr:DescribeImages",
     "ecr:BatchGetImage",
     "ecr:BatchDeleteImage",
+    "ecr:GetLifecyclePolicy",  # the audit of ECR's own policy (`lifecycle_policy`)
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 
 NOT_FOUND = "ImageNotFound"
+NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
 
 
@@ -245,6 +247,24 @@ class Registry:
             for image in (image_from_detail(d) for d in response.get("imageDetails", []))
             if image.digest in digests
         }
+
+    def lifecycle_policy(self, repository: str) -> str | None:
+        """The repository's ECR lifecycle policy text, or None when it has none (one call)."""
+        try:
+            response = self._client.get_lifecycle_policy(
+                **self._registry, repositoryName=repository
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == NO_LIFECYCLE_POLICY:
+                return None
+            raise _error("GetLifecyclePolicy", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("GetLifecyclePolicy", exc) from exc
+        text = response.get("lifecyclePolicyText")
+        if not isinstance(text, str):
+            # A policy that exists but whose text did not come: nothing proves there is none.
+            raise RegistryError("GetLifecyclePolicy", "Missing", "no lifecyclePolicyText")
+        return text
 
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to 100 manifests by digest and read every per-item answer."""
