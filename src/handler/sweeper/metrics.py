@@ -61,6 +61,13 @@ CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
 STOPPED_EARLY = "StoppedEarly"  # the time budget (or a pin change) stopped the run
 BROKEN_INDEXES = "BrokenIndexes"  # indexes missing a child, found by the post-sweep check
 RUN_DURATION = "RunDuration"
+# Retention (report `retention`): images a rule expired, and those of them something still holds
+# (a pin, a pull, the grace period, a kept index); the rest were deleted with the others.
+RETENTION_EXPIRED = "RetentionExpired"
+RETENTION_HELD = "RetentionHeld"
+# The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
+# ECR will expire. The template alarms on any.
+LIFECYCLE_HAZARDS = "LifecycleHazards"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
 KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
@@ -76,6 +83,7 @@ class Figure:
 def run_figures(report: Mapping[str, Any]) -> list[Figure]:
     """The run's metrics (without dimensions), from the report `Run.report()` returns."""
     planned, deleted = report["planned"], report["deleted"]
+    retention: Mapping[str, Any] = report.get("retention") or {}
     return [
         Figure(REPOSITORIES_SCANNED, COUNT, report["repositories"]),
         Figure(MANIFESTS_SCANNED, COUNT, report["manifests"]),
@@ -99,6 +107,10 @@ def run_figures(report: Mapping[str, Any]) -> list[Figure]:
             sum(1 for b in report.get("broken", ()) if b["problem"] == "missing-child"),
         ),
         Figure(RUN_DURATION, SECONDS, report["duration_seconds"]),
+        # A report without these sections comes from a run with no retention or no audit.
+        Figure(RETENTION_EXPIRED, COUNT, retention.get("expired", 0)),
+        Figure(RETENTION_HELD, COUNT, sum(retention.get("held", {}).values())),
+        Figure(LIFECYCLE_HAZARDS, COUNT, len(report.get("lifecycle_hazards") or ())),
     ]
 
 
@@ -128,4 +140,7 @@ ALL_METRICS = (
     STOPPED_EARLY,
     BROKEN_INDEXES,
     RUN_DURATION,
+    RETENTION_EXPIRED,
+    RETENTION_HELD,
+    LIFECYCLE_HAZARDS,
 )
