@@ -164,7 +164,7 @@ def test_pin_sources_are_off_by_default_and_follow_the_same_rule() -> None:
 
 # --- retention and the audit of ECR's lifecycle policies ----------------------------------------
 
-KEEP_25_CI = {
+KEEP_25_CI: dict[str, Any] = {
     "rulePriority": 1,
     "description": "keep 25 CI builds",
     "selection": {
@@ -175,7 +175,7 @@ KEEP_25_CI = {
     },
     "action": {"type": "expire"},
 }
-UNTAGGED_3_DAYS = {
+UNTAGGED_3_DAYS: dict[str, Any] = {
     "rulePriority": 2,
     "selection": {
         "tagStatus": "untagged",
