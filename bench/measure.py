@@ -21,7 +21,14 @@ from typing import Any
 # The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
 VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
-OPERATIONS = ("DescribeRepositories", LIST, "BatchGetImage", VERIFY, "BatchDeleteImage")
+OPERATIONS = (
+    "DescribeRepositories",
+    LIST,
+    "GetLifecyclePolicy",
+    "BatchGetImage",
+    VERIFY,
+    "BatchDeleteImage",
+)
 
 MIB = 1024 * 1024
 

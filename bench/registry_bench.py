@@ -22,6 +22,7 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
+- the audit of ECR's own lifecycle policy: one GetLifecyclePolicy;
 - fetches: ceil(R / 100) BatchGetImage calls, where R, the manifests whose content must be read,
   is (a) every manifest that may list others (an index, or a manifest whose type ECR does not
   state), as soon as the repository holds one manifest that might be deleted (not a root, not out
@@ -131,6 +132,8 @@ def lower_bound(
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+    # The audit of ECR's own lifecycle policies reads each repository's (on by default).
+    bound.calls["GetLifecyclePolicy"] = bound.repositories
     for name, repo in backend.repositories.items():
         stored = list(harness_ecr._state(repo).by_digest.values())
         images = [image_from_detail(harness_ecr._image_detail(repo, img)) for img in stored]

@@ -33,6 +33,8 @@ SETTINGS_ENV = (
     "PIN_OBJECT_URIS",
     "PIN_FROM_ECS",
     "PIN_FROM_LAMBDA",
+    "RETENTION",
+    "AUDIT_LIFECYCLE_POLICIES",
 )
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)

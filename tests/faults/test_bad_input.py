@@ -21,6 +21,11 @@ from harness.generated import OLD
 from sweeper.settings import MAX_PINS, InvalidSettings
 
 DIGEST = "sha256:" + "c" * 64
+KEEP_1 = {  # an ECR lifecycle rule: keep the newest image
+    "rulePriority": 1,
+    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+    "action": {"type": "expire"},
+}
 SCHEDULED = json.loads(pathlib.Path("events/scheduled.json").read_text())
 
 # scenario -> event, the field the error must name
@@ -67,6 +72,29 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
     ("a pin with a too long digest", {"pins": [DIGEST + "0"]}, "pins[0]"),
     ("a pin with another algorithm", {"pins": ["sha512:" + "c" * 128]}, "pins[0]"),
     ("too many pins", {"pins": [DIGEST] * (MAX_PINS + 1)}, "pins"),
+    (
+        "retention with the attestations scope",
+        {"dry_run": False, "scope": "attestations", "retention": [{"rules": [KEEP_1]}]},
+        "retention",
+    ),
+    (
+        "retention rules with one priority twice",
+        {"dry_run": False, "scope": "orphans", "retention": [{"rules": [KEEP_1, KEEP_1]}]},
+        "retention[0].rules[1]",
+    ),
+    (
+        "a retention rule without its count",
+        {
+            "scope": "orphans",
+            "retention": [{"rules": [{**KEEP_1, "selection": {"tagStatus": "any"}}]}],
+        },
+        "retention[0].rules[0]",
+    ),
+    (
+        "the audit switch as a string",
+        {"audit_lifecycle_policies": "off"},
+        "audit_lifecycle_policies",
+    ),
 ]
 
 
@@ -108,6 +136,16 @@ BAD_ENVIRONMENTS: list[tuple[str, dict[str, str], str]] = [
     ("CONCURRENCY too high", {"CONCURRENCY": "65"}, "CONCURRENCY"),
     ("a broken pin among good ones", {"PINS": f"{DIGEST},sha256:dead"}, "PINS[1]"),
     ("a bad pattern", {"REPOSITORIES": "app,Team/*"}, "REPOSITORIES[1]"),
+    ("RETENTION not JSON", {"SCOPE": "orphans", "RETENTION": "keep 25"}, "RETENTION"),
+    (
+        "RETENTION with SCOPE attestations",
+        {
+            "DRY_RUN": "false",
+            "SCOPE": "attestations",
+            "RETENTION": json.dumps([{"rules": [KEEP_1]}]),
+        },
+        "retention",
+    ),
 ]
 
 

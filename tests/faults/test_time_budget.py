@@ -202,16 +202,16 @@ def sweep_with_budget(seconds: float) -> tuple[Sweeper, Wire, Any]:
 def test_the_scan_stops_early_enough_to_leave_time_for_deleting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # 14 s of calls beyond the margin: enough to scan all but one repository while keeping a
+    # 20 s of calls beyond the margin: enough to scan all but one repository while keeping a
     # quarter for deleting (the figure depends on how many calls a scan makes).
-    sweeper, wire, result = sweep_with_budget(14)
-    assert sweeper.ctx.budget.scan_margin == TIME_MARGIN_SECONDS + SWEEP_SHARE * 14
+    sweeper, wire, result = sweep_with_budget(20)
+    assert sweeper.ctx.budget.scan_margin == TIME_MARGIN_SECONDS + SWEEP_SHARE * 20
     assert result.stopped_early is StopReason.TIME_BUDGET
     assert [f.code for f in result.failures] == []
     assert [r.failures[0].code for r in result.repositories if not r.scanned] == ["TimeBudget"]
     # Without the share kept for deleting, the scan eats the budget and fewer batches go.
     monkeypatch.setattr(context, "SWEEP_SHARE", 0.0)
-    _, greedy, greedy_result = sweep_with_budget(14)
+    _, greedy, greedy_result = sweep_with_budget(20)
     assert all(r.scanned for r in greedy_result.repositories)
     assert 0 < greedy.sent["BatchDeleteImage"] < wire.sent["BatchDeleteImage"]
 

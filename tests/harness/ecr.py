@@ -33,7 +33,17 @@ patched                                    correction (numbers as in the harness
 ``ECRResponse.describe_repositories``      5. ``maxResults``/``nextToken`` paging.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
                                            without a digest.
+``ECRBackend.put_lifecycle_policy``        11. today's ECR policy language: moto 5.2.1 refuses
+                                           ``sinceImagePulled``, ``sinceImageTransitioned``,
+                                           ``storageClass`` and the ``transition`` action, and
+                                           accepts what ECR refuses (one priority twice, an
+                                           ``any`` rule not last, a ``tagged`` rule without a
+                                           list, a list on an ``untagged`` or ``any`` rule).
 =========================================  ======================================================
+
+``GetLifecyclePolicy`` needs no correction: moto 5.2.1 answers
+``LifecyclePolicyNotFoundException`` for a repository without a policy, as ECR does (checked on
+both by ``tests/harness_tests``).
 
 The patches are process-wide (moto keeps one class for every account and region), so they are
 reference-counted: several registries (say, two regions) may be entered at once; the patches
@@ -675,6 +685,102 @@ def _backend_batch_get_image(
     return _batch_get(self, repository_name, registry_id, image_ids or [])
 
 
+_LP_RULE_KEYS = frozenset({"rulePriority", "description", "selection", "action"})
+_LP_SELECTION_KEYS = frozenset(
+    {
+        "tagStatus",
+        "tagPrefixList",
+        "tagPatternList",
+        "countType",
+        "countUnit",
+        "countNumber",
+        "storageClass",
+    }
+)
+_LP_ACTION_KEYS = frozenset({"type", "targetStorageClass"})
+_LP_COUNT_TYPES = frozenset(
+    {"imageCountMoreThan", "sinceImagePushed", "sinceImagePulled", "sinceImageTransitioned"}
+)
+
+
+def _lifecycle_policy_problem(text: str) -> str | None:
+    """What ECR's PutLifecyclePolicy would refuse in `text`, per its documentation (None: fine)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return "Could not map policyString into LifecyclePolicy."
+    rules = doc.get("rules") if isinstance(doc, dict) else None
+    if not isinstance(rules, list) or not rules:
+        return 'object has missing required properties (["rules"])'
+    priorities: list[int] = []
+    any_priority: int | None = None
+    for rule in rules:
+        if not isinstance(rule, dict) or set(rule) - _LP_RULE_KEYS:
+            return "a rule is not an object of rulePriority, description, selection and action"
+        priority, selection, action = (rule.get(k) for k in ("rulePriority", "selection", "action"))
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority < 1:
+            return "rulePriority must be an integer from 1"
+        if not isinstance(selection, dict) or set(selection) - _LP_SELECTION_KEYS:
+            return "selection is not an object of the known fields"
+        if not isinstance(action, dict) or set(action) - _LP_ACTION_KEYS:
+            return "action is not an object of the known fields"
+        status, lists = (
+            selection.get("tagStatus"),
+            {"tagPrefixList", "tagPatternList"} & set(selection),
+        )
+        if status == "tagged" and len(lists) != 1:
+            return "a tagged rule needs exactly one of tagPrefixList and tagPatternList"
+        if status in ("untagged", "any") and lists:
+            return f"tagPrefixList and tagPatternList are for tagged rules, not {status}"
+        if status not in ("tagged", "untagged", "any"):
+            return f"unknown tagStatus {status!r}"
+        count_type, unit, number = (
+            selection.get(k) for k in ("countType", "countUnit", "countNumber")
+        )
+        if count_type not in _LP_COUNT_TYPES:
+            return f"unknown countType {count_type!r}"
+        if (unit == "days") != (count_type != "imageCountMoreThan") or unit not in (None, "days"):
+            return "countUnit days goes with the since* count types, and only with them"
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            return "countNumber must be an integer from 1"
+        storage = selection.get("storageClass", "standard")
+        if storage not in ("standard", "archive") or (storage == "archive") != (
+            count_type == "sinceImageTransitioned"
+        ):
+            return "storageClass archive goes with sinceImageTransitioned, and only with it"
+        kind, target = action.get("type"), action.get("targetStorageClass")
+        if kind not in ("expire", "transition") or (kind == "transition") != (target == "archive"):
+            return "action is expire, or transition with targetStorageClass archive"
+        if priority in priorities:
+            return f"rulePriority {priority} is used twice"
+        priorities.append(priority)
+        if status == "any":
+            if any_priority is not None:
+                return "only one rule may have tagStatus any"
+            any_priority = priority
+    if any_priority is not None and any_priority != max(priorities):
+        return "the rule with tagStatus any must have the highest rulePriority"
+    return None
+
+
+def _backend_put_lifecycle_policy(
+    self: ECRBackend, registry_id: str, repository_name: str, lifecycle_policy_text: str
+) -> dict[str, Any]:
+    repo = self._get_repository(repository_name, registry_id)
+    problem = _lifecycle_policy_problem(lifecycle_policy_text)
+    if problem is not None:
+        raise InvalidParameterException(
+            "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
+            f"'Lifecycle policy validation failure: {problem}'"
+        )
+    repo.lifecycle_policy = lifecycle_policy_text
+    return {
+        "registryId": repo.registry_id,
+        "repositoryName": repository_name,
+        "lifecyclePolicyText": repo.lifecycle_policy,
+    }
+
+
 def _image_create_digest(self: Image) -> None:
     self._image_digest = _digest_of(self.image_manifest)
 
@@ -833,6 +939,7 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRBackend, "put_image", _backend_put_image),
     (ECRBackend, "batch_delete_image", _backend_batch_delete_image),
     (ECRBackend, "batch_get_image", _backend_batch_get_image),
+    (ECRBackend, "put_lifecycle_policy", _backend_put_lifecycle_policy),
     (Image, "_create_digest", _image_create_digest),
     (ECRResponse, "put_image", _response_put_image),
     (ECRResponse, "batch_get_image", _response_batch_get_image),
@@ -1138,6 +1245,13 @@ class FakeRegistry:
         meta.archived = archived
         if not archived:
             meta.archived_at = None
+
+    def put_lifecycle_policy(self, repo: str, policy: Mapping[str, Any] | str) -> None:
+        """Give ``repo`` an ECR lifecycle policy through ``PutLifecyclePolicy`` (a document, or
+        its text verbatim); ECR's checks apply (correction 11)."""
+        self.create_repository(repo)
+        text = policy if isinstance(policy, str) else json.dumps(policy)
+        self.client.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=text)
 
     # -- reading state (straight from the backend, no API call) --
 

@@ -283,3 +283,81 @@ def test_10_all_tags_listed_and_untagged_images_have_no_tags_key(ecr_both: ECRCl
     put(ecr_both, other, with_digest=True)
     assert sorted(detail_of(ecr_both, image.digest)["imageTags"]) == ["a", "b"]
     assert "imageTags" not in detail_of(ecr_both, other.digest)
+
+
+# 11 ----------------------------------------------------------------------------------------------
+
+
+def lifecycle_rule(priority: int, selection: dict[str, Any], **action: str) -> dict[str, Any]:
+    return {
+        "rulePriority": priority,
+        "selection": selection,
+        "action": {"type": "expire", **action},
+    }
+
+
+TODAYS_POLICY = {  # every rule here is one ECR accepts today
+    "rules": [
+        lifecycle_rule(
+            1,
+            {
+                "tagStatus": "tagged",
+                "tagPatternList": ["rc-*"],
+                "countType": "sinceImagePulled",
+                "countUnit": "days",
+                "countNumber": 30,
+            },
+            type="transition",
+            targetStorageClass="archive",
+        ),
+        lifecycle_rule(
+            2,
+            {
+                "tagStatus": "any",
+                "storageClass": "archive",
+                "countType": "sinceImageTransitioned",
+                "countUnit": "days",
+                "countNumber": 90,
+            },
+        ),
+    ]
+}
+KEEP_ONE = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}
+UNTAGGED = {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}
+
+
+def test_11_a_policy_in_todays_language_is_stored_verbatim(ecr: ECRClient) -> None:
+    text = json.dumps(TODAYS_POLICY)
+    ecr.put_lifecycle_policy(repositoryName=REPO, lifecyclePolicyText=text)
+    assert ecr.get_lifecycle_policy(repositoryName=REPO)["lifecyclePolicyText"] == text
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [lifecycle_rule(1, UNTAGGED), lifecycle_rule(1, KEEP_ONE)],
+        [lifecycle_rule(1, KEEP_ONE), lifecycle_rule(2, UNTAGGED)],
+        [lifecycle_rule(1, {**KEEP_ONE, "tagStatus": "tagged"})],
+        [lifecycle_rule(1, {**UNTAGGED, "tagPrefixList": ["ci-"]})],
+    ],
+    ids=["one priority twice", "any not last", "tagged without a list", "untagged with a list"],
+)
+def test_11_a_policy_ecr_refuses_is_refused(ecr: ECRClient, rules: list[dict[str, Any]]) -> None:
+    with pytest.raises(ClientError) as err:
+        ecr.put_lifecycle_policy(
+            repositoryName=REPO, lifecyclePolicyText=json.dumps({"rules": rules})
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_11_no_policy_is_lifecycle_policy_not_found_on_both(ecr_both: ECRClient) -> None:
+    with pytest.raises(ClientError) as err:
+        ecr_both.get_lifecycle_policy(repositoryName=REPO)
+    assert err.value.response["Error"]["Code"] == "LifecyclePolicyNotFoundException"
+    policy = json.dumps({"rules": [lifecycle_rule(1, KEEP_ONE)]})
+    ecr_both.put_lifecycle_policy(repositoryName=REPO, lifecyclePolicyText=policy)
+    assert ecr_both.get_lifecycle_policy(repositoryName=REPO)["lifecyclePolicyText"] == policy
+    ecr_both.delete_lifecycle_policy(repositoryName=REPO)
+    with pytest.raises(ClientError) as err:
+        ecr_both.get_lifecycle_policy(repositoryName=REPO)
+    assert err.value.response["Error"]["Code"] == "LifecyclePolicyNotFoundException"

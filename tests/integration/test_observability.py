@@ -257,6 +257,10 @@ def test_the_metrics_are_the_report_figures(
         metrics.STOPPED_EARLY: 0,
         metrics.BROKEN_INDEXES: 0,
         metrics.RUN_DURATION: report["duration_seconds"],
+        # No retention rules, no ECR lifecycle policy: zeros, emitted all the same.
+        metrics.RETENTION_EXPIRED: 0,
+        metrics.RETENTION_HELD: 0,
+        metrics.LIFECYCLE_HAZARDS: 0,
     }
     assert report["deleted"]["bytes_freed"] > 0
     assert all(m.dimensions == run_dimensions for m in figures.values())

@@ -19,7 +19,7 @@ from cfnlint.api import lint
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
-from sweeper import metrics
+from sweeper import lifecycle, metrics
 from sweeper.registry import REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
@@ -212,6 +212,17 @@ ALARMS: dict[str, dict[str, Any]] = {
         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         "Threshold": 1,
         "TreatMissingData": "notBreaching",
+    },
+    # Any hazard at all: something in use that ECR's own lifecycle policy will expire.
+    "LifecycleHazardsAlarm": {
+        "Namespace": metrics.NAMESPACE,
+        "MetricName": metrics.LIFECYCLE_HAZARDS,
+        "Statistic": "Maximum",
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": 0,
+        "TreatMissingData": "notBreaching",
+        "Period": HOUR,
+        "EvaluationPeriods": 1,
     },
 }
 
@@ -426,7 +437,11 @@ def test_the_log_widgets_query_fields_the_handler_logs(
         invoke(dry_run=False, scope="orphans")
     lines = log_lines(out.getvalue())
     assert lines and all(line["run_id"] for line in lines)
-    queries = [w["properties"]["query"] for w in widgets(dashboard, "log")]
+    queries = [
+        w["properties"]["query"]
+        for w in widgets(dashboard, "log")
+        if _MESSAGE.findall(w["properties"]["query"]) != [lifecycle.HAZARD_MESSAGE]
+    ]
     assert len(queries) == 2
     for query in queries:
         assert query.startswith(f"SOURCE '{LOG_GROUP}' |")
@@ -438,6 +453,23 @@ def test_the_log_widgets_query_fields_the_handler_logs(
         names += [name for name in _FILTERED.findall(query) if name != "message"]
         missing = {name for name in names for line in logged if name not in line}
         assert missing == set(), f"{message} lines lack {missing}"
+
+
+def test_the_hazards_table_queries_the_fields_of_a_hazard_line(dashboard: dict[str, Any]) -> None:
+    """The lines are the lead's to emit (`log.warning(HAZARD_MESSAGE, extra=hazard.as_dict())`,
+    beside the run_id and dry_run keys every line carries): the query asks for nothing else."""
+    (query,) = (
+        w["properties"]["query"]
+        for w in widgets(dashboard, "log")
+        if _MESSAGE.findall(w["properties"]["query"]) == [lifecycle.HAZARD_MESSAGE]
+    )
+    assert query.startswith(f"SOURCE '{LOG_GROUP}' |")
+    (fields,) = _FIELDS.findall(query)
+    names = {f.strip() for f in fields.split(",") if not f.strip().startswith("@")}
+    hazard = lifecycle.Hazard(
+        "app", "sha256:" + "0" * 64, ("v1",), 1, lifecycle.HazardReason.PINNED, ""
+    )
+    assert names == set(hazard.as_dict()) | {"run_id", "dry_run"}
 
 
 def test_the_text_widget_says_how_to_run_a_dry_run_by_hand(dashboard: dict[str, Any]) -> None:

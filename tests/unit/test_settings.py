@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -159,3 +160,143 @@ def test_pin_sources_are_off_by_default_and_follow_the_same_rule() -> None:
     settings = load(request, env)  # the request switches sources off for one invocation
     assert (settings.pin_parameter_path, settings.pin_object_uris) == ("", ())
     assert (settings.pin_from_ecs, settings.pin_from_lambda) == (False, True)
+
+
+# --- retention and the audit of ECR's lifecycle policies ----------------------------------------
+
+KEEP_25_CI: dict[str, Any] = {
+    "rulePriority": 1,
+    "description": "keep 25 CI builds",
+    "selection": {
+        "tagStatus": "tagged",
+        "tagPatternList": ["ci-*"],
+        "countType": "imageCountMoreThan",
+        "countNumber": 25,
+    },
+    "action": {"type": "expire"},
+}
+UNTAGGED_3_DAYS: dict[str, Any] = {
+    "rulePriority": 2,
+    "selection": {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 3,
+    },
+    "action": {"type": "expire"},
+}
+
+
+def test_retention_takes_ecr_rules_verbatim_per_repository_pattern() -> None:
+    retention = [
+        {"repositories": ["web", "api-*"], "rules": [UNTAGGED_3_DAYS, KEEP_25_CI]},
+        {"rules": [KEEP_25_CI]},  # every other swept repository
+    ]
+    settings = load({"scope": "orphans", "retention": retention}, {})
+    first, rest = settings.retention
+    assert first.repositories == ("web", "api-*")
+    assert [r.priority for r in first.policy.rules] == [1, 2]
+    assert first.policy.rules[0].label == "rule 1: keep 25 CI builds"
+    assert rest.repositories == ()
+    env = {"SCOPE": "orphans", "RETENTION": json.dumps(retention)}
+    assert load(SCHEDULED, env).retention == settings.retention
+
+
+def test_retention_and_the_audit_default_to_none_and_on() -> None:
+    settings = load({}, {})
+    assert settings.retention == ()
+    assert settings.audit_lifecycle_policies is True
+    assert load({"audit_lifecycle_policies": False}, {}).audit_lifecycle_policies is False
+    assert load({}, {"AUDIT_LIFECYCLE_POLICIES": "false"}).audit_lifecycle_policies is False
+
+
+def test_retention_needs_scope_orphans_and_the_error_names_both() -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load({"scope": "attestations", "retention": [{"rules": [KEEP_25_CI]}]}, {})
+    assert raised.value.field == "retention"
+    assert "scope 'orphans'" in str(raised.value)
+    assert "scope is 'attestations'" in str(raised.value)
+    with pytest.raises(InvalidSettings, match="retention: needs scope"):
+        load({}, {"SCOPE": "attestations", "RETENTION": json.dumps([{"rules": [KEEP_25_CI]}])})
+    assert load({"scope": "attestations", "retention": []}, {}).retention == ()
+
+
+BAD_RETENTION: list[tuple[str, Any, str, str]] = [
+    # scenario, retention, the field the error names, what it says
+    ("an object instead of a list", {"rules": [KEEP_25_CI]}, "retention", "list of policies"),
+    ("a policy that is a list", [[KEEP_25_CI]], "retention[0]", "must be an object"),
+    ("a misspelt key", [{"rule": [KEEP_25_CI]}], "retention[0]", "unknown field 'rule'"),
+    ("no rules", [{"repositories": ["web"]}], "retention[0].rules", "non-empty list"),
+    (
+        "a bad pattern",
+        [{"repositories": ["Web"], "rules": [KEEP_25_CI]}],
+        "retention[0].repositories[0]",
+        "Web",
+    ),
+    (
+        "the second policy's duplicate priority",
+        [{"rules": [KEEP_25_CI]}, {"rules": [KEEP_25_CI, KEEP_25_CI]}],
+        "retention[1].rules[1]",
+        "rulePriority 1: retention[1].rules[0] has the same priority",
+    ),
+    (
+        "an untagged rule with a prefix list",
+        [
+            {
+                "rules": [
+                    {
+                        **UNTAGGED_3_DAYS,
+                        "selection": {**UNTAGGED_3_DAYS["selection"], "tagPrefixList": ["x"]},
+                    }
+                ]
+            }
+        ],
+        "retention[0].rules[0]",
+        "rulePriority 2: tagStatus 'untagged' takes no",
+    ),
+    (
+        "a transition",
+        [
+            {
+                "rules": [
+                    {
+                        **KEEP_25_CI,
+                        "action": {"type": "transition", "targetStorageClass": "archive"},
+                    }
+                ]
+            }
+        ],
+        "retention[0].rules[0]",
+        "rulePriority 1: action 'transition' (to archive) is not supported by retention",
+    ),
+    ("the audit as a string", None, "audit_lifecycle_policies", "true or false"),
+]
+
+
+@pytest.mark.parametrize(
+    ("retention", "field", "message"),
+    [case[1:] for case in BAD_RETENTION],
+    ids=[case[0] for case in BAD_RETENTION],
+)
+def test_bad_retention_names_retention_and_the_rule(
+    retention: Any, field: str, message: str
+) -> None:
+    request = (
+        {"audit_lifecycle_policies": "yes"}
+        if retention is None
+        else {"scope": "orphans", "retention": retention}
+    )
+    with pytest.raises(InvalidSettings) as raised:
+        load(request, {})
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}: ")
+    assert message in str(raised.value)
+
+
+def test_retention_in_the_environment_must_be_json() -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load({}, {"SCOPE": "orphans", "RETENTION": "keep 25 ci builds"})
+    assert raised.value.field == "RETENTION"
+    with pytest.raises(InvalidSettings) as raised:
+        load({}, {"SCOPE": "orphans", "RETENTION": json.dumps([{"rules": [{}]}])})
+    assert raised.value.field == "RETENTION[0].rules[0]"

@@ -5,6 +5,9 @@ Every decision names its cause. For a manifest kept because something kept refer
 digest, so following causes leads back to a decision that stands on its own: a root (tag, pin,
 grace period, pull, archive) or a manifest kept for what it is. A deletable manifest listed by a
 deletable index follows that index instead (the plan deletes the index first).
+
+A manifest a retention rule expired but something still holds says so first: `sha256:abc (index,
+expired by rule 1: keep 25 CI builds, held) <- pinned (ecs:...)`.
 """
 
 from __future__ import annotations
@@ -71,13 +74,21 @@ def settled_by(decision: Decision) -> str:
             return f"unknown kind, never deleted ({cause})"
         case Reason.UNREACHABLE:
             return "unreachable: no tag, pin, grace period, pull or kept manifest reaches it"
+        case Reason.EXPIRED:
+            return (
+                f"expired by {cause}, and no other tag, pin, grace period, pull or kept "
+                "manifest holds it"
+            )
         case _:
             return f"{decision.reason.value} ({cause})" if cause else decision.reason.value
 
 
 def render(chain: list[Decision]) -> str:
     """`sha256:abc (attestation) <- listed by index sha256:def <- tagged 'latest'`."""
-    parts = [f"{short(chain[0].digest)} ({chain[0].kind.value})"]
+    first = chain[0]
+    held = first.verdict is Verdict.KEEP and first.expired_by
+    about = f"{first.kind.value}, expired by {first.expired_by}, held" if held else first.kind.value
+    parts = [f"{short(first.digest)} ({about})"]
     for here, there in pairwise(chain):
         if here.verdict is Verdict.DELETE:
             parts.append(f"listed only by {there.kind.value} {short(there.digest)}, deleted first")

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .model import Reason
+from .model import DELETE_REASONS, Reason
 from .run.state import StopReason
 from .validate import MISSING_CHILD
 
@@ -65,9 +65,16 @@ CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
 STOPPED_EARLY = "StoppedEarly"  # the time budget (or a pin change) stopped the run
 BROKEN_INDEXES = "BrokenIndexes"  # indexes missing a child, found by the post-sweep check
 RUN_DURATION = "RunDuration"
+# Retention (report `retention`): images a rule expired, and those of them something still holds
+# (a pin, a pull, the grace period, a kept index); the rest were deleted with the others.
+RETENTION_EXPIRED = "RetentionExpired"
+RETENTION_HELD = "RetentionHeld"
+# The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
+# ECR will expire. The template alarms on any.
+LIFECYCLE_HAZARDS = "LifecycleHazards"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
-KEPT_REASONS = tuple(reason.value for reason in Reason if reason is not Reason.UNREACHABLE)
+KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,7 @@ def run_figures(report: Report) -> list[Figure]:
     # The breaker has a metric of its own; StoppedEarly is the run that ran out of time, was
     # interrupted or found a new pin.
     stopped = report.stopped_early not in (None, StopReason.CIRCUIT_BREAKER)
+    retention = report.retention
     return [
         Figure(REPOSITORIES_SCANNED, COUNT, len(report.repositories)),
         Figure(MANIFESTS_SCANNED, COUNT, report.manifests),
@@ -106,6 +114,10 @@ def run_figures(report: Report) -> list[Figure]:
             sum(1 for problem in report.broken if problem.problem == MISSING_CHILD),
         ),
         Figure(RUN_DURATION, SECONDS, round(report.duration_seconds, 3)),
+        # Zeros from a run without retention rules or without policies to audit.
+        Figure(RETENTION_EXPIRED, COUNT, retention.expired),
+        Figure(RETENTION_HELD, COUNT, sum(retention.held.values())),
+        Figure(LIFECYCLE_HAZARDS, COUNT, len(report.lifecycle_hazards)),
     ]
 
 
@@ -135,4 +147,7 @@ ALL_METRICS = (
     STOPPED_EARLY,
     BROKEN_INDEXES,
     RUN_DURATION,
+    RETENTION_EXPIRED,
+    RETENTION_HELD,
+    LIFECYCLE_HAZARDS,
 )

@@ -129,8 +129,13 @@ class Reason(StrEnum):
     NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
     # Deleted.
     UNREACHABLE = "unreachable"
+    # A retention rule expired it (its tags stopped being roots) and nothing else holds it: the
+    # cause names the rule. Apart from UNREACHABLE so that the report and the log can tell a
+    # deletion a rule asked for from one of garbage nothing ever tagged.
+    EXPIRED = "expired"
 
 
+DELETE_REASONS = frozenset({Reason.UNREACHABLE, Reason.EXPIRED})
 ROOT_REASONS = frozenset(
     {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED}
 )
@@ -155,6 +160,9 @@ class Decision:
     cause: str = ""
     size: int = 0
     live: bool = False  # reachable from a root (tag, pin, grace period, pull, archive)
+    # The retention rule that expired this manifest's tags ("rule 1: keep 25 CI builds"), kept
+    # or deleted; "" when no rule did. A kept one says, by reason and cause, what holds it.
+    expired_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,18 @@ reaches through index -> child edges and subject -> referrer edges, transitively
 may not be deleted for what they are (unknown kind, out of scope, unreadable) are kept too, and
 keep what *they* reach the same way, so that no surviving index ever loses a child.
 Sweep: whatever is left is deleted, parents before children.
+
+Retention (`expired`, from lifecycle.expire) changes one thing: the tags of an expired image stop
+being roots. Everything else still holds it (a pin, a recent pull, the grace period, an archive, a
+kept index listing it), its decision then saying what holds it and `expired_by` naming the rule;
+otherwise it is deleted, reason `expired` with the rule as its cause, with everything only it
+reaches, parents first, as any orphan is. An expired image is never deleted for its expiry alone.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,14 +80,21 @@ def may_mention_manifests(image: Image) -> bool:
     return image.artifact_media_type not in m.IMAGE_CONFIG_TYPES | {m.ATTESTATION_ARTIFACT}
 
 
-def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime) -> bool:
+def may_delete(
+    image: Image,
+    pins: Mapping[str, Pin],
+    policy: Policy,
+    now: datetime,
+    expired: Collection[str] = frozenset(),
+) -> bool:
     """Whether some bytes could still make this manifest a deletion candidate.
 
     False for a root, and for a manifest whose listing alone proves it out of scope, whatever an
     index entry may say about it. A repository where no manifest may be deleted needs no bytes
-    read at all: every decision there is a keep, which needs no evidence.
+    read at all: every decision there is a keep, which needs no evidence. `expired` digests
+    (retention) are not roots for their tags.
     """
-    if _root(image, pins, policy, now) is not None:
+    if _root(image, pins, policy, now, image.digest in expired) is not None:
         return False
     kinds = {metadata_kind(image, False), metadata_kind(image, True)}
     return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
@@ -97,15 +110,18 @@ def make_plan(
     *,
     unreadable: Mapping[str, str] | None = None,
     provisional: bool = False,
+    expired: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide every manifest of one repository.
 
     `manifests` holds the parsed bytes read so far; a manifest without bytes is judged from its
     listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
     so that the plan's deletions are exactly the manifests whose bytes must be read before the
-    final plan; without it, such a manifest is kept as unreadable.
+    final plan; without it, such a manifest is kept as unreadable. `expired` maps the digests a
+    retention rule expired to that rule's label (see the module's docstring).
     """
     unreadable = unreadable or {}
+    expired = expired or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
     kinds: dict[str, Kind] = {}
@@ -140,7 +156,14 @@ def make_plan(
     def keep(digest: str, reason: Reason, cause: str, live: bool) -> None:
         image = by_digest[digest]
         decisions[digest] = Decision(
-            digest, kinds[digest], Verdict.KEEP, reason, cause, image.size, live
+            digest,
+            kinds[digest],
+            Verdict.KEEP,
+            reason,
+            cause,
+            image.size,
+            live,
+            expired.get(digest, ""),
         )
 
     def mark(starts: Iterable[str], live: bool) -> None:
@@ -154,7 +177,7 @@ def make_plan(
 
     roots: list[str] = []
     for digest, image in by_digest.items():
-        root = _root(image, pins, policy, now)
+        root = _root(image, pins, policy, now, digest in expired)
         if root is not None:
             keep(digest, *root, live=True)
             roots.append(digest)
@@ -202,7 +225,11 @@ def make_plan(
     deleted_subject = {ref: subject for subject, refs in referrers.items() for ref in refs}
     for wave in waves:
         for digest in wave:
-            if digest in deleted_parent:
+            rule = expired.get(digest, "")
+            reason = Reason.EXPIRED if rule else Reason.UNREACHABLE
+            if rule:
+                cause = rule
+            elif digest in deleted_parent:
                 cause = f"listed only by {deleted_parent[digest]}, deleted first"
             elif digest in deleted_subject:
                 cause = f"refers to {deleted_subject[digest]}, deleted first"
@@ -214,19 +241,20 @@ def make_plan(
                 digest,
                 kinds[digest],
                 Verdict.DELETE,
-                Reason.UNREACHABLE,
+                reason,
                 cause,
                 by_digest[digest].size,
                 live=False,
+                expired_by=rule,
             )
     absent = {d: s for d, s in dangling.items() if decisions[d].verdict is Verdict.DELETE}
     return Plan(repository, decisions, waves, children, referrers, absent)
 
 
 def _root(
-    image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime
+    image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime, expired: bool = False
 ) -> tuple[Reason, str] | None:
-    if image.tags:
+    if image.tags and not expired:
         return Reason.TAGGED, image.tags[0]
     if image.digest in pins:
         return Reason.PINNED, pins[image.digest].source

@@ -74,6 +74,10 @@ class Registry(Protocol):
         """Up to BATCH_SIZE manifests as they are now; vanished ones are absent."""
         ...
 
+    def lifecycle_policy(self, repository: str) -> str | None:
+        """The repository's lifecycle policy text, or None when it has none."""
+        ...
+
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
         ...

@@ -39,9 +39,12 @@ REPOSITORY_ACTIONS = (
     "ecr:DescribeImages",
     "ecr:BatchGetImage",
     "ecr:BatchDeleteImage",
+    "ecr:GetLifecyclePolicy",  # the audit of ECR's own policy (`lifecycle_policy`)
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
+
+NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 
 
 def client_config(
@@ -68,8 +71,6 @@ def make_client(session: boto3.Session | None = None) -> ECRClient:
         return default
     client: ECRClient = session.client("ecr", config=client_config())
     return client
-
-
 
 
 def _batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
@@ -195,6 +196,24 @@ class EcrRegistry:
             for image in (image_from_detail(d) for d in response.get("imageDetails", []))
             if image.digest in digests
         }
+
+    def lifecycle_policy(self, repository: str) -> str | None:
+        """The repository's ECR lifecycle policy text, or None when it has none (one call)."""
+        try:
+            response = self._client.get_lifecycle_policy(
+                **self._registry, repositoryName=repository
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == NO_LIFECYCLE_POLICY:
+                return None
+            raise _error("GetLifecyclePolicy", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("GetLifecyclePolicy", exc) from exc
+        text = response.get("lifecyclePolicyText")
+        if not isinstance(text, str):
+            # A policy that exists but whose text did not come: nothing proves there is none.
+            raise RegistryError("GetLifecyclePolicy", "Missing", "no lifecyclePolicyText")
+        return text
 
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to 100 manifests by digest and read every per-item answer."""

@@ -7,6 +7,7 @@ environment. Anything wrong fails with `InvalidSettings` naming the field, befor
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from .lifecycle import PolicyError, RetentionPolicy, parse_rules
 from .model import DIGEST_PATTERN, Pin, Scope, digests_in
 from .plan import Policy
 
@@ -24,6 +26,7 @@ MAX_DELETIONS_LIMIT = 1_000_000
 MAX_CONCURRENCY = 64
 MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 KiB per role)
 MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
+MAX_RETENTION_POLICIES = 100
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`.
 _PATTERN = re.compile(r"^[a-z0-9._/*?\[\]!-]+$")
@@ -66,6 +69,12 @@ class Settings:
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
     pin_from_ecs: bool = False
     pin_from_lambda: bool = False
+    # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
+    # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
+    retention: tuple[RetentionPolicy, ...] = ()
+    # Read each swept repository's own ECR lifecycle policy and report what it will expire that
+    # is pinned, recently pulled or tagged with a tag its rule does not select.
+    audit_lifecycle_policies: bool = True
 
     @property
     def policy(self) -> Policy:
@@ -101,7 +110,15 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             values[name] = from_json(name, request[name])
         elif environ.get(name.upper(), "").strip():
             values[name] = from_env(name.upper(), environ[name.upper()].strip())
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.retention and settings.scope is not Scope.ORPHANS:
+        # An expired image is an index or an image: only scope orphans may delete those.
+        raise InvalidSettings(
+            "retention",
+            f"needs scope {Scope.ORPHANS.value!r}, but scope is {settings.scope.value!r}: set "
+            f'"scope": "{Scope.ORPHANS.value}" or leave retention out',
+        )
+    return settings
 
 
 # --- field parsers: (name, value) -> parsed value, raising InvalidSettings(name, ...) -------------
@@ -269,6 +286,41 @@ def _object_uris(name: str, value: object) -> tuple[str, ...]:
     return tuple(uris)
 
 
+def _retention(name: str, value: object) -> tuple[RetentionPolicy, ...]:
+    """A list of `{"repositories": [glob, ...], "rules": [ECR lifecycle rule, ...]}`."""
+    if not isinstance(value, list):
+        raise InvalidSettings(name, f"must be a list of policies, got {type(value).__name__}")
+    if len(value) > MAX_RETENTION_POLICIES:
+        raise InvalidSettings(name, f"at most {MAX_RETENTION_POLICIES} policies, got {len(value)}")
+    policies: list[RetentionPolicy] = []
+    for i, entry in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(entry, dict):
+            raise InvalidSettings(
+                where, f'must be an object {{"repositories": [...], "rules": [...]}}, got {entry!r}'
+            )
+        unknown = sorted(set(entry) - {"repositories", "rules"})
+        if unknown:
+            raise InvalidSettings(
+                where, f"unknown field {unknown[0]!r} (known: repositories, rules)"
+            )
+        patterns = _patterns(f"{where}.repositories", entry.get("repositories", []))
+        try:
+            policy = parse_rules(entry.get("rules"), f"{where}.rules")
+        except PolicyError as exc:
+            raise InvalidSettings(exc.field, exc.message) from None
+        policies.append(RetentionPolicy(policy, patterns))
+    return tuple(policies)
+
+
+def _env_retention(name: str, value: str) -> tuple[RetentionPolicy, ...]:
+    try:
+        document = json.loads(value)
+    except ValueError as exc:
+        raise InvalidSettings(name, f"must be JSON (a list of policies): {exc}") from None
+    return _retention(name, document)
+
+
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "dry_run": (_bool, _env_bool),
     "repositories": (_patterns, _env_list(_patterns)),
@@ -283,4 +335,6 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_object_uris": (_object_uris, _env_list(_object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
+    "retention": (_retention, _env_retention),
+    "audit_lifecycle_policies": (_bool, _env_bool),
 }

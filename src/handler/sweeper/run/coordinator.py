@@ -11,9 +11,10 @@ import fnmatch
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 
-from ..model import Decision, Reason, Verdict
+from ..model import Reason, Verdict
 from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
@@ -56,9 +57,8 @@ def keep_planned(repo: RepositoryRun, reason: Reason, cause: str) -> None:
     """Every planned manifest not deleted (nor found gone) is kept, for `reason`."""
     for digest in repo.planned:
         if digest not in repo.deleted and digest not in repo.already_gone:
-            old = repo.decisions[digest]
-            repo.decisions[digest] = Decision(
-                digest, old.kind, Verdict.KEEP, reason, cause, old.size
+            repo.decisions[digest] = replace(
+                repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
             )
 
 

@@ -37,6 +37,7 @@ def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
             "cause": d.cause,
             "size": d.size,
             "live": d.live,
+            "expired_by": d.expired_by,
         }
         for d in decisions
     ]

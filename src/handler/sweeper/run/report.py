@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..lifecycle import Hazard
 from ..validate import Problem
-from .state import Deletion, Failure, RepositorySummary, StopReason
+from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
 
 MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
 
@@ -109,6 +110,17 @@ class Report:
         return [p for r in self.repositories for p in r.broken]
 
     @property
+    def retention(self) -> RetentionTally:
+        total = RetentionTally()
+        for repo in self.repositories:
+            total.add(repo.retention)
+        return total
+
+    @property
+    def lifecycle_hazards(self) -> list[Hazard]:
+        return [h for r in self.repositories for h in r.hazards]
+
+    @property
     def deletions(self) -> list[Deletion]:
         return [d for r in self.repositories for d in r.deletions][:MAX_LISTED_DELETIONS]
 
@@ -134,6 +146,8 @@ class Report:
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
             "validated": sum(1 for r in self.repositories if r.validated),
             "broken": [p.as_dict() for p in self.broken],
+            "retention": self.retention.as_dict(),
+            "lifecycle_hazards": [h.as_dict() for h in self.lifecycle_hazards],
             "deletions": [d.as_dict() for d in deletions],
             "deletions_truncated": planned.manifests > len(deletions),
             "duration_seconds": round(self.duration_seconds, 3),

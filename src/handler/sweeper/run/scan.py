@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .. import ports
+from .. import lifecycle, ports
 from ..freed import FreedLedger, ledger
 from ..manifests import parse_all
 from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
 from .context import INTERRUPTED, Context
-from .decision_log import log_decisions
+from .decision_log import log, log_decisions
 from .state import RepositoryRun
 
 
@@ -56,11 +56,15 @@ class _Scan:
         images = ctx.registry.images(name, stop=ctx.budget.out)
         self.images = {image.digest: image for image in images}
         repo.manifests = len(images)
+        rules = lifecycle.policy_for(ctx.settings.retention, name)
+        audited = self.read_lifecycle_policy() if ctx.settings.audit_lifecycle_policies else None
         may_go = [i.digest for i in images if may_delete(i, ctx.pins, ctx.policy, ctx.now)]
         # What may name other manifests (indexes, artifacts of a kind the listing does not
-        # tell) is read first, tagged or not: any of it may keep a manifest that could go. If
-        # nothing here could go, no bytes are needed at all.
-        first_reads = [i.digest for i in images if may_mention_manifests(i)] if may_go else []
+        # tell) is read first, tagged or not: any of it may keep a manifest that could go, and
+        # retention and the audit count images by it. If nothing here could go and no rule is
+        # to be judged, no bytes are needed at all.
+        wanted = may_go or rules is not None or audited is not None
+        first_reads = [i.digest for i in images if may_mention_manifests(i)] if wanted else []
         # The last call of that step has room to spare: fill it with manifests that the second
         # step reads unless a kept index lists them. One call instead of two; what turns out not
         # to be needed is dropped, so the plan is the same either way.
@@ -83,7 +87,27 @@ class _Scan:
             return
         present = [i for i in images if i.digest not in self.already_gone]
         indexes = {d: parsed[d] for d in first_reads if d in parsed}
-        first = make_plan(name, present, indexes, ctx.pins, ctx.policy, ctx.now, provisional=True)
+        expired: dict[str, str] = {}
+        if rules is not None:
+            expired = lifecycle.expire(rules, lifecycle.top_level(present, indexes), ctx.now)
+            repo.expired = {d: self.images[d].tags for d in expired}
+        if audited is not None:
+            hazards = lifecycle.hazards(
+                name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now
+            )
+            for hazard in hazards:
+                log.warning(lifecycle.HAZARD_MESSAGE, extra=hazard.as_dict())
+            repo.hazards = hazards
+        first = make_plan(
+            name,
+            present,
+            indexes,
+            ctx.pins,
+            ctx.policy,
+            ctx.now,
+            provisional=True,
+            expired=expired,
+        )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
         second = [d for d in first.deletions if d not in parsed and d not in unreadable]
@@ -111,6 +135,7 @@ class _Scan:
             unreadable={
                 d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
             },
+            expired=expired,
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
@@ -124,6 +149,22 @@ class _Scan:
             repo.ledger = ledger(parsed, planned, [d for d in self.images if d not in leaving])
         self.keep(plan, parsed)
         repo.scanned = True
+
+    def read_lifecycle_policy(self) -> lifecycle.LifecyclePolicy | None:
+        """The repository's ECR lifecycle policy, to audit (None: none, or none readable).
+
+        The audit only reports: a policy that cannot be read or understood is a failure of the
+        run, never a reason to keep or delete anything.
+        """
+        name = self.repo.repository
+        try:
+            text = self.ctx.registry.lifecycle_policy(name)
+            return None if text is None else lifecycle.parse_policy_text(text)
+        except RegistryError as exc:
+            self.repo.fail("", exc.code, f"lifecycle policy not audited: {exc}")
+        except lifecycle.PolicyError as exc:
+            self.repo.fail("", "LifecyclePolicyNotUnderstood", f"not audited: {exc}")
+        return None
 
     def read(
         self, digests: Sequence[str]
@@ -189,7 +230,11 @@ class _Scan:
         repo.absent_subjects = dict(plan.absent_subjects)
         keeps = [d for d in plan.decisions.values() if d.verdict is Verdict.KEEP]
         repo.kept = Counter(d.reason.value for d in keeps)
-        kept = plan.decisions.keys() if ctx.options.retain_decisions else plan.deletions
+        kept = (
+            plan.decisions.keys()
+            if ctx.options.retain_decisions
+            else [*plan.deletions, *(d for d in repo.expired if d in plan.decisions)]
+        )
         repo.decisions = {d: plan.decisions[d] for d in kept}
         repo.images = {d: self.images[d] for d in kept}
         if plan.waves and not ctx.settings.dry_run:

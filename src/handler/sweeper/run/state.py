@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..freed import FreedLedger
+from ..lifecycle import Hazard
 from ..model import Decision, Image, Manifest, Verdict
 from ..validate import Problem
 
@@ -58,6 +59,9 @@ class RepositoryRun:
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned index -> kids
     referrers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned subject -> refs
     absent_subjects: dict[str, str] = field(default_factory=dict)  # see model.Plan
+    # Retention: each expired digest with the tags it had when listed (expired with it).
+    expired: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}))
@@ -107,10 +111,25 @@ class RepositoryRun:
             validated=self.validated,
             broken=list(self.broken),
             deletions=[self.deletion(d) for d in planned[:listed]],
+            retention=self.retention(),
+            hazards=list(self.hazards),
             spared=[
                 self.decisions[d] for d in planned if self.decisions[d].verdict is Verdict.KEEP
             ],
         )
+
+    def retention(self) -> RetentionTally:
+        tally = RetentionTally()
+        for digest in self.expired:
+            decision = self.decisions.get(digest)
+            if decision is None:
+                continue  # found gone before the run could judge it
+            tally.expired += 1
+            if decision.verdict is Verdict.DELETE:
+                tally.deleted += 1
+            else:
+                tally.held[decision.reason.value] += 1
+        return tally
 
     def deletion(self, digest: str) -> Deletion:
         decision = self.decisions[digest]
@@ -125,6 +144,28 @@ class RepositoryRun:
             cause=decision.cause,
             deleted=digest in self.deleted,
         )
+
+
+@dataclass(slots=True)
+class RetentionTally:
+    """What retention rules expired, and what became of it: deleted (in a dry run, what the real
+    run deletes), or held by the reason of its final decision (a pin, a pull, ...)."""
+
+    expired: int = 0
+    deleted: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: RetentionTally) -> None:
+        self.expired += other.expired
+        self.deleted += other.deleted
+        self.held.update(other.held)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expired": self.expired,
+            "deleted": self.deleted,
+            "held": dict(sorted(self.held.items())),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,4 +218,6 @@ class RepositorySummary:
     validated: bool
     broken: list[Problem]
     deletions: list[Deletion]  # the first of its planned deletions, as many as the report lists
+    retention: RetentionTally
+    hazards: list[Hazard]
     spared: list[Decision]  # planned, then kept by the sweep (or the guards before it)

@@ -6,8 +6,10 @@ lists, so no surviving index is ever left without a child, wherever the run stop
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import ports
-from ..model import Decision, Reason, Verdict
+from ..model import Reason, Verdict
 from ..ports import RegistryError
 from .check import check_repository
 from .context import Context
@@ -82,9 +84,8 @@ class _Sweep:
             repo.complete = False
         for digest, (reason, cause) in self.blocked.items():
             if digest not in repo.deleted and digest not in repo.already_gone:
-                old = repo.decisions[digest]
-                repo.decisions[digest] = Decision(
-                    digest, old.kind, Verdict.KEEP, reason, cause, old.size
+                repo.decisions[digest] = replace(
+                    repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
                 )
 
     def delete(self, batch: list[str]) -> None:
@@ -107,9 +108,11 @@ class _Sweep:
                 self.block(digest, Reason.SUBJECT_KEPT, subject)
             elif image is None:
                 repo.already_gone.add(digest)
-            elif image.tags:
-                # Deleting by digest would silently take the new tag with it.
-                self.block(digest, Reason.GAINED_TAG, image.tags[0])
+            elif set(image.tags) - set(repo.expired.get(digest, ())):
+                # Deleting by digest would silently take the new tag with it (an expired image
+                # goes with the tags its rule expired, and no other).
+                gained = sorted(set(image.tags) - set(repo.expired.get(digest, ())))
+                self.block(digest, Reason.GAINED_TAG, gained[0])
             elif image.archived:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
             else:
@@ -121,9 +124,12 @@ class _Sweep:
             repo.fail(digest, code, message)
             repo.delete_failed.add(digest)
             self.block(digest, Reason.DELETE_FAILED, code)
-        for digest, tags in outcome.tags_removed.items():
+        for digest, removed in outcome.tags_removed.items():
             # Tagged after the re-read: no collector can close that window, but it is reported,
             # and what the manifest lists or what describes it stays, so it can be pushed again.
+            tags = [t for t in removed if t not in repo.expired.get(digest, ())]
+            if not tags:
+                continue  # the tags its retention rule expired
             tag_list = ", ".join(repr(t) for t in tags)
             repo.fail(digest, TAG_LOST, f"deleted with tag {tag_list}, added after the re-read")
             self.block(digest, Reason.GAINED_TAG, tags[0])

@@ -1,0 +1,224 @@
+"""The audit of ECR's own lifecycle policies: what ECR will expire that is still in use.
+
+ECR counts every manifest as an image, expires an image with all its tags, and leaves what an
+index lists until the index is gone. Each scenario is a repository, a policy ECR would run, and
+the hazards expected (or none)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sweeper.lifecycle import Hazard, HazardReason, hazards, parse_policy_text, predict
+from sweeper.model import Descriptor, Image, Kind, Manifest, Pin
+from sweeper.plan import Policy
+
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+PIN_SOURCE = "ecs:task-definition/web:7"
+SETTINGS = Policy(keep_pulled_within=timedelta(days=30))
+
+
+def d(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def selection(status: str, count: int, count_type: str = "imageCountMoreThan", **lists: Any) -> Any:
+    chosen = {"tagStatus": status, "countType": count_type, "countNumber": count, **lists}
+    if count_type != "imageCountMoreThan":
+        chosen["countUnit"] = "days"
+    return chosen
+
+
+def ecr_policy(*selections: Any, action: str = "expire") -> str:
+    """The policy text ECR stores: one rule per selection, priorities 1, 2, ..."""
+    rules = []
+    for priority, chosen in enumerate(selections, start=1):
+        done = {"type": action}
+        if action == "transition":
+            done["targetStorageClass"] = "archive"
+        rules.append({"rulePriority": priority, "selection": chosen, "action": done})
+    return json.dumps({"rules": rules})
+
+
+KEEP_2_CI = selection("tagged", 2, tagPrefixList=["ci-"])
+UNTAGGED_AFTER_3_DAYS = selection("untagged", 3, "sinceImagePushed")
+
+
+class Repo:
+    def __init__(self) -> None:
+        self.images: dict[str, Image] = {}
+        self.manifests: dict[str, Manifest] = {}
+
+    def build(self, name: str, *tags: str, days: float, pulled: float | None = None) -> str:
+        """A buildx build: an index (tagged) listing its platform image and attestation."""
+        pushed = NOW - timedelta(days=days)
+        kids = (d(f"{name}/image"), d(f"{name}/attestation"))
+        for kid in kids:
+            self.images[kid] = Image(kid, (), pushed, 1, OCI_MANIFEST)
+        index = d(f"{name}/index")
+        last_pulled = NOW - timedelta(days=pulled) if pulled is not None else None
+        self.images[index] = Image(index, tags, pushed, 1, OCI_INDEX, last_pulled=last_pulled)
+        self.manifests[index] = Manifest(Kind.INDEX, OCI_INDEX, tuple(Descriptor(k) for k in kids))
+        return index
+
+    def ci(self, count: int) -> None:
+        """`count` recent CI builds, a day apart (ci-new-0 oldest, four days old or less)."""
+        for i in range(count):
+            self.build(f"new-{i}", f"ci-new-{i}", days=count - i)
+
+    def hazards(self, text: str, *pinned: str) -> list[Hazard]:
+        return hazards(
+            "app",
+            list(self.images.values()),
+            self.manifests,
+            parse_policy_text(text),
+            {p: Pin(p, PIN_SOURCE) for p in pinned},
+            SETTINGS,
+            NOW,
+        )
+
+
+def rows(found: list[Hazard]) -> list[tuple[str, int, str]]:
+    return [(h.digest, h.rule, h.reason.value) for h in found]
+
+
+def test_a_pinned_ci_build_that_the_count_expires() -> None:
+    repo = Repo()
+    old = repo.build("old", "ci-old", days=9)
+    repo.ci(2)
+    found = repo.hazards(ecr_policy(KEEP_2_CI), old)
+    assert found == [
+        Hazard(
+            "app",
+            old,
+            ("ci-old",),
+            1,
+            HazardReason.PINNED,
+            f"pinned by {PIN_SOURCE}; rule 1 expires it",
+        )
+    ]
+    assert found[0].as_dict() == {
+        "repository": "app",
+        "digest": old,
+        "tags": ["ci-old"],
+        "rule": 1,
+        "reason": "pinned",
+        "cause": f"pinned by {PIN_SOURCE}; rule 1 expires it",
+    }
+
+
+HAZARDS: list[tuple[str, dict[str, Any], tuple[str, ...], list[tuple[str, int, str]]]] = [
+    # scenario, the old build (tags, pulled), how its digests are pinned, expected hazards
+    ("not in use: nothing to report", {"tags": ("ci-old",)}, (), []),
+    (
+        "pulled inside the pull window",
+        {"tags": ("ci-old",), "pulled": 2},
+        (),
+        [(d("old/index"), 1, "recently-pulled")],
+    ),
+    ("pulled before the pull window", {"tags": ("ci-old",), "pulled": 40}, (), []),
+    (
+        "a release tag on a CI build",
+        {"tags": ("ci-old", "v1.4.0")},
+        (),
+        [(d("old/index"), 1, "other-tag")],
+    ),
+    (
+        "pinned, pulled and promoted: one row per reason",
+        {"tags": ("ci-old", "v1.4.0"), "pulled": 1},
+        (d("old/index"),),
+        [
+            (d("old/index"), 1, "pinned"),
+            (d("old/index"), 1, "recently-pulled"),
+            (d("old/index"), 1, "other-tag"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "old", "pinned", "expected"), HAZARDS, ids=[case[0] for case in HAZARDS]
+)
+def test_what_makes_an_expiry_a_hazard(
+    scenario: str,
+    old: dict[str, Any],
+    pinned: tuple[str, ...],
+    expected: list[tuple[str, int, str]],
+) -> None:
+    repo = Repo()
+    repo.build("old", *old["tags"], days=9, pulled=old.get("pulled"))
+    repo.ci(2)
+    assert rows(repo.hazards(ecr_policy(KEEP_2_CI), *pinned)) == expected
+
+
+def test_the_other_tag_cause_names_the_tags_the_rule_does_not_select() -> None:
+    repo = Repo()
+    repo.build("old", "ci-old", "v1.4.0", "stable", days=9)
+    repo.ci(2)
+    (found,) = repo.hazards(ecr_policy(KEEP_2_CI))
+    assert found.cause == "tag v1.4.0, stable is not one the rule selects; rule 1 expires it"
+
+
+def test_an_any_rule_selects_every_tag_so_nothing_is_another_tag() -> None:
+    repo = Repo()
+    repo.build("old", "v1.4.0", days=90)
+    found = repo.hazards(ecr_policy(selection("any", 60, "sinceImagePushed")))
+    assert found == []
+
+
+def test_a_pinned_child_of_a_live_index_is_safe_from_an_untagged_rule() -> None:
+    """ECR counts the untagged children of a tagged index but does not expire them."""
+    repo = Repo()
+    repo.build("live", "latest", days=30)
+    found = repo.hazards(ecr_policy(UNTAGGED_AFTER_3_DAYS), d("live/image"))
+    assert found == []
+
+
+def test_a_pinned_child_goes_at_the_evaluation_after_its_index() -> None:
+    repo = Repo()
+    old = repo.build("old", "ci-old", days=9)
+    repo.ci(2)
+    found = repo.hazards(ecr_policy(KEEP_2_CI, UNTAGGED_AFTER_3_DAYS), d("old/image"))
+    assert rows(found) == [(d("old/image"), 2, "pinned")]
+    assert (
+        found[0].cause == f"pinned by {PIN_SOURCE}; rule 2 expires it once index {old} is expired"
+    )
+
+
+def test_ecr_counts_children_and_attestations_as_images() -> None:
+    """ "Keep 3 images" over buildx builds keeps one build in ECR's counting: the second newest
+    build, pinned, is a hazard that retention's counting would never have made."""
+    repo = Repo()
+    second = repo.build("second", "v2", days=2)
+    repo.build("first", "v3", days=1)
+    predicted = predict(
+        parse_policy_text(ecr_policy(selection("any", 3))),
+        list(repo.images.values()),
+        repo.manifests,
+        NOW,
+    )
+    assert second in predicted
+    assert rows(repo.hazards(ecr_policy(selection("any", 3)), second)) == [(second, 1, "pinned")]
+
+
+def test_an_archiving_rule_is_a_hazard_too() -> None:
+    """An archived image cannot be pulled."""
+    repo = Repo()
+    old = repo.build("old", "ci-old", days=9)
+    repo.ci(2)
+    (found,) = repo.hazards(ecr_policy(KEEP_2_CI, action="transition"), old)
+    assert found.cause == f"pinned by {PIN_SOURCE}; rule 1 archives it"
+
+
+def test_hazards_come_in_digest_order_for_every_repository_alike() -> None:
+    repo = Repo()
+    olds = [repo.build(f"old-{i}", f"ci-old-{i}", days=20 + i) for i in range(5)]
+    repo.ci(2)
+    found = repo.hazards(ecr_policy(KEEP_2_CI), *olds)
+    assert [h.digest for h in found] == sorted(olds)
