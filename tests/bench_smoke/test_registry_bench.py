@@ -15,6 +15,7 @@ from bench import registry_bench
 OPERATIONS = {
     "DescribeRepositories",
     "DescribeImages(listing)",
+    "GetLifecyclePolicy",
     "BatchGetImage",
     "DescribeImages(imageIds)",
     "BatchDeleteImage",
