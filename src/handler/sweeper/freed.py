@@ -60,14 +60,16 @@ def freed_bytes(
 class FreedLedger:
     """What a repository's planned deletions can free, worked out once, at planning.
 
-    `blobs` holds only the blobs that planned deletions reference and no other manifest does,
-    each with its size and the planned manifests that reference it: a blob is freed once all of
-    those are gone. `unknown` says why the figure cannot be known (then every figure with
-    something gone is None). Keeping this instead of every parsed manifest until the report lets
-    a run forget a repository's manifests as soon as it is planned.
+    Only the blobs that planned deletions reference and no other manifest does count, grouped by
+    who references them: `own` holds, for each planned manifest, the bytes of the blobs that it
+    alone references; `shared` the bytes of the blobs that several planned manifests reference,
+    by that set (freed once all of them are gone). `unknown` says why the figure cannot be known
+    (then every figure with something gone is None). Keeping this, not the parsed manifests,
+    lets a run forget a repository's manifests as soon as it is planned.
     """
 
-    blobs: Mapping[str, tuple[int, frozenset[str]]]
+    own: Mapping[str, int]
+    shared: Mapping[frozenset[str], int]
     unknown: str = ""
 
     def freed(self, gone: Iterable[str]) -> int | None:
@@ -77,7 +79,8 @@ class FreedLedger:
             return 0
         if self.unknown:
             return None
-        return sum(size for size, refs in self.blobs.values() if refs <= gone)
+        alone = sum(self.own.get(digest, 0) for digest in gone)
+        return alone + sum(size for refs, size in self.shared.items() if refs <= gone)
 
 
 def ledger(
@@ -93,7 +96,7 @@ def ledger(
     for digest in planned:
         parsed = manifests.get(digest)
         if parsed is None:
-            return FreedLedger({}, f"{digest} not read")
+            return unknown(f"{digest} not read")
         for blob in parsed.blobs:
             known = sizes.get(blob.digest)
             sizes[blob.digest] = blob.size if known is None else min(known, blob.size)
@@ -103,8 +106,23 @@ def ledger(
         for digest in others:
             parsed = manifests.get(digest)
             if parsed is None:
-                return FreedLedger({}, f"{digest} not read")
+                return unknown(f"{digest} not read")
             held |= held_digests(parsed)
-    return FreedLedger(
-        {blob: (size, frozenset(refs[blob])) for blob, size in sizes.items() if blob not in held}
-    )
+    own: dict[str, int] = {}
+    shared: dict[frozenset[str], int] = {}
+    for digest_of_blob, size in sizes.items():
+        if digest_of_blob in held:
+            continue
+        by = refs[digest_of_blob]
+        if len(by) == 1:
+            (digest,) = by
+            own[digest] = own.get(digest, 0) + size
+        else:
+            key = frozenset(by)
+            shared[key] = shared.get(key, 0) + size
+    return FreedLedger(own, shared)
+
+
+def unknown(reason: str) -> FreedLedger:
+    """A ledger whose figures cannot be known, and why."""
+    return FreedLedger({}, {}, reason)

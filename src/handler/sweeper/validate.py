@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .model import Image, Kind, Manifest
+from .model import Descriptor, Image, Kind, Manifest
 from .plan import metadata_kind
 
 MISSING_CHILD = "missing-child"  # an index lists a manifest the repository does not have
@@ -36,6 +36,20 @@ class Problem:
             "problem": self.problem,
             "missing": list(self.missing),
         }
+
+
+def outline(manifest: Manifest) -> Manifest:
+    """What `find_problems` reads of a manifest: its kind, the manifests it lists and its subject.
+
+    A run keeps this, not the whole parse, of the indexes it read, for its check after the sweep.
+    """
+    listed = () if manifest.kind is Kind.UNKNOWN else manifest.references
+    return Manifest(
+        manifest.kind,
+        None,
+        tuple(Descriptor(ref.digest) for ref in listed),
+        manifest.subject,
+    )
 
 
 def find_problems(

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .. import lifecycle, ports
-from ..freed import FreedLedger, ledger
+from .. import freed, lifecycle, ports
 from ..manifests import parse_all
 from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
+from ..validate import outline
 from .context import INTERRUPTED, Context
 from .decision_log import log, log_decisions
 from .state import RepositoryRun
@@ -139,14 +139,16 @@ class _Scan:
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
-        unknown = f"{len(unreadable)} manifests unreadable" if unreadable else ""
+        count = len(unreadable)
+        unknown = f"{count} manifest{'' if count == 1 else 's'} unreadable" if count else ""
         if planned and not unknown:
             unknown = self.read_survivors(parsed)
         if unknown:
-            repo.ledger = FreedLedger({}, unknown)
+            repo.ledger = freed.unknown(unknown)
         else:
             leaving = set(planned) | repo.already_gone | self.vanished
-            repo.ledger = ledger(parsed, planned, [d for d in self.images if d not in leaving])
+            others = [d for d in self.images if d not in leaving]
+            repo.ledger = freed.ledger(parsed, planned, others)
         self.keep(plan, parsed)
         repo.scanned = True
 
@@ -239,7 +241,7 @@ class _Scan:
         repo.images = {d: self.images[d] for d in kept}
         if plan.waves and not ctx.settings.dry_run:
             # Manifests are immutable: the post-sweep check need not read these indexes again.
-            repo.known = {d: m for d, m in parsed.items() if needs_content(self.images[d])}
+            repo.known = {d: outline(m) for d, m in parsed.items() if needs_content(self.images[d])}
         log_decisions(repo.repository, keeps)
 
     def keep_all(self, cause: str) -> None:

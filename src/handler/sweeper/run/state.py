@@ -64,7 +64,7 @@ class RepositoryRun:
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
-    ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}))
+    ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)
     delete_failed: set[str] = field(default_factory=set)
