@@ -42,6 +42,9 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
     ("scope in capitals", {"scope": "ORPHANS"}, "scope"),
     ("scope as a list", {"scope": ["orphans"]}, "scope"),
     ("a negative grace period", {"dry_run": False, "min_age_hours": -1}, "min_age_hours"),
+    # buildx pushes children before their index: no grace period deletes in-flight pushes.
+    ("no grace period", {"dry_run": False, "min_age_hours": 0}, "min_age_hours"),
+    ("a grace period under an hour", {"dry_run": False, "min_age_hours": 0.5}, "min_age_hours"),
     ("an absurd grace period", {"min_age_hours": 1e12}, "min_age_hours"),
     ("an infinite grace period", {"min_age_hours": float("inf")}, "min_age_hours"),
     ("a grace period as a string", {"min_age_hours": "72"}, "min_age_hours"),
@@ -62,13 +65,27 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
     ("a pattern in capitals", {"exclude_repositories": ["App/*"]}, "exclude_repositories[0]"),
     ("a pattern with spaces", {"repositories": ["my app"]}, "repositories[0]"),
     ("an empty pattern", {"repositories": [""]}, "repositories[0]"),
+    # A coordinator's empty shard: [] is not "every repository".
+    ("an empty repository list", {"dry_run": False, "repositories": []}, "repositories"),
+    # "$" matches before a final newline: this pattern would pass, match nothing, and sweep
+    # the repositories it meant to exclude.
+    (
+        "an exclude pattern ending in a newline",
+        {"dry_run": False, "exclude_repositories": ["keep-*\n"]},
+        "exclude_repositories[0]",
+    ),
+    ("a pattern with a tab", {"repositories": ["app\t"]}, "repositories[0]"),
+    ("a pattern with a NUL", {"exclude_repositories": ["a\x00"]}, "exclude_repositories[0]"),
+    ("an SSM path with a newline", {"pin_parameter_path": "/deploy\n"}, "pin_parameter_path"),
+    ("an object key with a newline", {"pin_object_uris": ["s3://b-1/k\n"]}, "pin_object_uris[0]"),
+    ("an object key with a wildcard", {"pin_object_uris": ["s3://b-1/*"]}, "pin_object_uris[0]"),
     ("an overlong pattern", {"repositories": ["a" * 300]}, "repositories[0]"),
     ("too many patterns", {"repositories": [f"r{i}" for i in range(101)]}, "repositories"),
     ("pins as a string", {"pins": DIGEST}, "pins"),
     ("a pin that is a number", {"pins": [DIGEST, 12]}, "pins[1]"),
     ("a pin with no digest", {"pins": ["app:latest"]}, "pins[0]"),
     ("a pin with a short digest", {"pins": [DIGEST, "app@sha256:abc"]}, "pins[1]"),
-    ("a pin with an upper-case digest", {"pins": ["sha256:" + "C" * 64]}, "pins[0]"),
+    ("a pin with an upper-case short digest", {"pins": ["sha256:" + "C" * 63]}, "pins[0]"),
     ("a pin with a too long digest", {"pins": [DIGEST + "0"]}, "pins[0]"),
     ("a pin with another algorithm", {"pins": ["sha512:" + "c" * 128]}, "pins[0]"),
     ("too many pins", {"pins": [DIGEST] * (MAX_PINS + 1)}, "pins"),
@@ -132,6 +149,7 @@ BAD_ENVIRONMENTS: list[tuple[str, dict[str, str], str]] = [
         "MIN_AGE_HOURS",
     ),
     ("MIN_AGE_HOURS negative", {"DRY_RUN": "false", "MIN_AGE_HOURS": "-5"}, "MIN_AGE_HOURS"),
+    ("MIN_AGE_HOURS zero", {"DRY_RUN": "false", "MIN_AGE_HOURS": "0"}, "MIN_AGE_HOURS"),
     ("MAX_DELETIONS fractional", {"DRY_RUN": "false", "MAX_DELETIONS": "1.5"}, "MAX_DELETIONS"),
     ("CONCURRENCY too high", {"CONCURRENCY": "65"}, "CONCURRENCY"),
     ("a broken pin among good ones", {"PINS": f"{DIGEST},sha256:dead"}, "PINS[1]"),
@@ -181,3 +199,51 @@ def test_the_counting_wire_sees_a_good_run(registry: FakeRegistry, invoke: Invok
     assert wire.calls["BatchDeleteImage"] > 0
     assert wire.mutating_calls == wire.calls["BatchDeleteImage"]
     assert len(before - registry.digests("app")) == report["deleted"]["manifests"] > 0
+
+
+# scenario -> the deployment's environment, a request that would loosen it, the field named
+BELOW_THE_DEPLOYMENT: list[tuple[str, dict[str, str], dict[str, Any], str]] = [
+    (
+        "a shorter grace period",
+        {"MIN_AGE_HOURS": "72"},
+        {"dry_run": False, "min_age_hours": 1},
+        "min_age_hours",
+    ),
+    (
+        "a shorter pull window",
+        {"KEEP_PULLED_WITHIN_DAYS": "30"},
+        {"dry_run": False, "keep_pulled_within_days": 0},
+        "keep_pulled_within_days",
+    ),
+    (
+        "another required tag",
+        {"REQUIRED_REPOSITORY_TAG": "ecr-sweeper=enabled"},
+        {"dry_run": False, "required_repository_tag": "team=any"},
+        "required_repository_tag",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "event", "field"),
+    [(e, r, f) for _, e, r, f in BELOW_THE_DEPLOYMENT],
+    ids=[n for n, _, _, _ in BELOW_THE_DEPLOYMENT],
+)
+def test_a_request_that_loosens_the_deployment_names_the_field_and_reaches_no_ecr(
+    registry: FakeRegistry,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    event: dict[str, Any],
+    field: str,
+) -> None:
+    before = stocked(registry)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    wire = Wire()
+    with intercept_clients(wire), pytest.raises(InvalidSettings) as raised:
+        invoke(event)
+    assert raised.value.field == field
+    assert env[field.upper()] in str(raised.value)  # the floor, or the deployment's tag
+    assert sum(wire.calls.values()) == 0
+    assert registry.digests("app") == before

@@ -21,14 +21,16 @@ patched                                    correction (numbers as in the harness
                                            digest removes the image and all its tags; deleted
                                            untagged images are listed; 4. more than 100 ids.
 ``ECRBackend.batch_get_image`` and         9. exact bytes, ``acceptedMediaTypes`` accepted and
-``ECRResponse.batch_get_image``            ignored, archived images readable (configurable);
+``ECRResponse.batch_get_image``            ignored, archived images readable (configurable: or
+                                           refused per item, with a configurable code);
                                            failures echo the requested id; 4.
 ``ECRResponse.describe_images``            5. ``filter.tagStatus``/``filter.imageStatus``,
                                            ``maxResults`` 1..1000 (default 100) and ``nextToken``;
                                            6. ``imageSizeInBytes``; 7. ``artifactMediaType``,
                                            ``subjectManifestDigest``, ``lastRecordedPullTime``,
                                            ``imageStatus``; 10. ``imageTags`` only when tagged;
-                                           4. at most 100 ``imageIds``.
+                                           4. at most 100 ``imageIds``; with ``imageIds``, what
+                                           ECR does not document is configurable (below).
 ``ECRResponse.list_images``                5. same filters and paging.
 ``ECRResponse.describe_repositories``      5. ``maxResults``/``nextToken`` paging.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
@@ -48,6 +50,20 @@ both by ``tests/harness_tests``).
 The patches are process-wide (moto keeps one class for every account and region), so they are
 reference-counted: several registries (say, two regions) may be entered at once; the patches
 go when the last one exits.
+
+Where ECR's behaviour is not documented, the harness can play each plausible one
+(``FakeRegistry`` arguments), so the sweeper can be shown safe under all of them:
+
+- ``describe_ids_filter``: ``DescribeImages`` with ``imageIds`` and a ``filter`` together is
+  ``"accepted"`` (the default) or ``"refused"`` (``InvalidParameterException``);
+- ``describe_ids_archived``: an archived manifest asked for by id is ``"shown"`` (the default,
+  as ARCHIVED), or hidden as if it were not ACTIVE, whatever the filter says (a filter that is
+  accepted but ignored): the call fails with ``ImageNotFoundException`` as for a missing id
+  (``"not-found"``), or the id is silently left out of the answer (``"omitted"``);
+- ``archived_manifests_readable`` / ``archived_manifest_failure``: ``BatchGetImage`` serves an
+  archived manifest (the default), or refuses it per item with that failure code
+  (``ImageInaccessible`` by default; ``ImageNotFound`` is as plausible: an archived image
+  cannot be pulled).
 
 Harness-side state lives on moto's own objects: ``Repository._harness_state`` (digest and tag
 indexes, for O(1) lookups when seeding thousands of images) and ``Image._harness_meta``
@@ -519,6 +535,7 @@ def _batch_get(
     repo = backend._get_repository(repository_name, registry_id)
     _check_id_count(image_ids)
     readable = getattr(backend, "_harness_archived_readable", True)
+    archived_code = getattr(backend, "_harness_archived_failure", "ImageInaccessible")
     state = _state(repo)
     images: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
@@ -533,9 +550,12 @@ def _batch_get(
             failures.append(_failure(image_id, "ImageNotFound", "Requested image not found"))
             continue
         if _meta(image).archived and not readable:
-            failures.append(
-                _failure(image_id, "ImageInaccessible", "The requested image is archived")
+            reason = (
+                "Requested image not found"
+                if archived_code == "ImageNotFound"
+                else "The requested image is archived"
             )
+            failures.append(_failure(image_id, archived_code, reason))
             continue
         answered_id = {"imageDigest": image.get_image_digest()}
         if image_id.get("imageTag"):
@@ -839,10 +859,23 @@ def _response_describe_images(self: ECRResponse) -> ActionResult:
                 "Invalid parameter: maxResults and nextToken cannot be used when imageIds are given"
             )
         _check_id_count(image_ids)
-        # Explicit ids are answered whatever their status; a missing one fails the whole call.
+        if (
+            self._get_param("filter") is not None
+            and getattr(backend, "_harness_describe_ids_filter", "accepted") == "refused"
+        ):
+            raise InvalidParameterException(
+                "Invalid parameter: filter cannot be used when imageIds are given"
+            )
+        archived = getattr(backend, "_harness_describe_ids_archived", "shown")
+        # Explicit ids are answered whatever their status (unless the harness plays an ECR that
+        # hides what is not ACTIVE); a missing one fails the whole call.
         found: dict[str, Image] = {}
         for image_id in image_ids:
             image = _lookup(state, image_id)
+            if image is not None and archived != "shown" and _meta(image).archived:
+                if archived == "omitted":
+                    continue
+                image = None  # "not-found": as if it were not there
             if image is None:
                 raise ImageNotFoundException(
                     image_id=(
@@ -1018,11 +1051,20 @@ class FakeRegistry:
         *,
         start_mock: bool = True,
         archived_manifests_readable: bool = True,
+        archived_manifest_failure: str = "ImageInaccessible",
+        describe_ids_filter: Literal["accepted", "refused"] = "accepted",
+        describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
     ) -> None:
         self.region = region
         self.account_id = account_id
         self._start_mock = start_mock
         self._archived_readable = archived_manifests_readable
+        # ECR's undocumented corners, as the module's docstring describes them.
+        self._undocumented = {
+            "_harness_archived_failure": archived_manifest_failure,
+            "_harness_describe_ids_filter": describe_ids_filter,
+            "_harness_describe_ids_archived": describe_ids_archived,
+        }
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None
         self._backend_cache: ECRBackend | None = None
@@ -1058,6 +1100,8 @@ class FakeRegistry:
                     backend, "_harness_archived_readable", self._archived_readable, create=True
                 )
             )
+            for name, value in self._undocumented.items():
+                stack.enter_context(mock.patch.object(backend, name, value, create=True))
             self._client = _session().client("ecr", region_name=self.region)
             stack.callback(setattr, self, "_client", None)
             self._stack = stack.pop_all()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.exceptions import ClientError
 from freezegun import freeze_time
 
 from harness import FakeRegistry, oci
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr.type_defs import DescribeImagesFilterTypeDef
 
 REPO = "app"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -210,3 +214,68 @@ def test_archived_image_still_counts_in_digests(readable: bool) -> None:
         assert reg.digests(REPO) == {d}
         assert reg.is_archived(REPO, d)
         assert reg.manifest(REPO, d) == oci.image_manifest(seed=1).bytes
+
+
+def test_archived_manifests_can_be_refused_as_not_found() -> None:
+    with FakeRegistry(
+        archived_manifests_readable=False, archived_manifest_failure="ImageNotFound"
+    ) as reg:
+        cold = reg.push(REPO, oci.image_manifest(seed=2), archived=True)
+        response = reg.client.batch_get_image(
+            repositoryName=REPO, imageIds=[{"imageDigest": cold}], acceptedMediaTypes=ALL_TYPES
+        )
+        assert response["images"] == []
+        assert [f["failureCode"] for f in response["failures"]] == ["ImageNotFound"]
+
+
+# --- DescribeImages by id: what ECR does not document, played as configured --------------------
+
+ANY: DescribeImagesFilterTypeDef = {"tagStatus": "ANY", "imageStatus": "ANY"}
+
+
+def test_ids_with_a_filter_are_accepted_and_archived_shown_by_default(reg: FakeRegistry) -> None:
+    cold = reg.push(REPO, oci.image_manifest(seed=2), archived=True)
+    details = reg.client.describe_images(
+        repositoryName=REPO, imageIds=[{"imageDigest": cold}], filter=ANY
+    )["imageDetails"]
+    assert [(d["imageDigest"], d["imageStatus"]) for d in details] == [(cold, "ARCHIVED")]
+
+
+def test_ids_with_a_filter_can_be_refused() -> None:
+    with FakeRegistry(describe_ids_filter="refused") as reg:
+        live = reg.push(REPO, oci.image_manifest(seed=1))
+        with pytest.raises(ClientError) as raised:
+            reg.client.describe_images(
+                repositoryName=REPO, imageIds=[{"imageDigest": live}], filter=ANY
+            )
+        assert raised.value.response["Error"]["Code"] == "InvalidParameterException"
+        alone = reg.client.describe_images(repositoryName=REPO, imageIds=[{"imageDigest": live}])
+        assert [d["imageDigest"] for d in alone["imageDetails"]] == [live]
+
+
+def test_archived_ids_can_be_hidden_as_not_found_whatever_the_filter() -> None:
+    with FakeRegistry(describe_ids_archived="not-found") as reg:
+        live = reg.push(REPO, oci.image_manifest(seed=1))
+        cold = reg.push(REPO, oci.image_manifest(seed=2), archived=True)
+        with pytest.raises(ClientError) as raised:
+            reg.client.describe_images(
+                repositoryName=REPO,
+                imageIds=[{"imageDigest": live}, {"imageDigest": cold}],
+                filter=ANY,
+            )
+        assert raised.value.response["Error"]["Code"] == "ImageNotFoundException"
+        # The listing still shows it: only the answer by id hides it.
+        listed = reg.client.describe_images(repositoryName=REPO, filter=ANY)["imageDetails"]
+        assert {d["imageDigest"] for d in listed} == {live, cold}
+
+
+def test_archived_ids_can_be_left_out_of_the_answer() -> None:
+    with FakeRegistry(describe_ids_archived="omitted") as reg:
+        live = reg.push(REPO, oci.image_manifest(seed=1))
+        cold = reg.push(REPO, oci.image_manifest(seed=2), archived=True)
+        details = reg.client.describe_images(
+            repositoryName=REPO,
+            imageIds=[{"imageDigest": live}, {"imageDigest": cold}],
+            filter=ANY,
+        )["imageDetails"]
+        assert [d["imageDigest"] for d in details] == [live]

@@ -57,13 +57,14 @@ PULLS: dict[str, Pulled] = {
     "a-longer-window-from-the-environment": Pulled(
         lambda b: b.old.index, 40, {}, {"KEEP_PULLED_WITHIN_DAYS": "60"}, whole_old_tree, 1
     ),
-    "the-request-overrides-the-environment": Pulled(
+    # A request may lengthen the deployment's window (never shorten it: see test_bad_input).
+    "a-request-lengthens-the-environments-window": Pulled(
         lambda b: b.old.index,
         40,
-        {"keep_pulled_within_days": 30},
-        {"KEEP_PULLED_WITHIN_DAYS": "60"},
-        nothing_old,
-        0,
+        {"keep_pulled_within_days": 45},
+        {"KEEP_PULLED_WITHIN_DAYS": "30"},
+        whole_old_tree,
+        1,
     ),
     "zero-days-turns-the-guard-off": Pulled(
         lambda b: b.old.index, 1 / 24, {"keep_pulled_within_days": 0}, {}, nothing_old, 0
@@ -249,14 +250,16 @@ NEW_PINS: dict[str, NewPin] = {
     "ssm-parameter-written-by-a-deploy": NewPin(
         {"pin_parameter_path": "/deploy"},
         "ssm.GetParametersByPath",
-        lambda aws, b: aws.put_parameter("/deploy/web", aws.image_uri(REPO, "latest")),
+        lambda aws, b: aws.put_parameter("/deploy/web", aws.image_uri(REPO, b.new.index)),
         lambda aws, b: aws.put_parameter("/deploy/api", aws.image_uri(REPO, b.old.index)),
         "ssm:/deploy/api",
     ),
     "s3-deploy-config-rewritten": NewPin(
         {"pin_object_uris": ["s3://deploy/prod.env"]},
         "s3.GetObject",
-        lambda aws, b: aws.put_object("s3://deploy/prod.env", "IMAGE_TAG=latest\n"),
+        lambda aws, b: aws.put_object(
+            "s3://deploy/prod.env", f"IMAGE={aws.image_uri(REPO, b.new.index)}\n"
+        ),
         lambda aws, b: aws.put_object(
             "s3://deploy/prod.env", f"IMAGE={aws.image_uri(REPO, b.old.index)}\n"
         ),
@@ -321,7 +324,7 @@ def test_unchanged_pins_on_the_re_read_let_the_deletes_go_ahead(
     invoke: Invoke,
     aws_events: AwsEvents,
 ) -> None:
-    workloads.put_parameter("/deploy/web", workloads.image_uri(REPO, "latest"))
+    workloads.put_parameter("/deploy/web", workloads.image_uri(REPO, builds.new.index))
     aws_events.count("before-call.ssm.GetParametersByPath")
     dry = invoke(dry_run=True, scope="orphans", pin_parameter_path="/deploy")
     assert aws_events.calls["before-call.ssm.GetParametersByPath"] == 1  # a dry run deletes nothing

@@ -76,10 +76,22 @@ def ssm_deep_json_parameter(
 def s3_yaml_deploy_config(
     aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
 ) -> None:
-    aws.put_object("s3://deploy-configs/other.txt", "nothing pinned here\n")
+    # The tagged build, pinned by a second object: the old tree is pinned by the YAML only.
+    aws.put_object("s3://deploy-configs/current.txt", f"{aws.image_uri(REPO, b.new.index)}\n")
     yaml = f"services:\n  web:\n    image: {aws.image_uri(REPO, b.old.index)}\n    replicas: 3\n"
     aws.put_object("s3://deploy-configs/prod/compose.yaml", yaml)
-    env["PIN_OBJECT_URIS"] = "s3://deploy-configs/other.txt,s3://deploy-configs/prod/compose.yaml"
+    env["PIN_OBJECT_URIS"] = "s3://deploy-configs/current.txt,s3://deploy-configs/prod/compose.yaml"
+
+
+def s3_powershell_list_in_upper_case(
+    aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
+) -> None:
+    # `"$uri" > pins.txt` in Windows PowerShell: UTF-16 LE with a byte order mark; and a digest
+    # someone wrote in upper case. Both are the same pin.
+    upper = "sha256:" + b.old.index.removeprefix("sha256:").upper()
+    uri = aws.image_uri(REPO, b.old.index).replace(b.old.index, upper)
+    aws.put_object("s3://deploy-configs/pins.txt", b"\xff\xfe" + f"{uri}\r\n".encode("utf-16-le"))
+    env["PIN_OBJECT_URIS"] = "s3://deploy-configs/pins.txt"
 
 
 def ecs_task_definition_by_digest(
@@ -124,7 +136,8 @@ def lambda_published_version_behind_an_alias(
 SOURCES: dict[str, tuple[Setup, dict[str, int]]] = {
     "ssm-secure-string": (ssm_secure_string, {"ssm": 1}),
     "ssm-json-parameter-deep-in-the-path": (ssm_deep_json_parameter, {"ssm": 1}),
-    "s3-yaml-deploy-config": (s3_yaml_deploy_config, {"s3": 1}),
+    "s3-yaml-deploy-config": (s3_yaml_deploy_config, {"s3": 2}),
+    "s3-utf-16-list-in-upper-case": (s3_powershell_list_in_upper_case, {"s3": 1}),
     "ecs-task-definition-by-digest": (ecs_task_definition_by_digest, {"ecs": 1}),
     "ecs-running-task-whose-tag-moved": (ecs_task_running_an_image_whose_tag_moved, {"ecs": 1}),
     "lambda-latest-whose-tag-moved": (lambda_latest_deployed_from_a_tag_that_moved, {"lambda": 1}),
@@ -299,6 +312,23 @@ FAILURES: dict[str, Failing] = {
         "s3://deploy-configs/pins.txt",
         lambda aws, ev: ev.fail("s3", "GetObject", "AccessDenied", status=403),
     ),
+    # Read, but pinning nothing: a truncated pin list must not unpin production.
+    "ssm-path-without-any-digest": Failing(
+        {"pin_parameter_path": "/deploy/batch"}, "ssm:/deploy/batch"
+    ),
+    "s3-object-truncated-to-nothing": Failing(
+        {"pin_object_uris": ["s3://deploy-configs/pins.txt", "s3://deploy-configs/empty.txt"]},
+        "s3://deploy-configs/empty.txt",
+        lambda aws, ev: aws.put_object("s3://deploy-configs/empty.txt", ""),
+    ),
+    "s3-object-in-latin-1": Failing(
+        {"pin_object_uris": ["s3://deploy-configs/latin-1.txt"]},
+        "s3://deploy-configs/latin-1.txt",
+        lambda aws, ev: aws.put_object(
+            "s3://deploy-configs/latin-1.txt",
+            f"# d\xe9ploiement\napp@sha256:{'0' * 64}\n".encode("latin-1"),
+        ),
+    ),
     "ecs-access-denied": Failing(
         {"pin_from_ecs": True},
         "ecs",
@@ -337,7 +367,7 @@ def test_unreadable_source_fails_the_invocation_and_deletes_nothing(
     workloads.put_parameter("/deploy/web", "nothing pinned")
     for i in range(12):
         workloads.put_parameter(f"/deploy/batch/{i:02}", "nothing pinned")
-    workloads.put_object("s3://deploy-configs/pins.txt", "nothing pinned")
+    workloads.put_object("s3://deploy-configs/pins.txt", f"app@sha256:{'0' * 64}")
     definition = workloads.register_task_definition("web", [workloads.image_uri(REPO, "latest")])
     workloads.run_task("prod", definition)
     workloads.create_image_function("worker", workloads.image_uri(REPO, "latest"))

@@ -138,3 +138,66 @@ def resolve_sub(template: Template, value: Any, refs: Mapping[str, str] | None =
         return stand.ref(template, name)
 
     return _PLACEHOLDER.sub(replace, body)
+
+
+# --- a template's values for given parameters --------------------------------------------------
+
+
+def evaluate(
+    template: Template,
+    node: Any,
+    parameters: Mapping[str, str] | None = None,
+    pseudo: Mapping[str, str] | None = None,
+) -> Any:
+    """`node` with its intrinsic functions evaluated as CloudFormation would for `parameters`
+    (the others at their defaults) and the `pseudo` parameters (default PSEUDO): Ref, Fn::Sub
+    (both forms), Fn::Split, Fn::Select, Fn::Join, Fn::If (over the template's Conditions),
+    Fn::Equals, Fn::Not. An `AWS::NoValue` leaves its key or list item out."""
+    names: dict[str, Any] = {
+        **PSEUDO,
+        **(pseudo or {}),
+        **parameter_defaults(template),
+        **(parameters or {}),
+    }
+    no_value = object()
+
+    def condition(name: str) -> bool:
+        return bool(value(template["Conditions"][name], names))
+
+    def value(item: Any, scope: Mapping[str, Any]) -> Any:
+        if isinstance(item, list):
+            return [v for v in (value(i, scope) for i in item) if v is not no_value]
+        if not isinstance(item, dict):
+            return item
+        if len(item) == 1:
+            ((key, args),) = item.items()
+            if key == "Ref":
+                return no_value if args == "AWS::NoValue" else scope[args]
+            if key == "Fn::Sub":
+                text, variables = (args, {}) if isinstance(args, str) else args
+                local = {**scope, **{k: value(v, scope) for k, v in variables.items()}}
+                return _PLACEHOLDER.sub(lambda m: str(local[m.group(1)]), text)
+            if key == "Fn::Split":
+                separator, text = args
+                return str(value(text, scope)).split(separator)
+            if key == "Fn::Select":
+                index, items = args
+                return value(items, scope)[int(value(index, scope))]
+            if key == "Fn::Join":
+                separator, items = args
+                return separator.join(value(items, scope))
+            if key == "Fn::If":
+                name, then, otherwise = args
+                return value(then if condition(name) else otherwise, scope)
+            if key == "Fn::Equals":
+                left, right = args
+                return value(left, scope) == value(right, scope)
+            if key == "Fn::Not":
+                return not value(args[0], scope)
+            if key == "Condition":
+                return condition(args)
+        return {
+            k: v for k, v in ((k, value(v, scope)) for k, v in item.items()) if v is not no_value
+        }
+
+    return value(node, names)

@@ -125,6 +125,11 @@ def _statements(cfn: Template) -> list[dict[str, Any]]:
             )
         else:
             policies.append(policy)
+    # The delete grant is a role policy of its own; its branch with a tag condition is a JSON
+    # text (test_repository_iam evaluates it), the other one a document like these.
+    delete = cfn["Resources"]["DeleteImagesPolicy"]["Properties"]
+    assert delete["RoleName"] == {"Ref": f"{FUNCTION}Role"}
+    policies.append({"PolicyDocument": delete["PolicyDocument"]["Fn::If"][2]})
     pending = [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
     while pending:
         statement = pending.pop()
@@ -156,23 +161,30 @@ def test_iam_grants_exactly_the_ecr_actions_the_registry_calls(cfn: Template) ->
 
 
 def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> None:
-    every_repository = {
-        "Fn::If": [
-            "AllRepositories",
-            {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"},
-            {"Ref": "RepositoryArnPattern"},
+    # The repository part of the pattern ("*" when it is empty) in this account and region; the
+    # template tests in test_repository_iam.py evaluate it for real patterns.
+    repositories = {
+        "Fn::Sub": [
+            "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/${Name}",
+            {
+                "Name": {
+                    "Fn::Select": [
+                        1,
+                        {
+                            "Fn::Split": [
+                                ":repository/",
+                                {"Fn::Sub": "${RepositoryArnPattern}:repository/*"},
+                            ]
+                        },
+                    ]
+                }
+            },
         ]
     }
     for statement in _statements(cfn):
         if any(action.startswith("ecr:") for action in _actions(statement)):
-            assert statement["Resource"] == every_repository
-    # By default (empty pattern): every repository of this account and region, nothing else.
+            assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""
-    assert cfn["Conditions"]["AllRepositories"] == {
-        "Fn::Equals": [{"Ref": "RepositoryArnPattern"}, ""]
-    }
-    scope = resolve_sub(cfn, every_repository["Fn::If"][1])
-    assert scope == "arn:aws:ecr:us-east-1:123456789012:repository/*"
 
 
 # --- alarms and their topic ---------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,9 +133,98 @@ def test_ssm_path_without_parameters_is_an_error(aws: Workloads) -> None:
 
 def test_s3_finds_digests_in_any_text(aws: Workloads) -> None:
     aws.put_object("s3://configs/a.json", f'{{"image": "repo@{A}"}}'.encode())
-    aws.put_object("s3://configs/b.bin", b"\xff\xfe not utf-8 " + f"{B}".encode() + b"\x00")
-    found = ObjectPins(client("s3"), ["s3://configs/a.json", "s3://configs/b.bin"]).read()
-    assert found == [Pin(A, "s3://configs/a.json"), Pin(B, "s3://configs/b.bin")]
+    aws.put_object("s3://configs/b.env", f"IMAGE=repo@{B}\n".encode())
+    found = ObjectPins(client("s3"), ["s3://configs/a.json", "s3://configs/b.env"]).read()
+    assert found == [Pin(A, "s3://configs/a.json"), Pin(B, "s3://configs/b.env")]
+
+
+# What Windows PowerShell's `Out-File`/`>` write by default is UTF-16 LE with a byte order mark.
+ENCODINGS = {
+    "utf-8": lambda text: text.encode("utf-8"),
+    "utf-8-with-bom": lambda text: codecs.BOM_UTF8 + text.encode("utf-8"),
+    "utf-16-le-with-bom": lambda text: codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+    "utf-16-be-with-bom": lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+}
+
+
+@pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
+def test_s3_pin_text_in_utf8_or_utf16_with_a_bom_pins(
+    aws: Workloads, encode: Callable[[str], bytes]
+) -> None:
+    aws.put_object("s3://configs/pins.txt", encode(f"# déploiement\nrepo@{A}\r\nrepo@{B}\r\n"))
+    found = ObjectPins(client("s3"), ["s3://configs/pins.txt"]).read()
+    assert [p.digest for p in found] == [A, B]
+
+
+UNDECODABLE = {
+    "latin-1": f"# d\xe9ploiement\nrepo@{A}\n".encode("latin-1"),
+    "utf-16-without-a-bom": f"repo@{A}\n".encode("utf-16-le"),
+    "utf-16-without-a-bom-odd-length": f"repo@{A}\n".encode("utf-16-le")[:-1],
+    "nul-in-utf-8": f"repo@{A}\x00\n".encode(),
+    "utf-16-bom-odd-length": codecs.BOM_UTF16_LE + f"repo@{A}".encode("utf-16-le") + b"\x00",
+    "utf-8-bom-then-invalid": codecs.BOM_UTF8 + f"repo@{A} \xff".encode("latin-1"),
+    "utf-32-with-a-bom": codecs.BOM_UTF32_LE + f"repo@{A}".encode("utf-32-le"),
+    "binary": b"\x89PNG\r\n\x1a\n" + A.encode() + b"\xff\xfe\xfd",
+}
+
+
+@pytest.mark.parametrize("data", UNDECODABLE.values(), ids=UNDECODABLE.keys())
+def test_s3_pin_text_in_another_encoding_is_an_error_naming_the_object(
+    aws: Workloads, data: bytes
+) -> None:
+    aws.put_object("s3://configs/good.txt", f"repo@{B}")
+    aws.put_object("s3://configs/pins.txt", data)
+    with pytest.raises(PinSourceError, match="UTF-") as raised:
+        ObjectPins(client("s3"), ["s3://configs/good.txt", "s3://configs/pins.txt"]).read()
+    assert raised.value.source == "s3://configs/pins.txt"
+
+
+@pytest.mark.parametrize("text", ["", "\n", "services:\n  web:\n    image: repo:latest\n"])
+def test_s3_object_without_any_digest_is_an_error_naming_it(aws: Workloads, text: str) -> None:
+    # A pipeline that truncated the pin list must not unpin production.
+    aws.put_object("s3://configs/good.txt", f"repo@{A}")
+    aws.put_object("s3://configs/truncated.yaml", text)
+    with pytest.raises(PinSourceError, match="no sha256 digest") as raised:
+        ObjectPins(client("s3"), ["s3://configs/good.txt", "s3://configs/truncated.yaml"]).read()
+    assert raised.value.source == "s3://configs/truncated.yaml"
+    assert "Nothing was deleted" in str(raised.value)
+
+
+def test_ssm_path_whose_parameters_name_no_digest_is_an_error_naming_it(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/web/tag", "latest")
+    aws.put_parameter("/deploy/web/image", "repo:latest")
+    aws.put_parameter("/other/image", f"repo@{A}")
+    with pytest.raises(PinSourceError, match="no sha256 digest in any of the 2") as raised:
+        ParameterPins(client("ssm"), "/deploy").read()
+    assert raised.value.source == "ssm:/deploy"
+
+
+UPPER_A, UPPER_B = A.upper().replace("SHA256", "sha256"), B.upper().replace("SHA256", "sha256")
+
+
+def test_upper_case_hex_is_the_same_digest_in_every_source(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/web", f"repo@{UPPER_A}")
+    aws.put_object("s3://configs/pins.txt", f"repo@{UPPER_B}")
+    aws.register_task_definition("web", [f"repo@{UPPER_A}"])
+    assert [p.digest for p in ParameterPins(client("ssm"), "/deploy").read()] == [A]
+    assert [p.digest for p in ObjectPins(client("s3"), ["s3://configs/pins.txt"]).read()] == [B]
+    assert [p.digest for p in EcsPins(client("ecs")).read()] == [A]
+
+
+def test_several_ssm_paths_are_each_read_and_each_must_pin(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/prod/web", f"repo@{A}")
+    aws.put_parameter("/deploy/staging/web", f"repo@{B}")
+    settings = load(
+        {"pin_parameter_path": "/deploy/staging"}, {"PIN_PARAMETER_PATH": "/deploy/prod"}
+    )
+    built = pins.sources(settings, client)
+    assert [getattr(s, "path", None) for s in built] == ["/deploy/prod", "/deploy/staging"]
+    found, counts = collect(built)
+    assert set(found) == {A, B}
+    assert counts == {"ssm": 2}
+    with pytest.raises(PinSourceError) as raised:
+        collect(pins.sources(load({"pin_parameter_path": ["/deploy/prod", "/typo"]}, {}), client))
+    assert raised.value.source == "ssm:/typo"
 
 
 def test_s3_object_too_large_for_a_pin_list_is_an_error(

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from sweeper.model import Scope
-from sweeper.settings import InvalidSettings, Settings, load
+from sweeper.run import select_repositories
+from sweeper.settings import _FIELDS, _MERGE, InvalidSettings, Settings, load
 
 DIGEST = "sha256:" + "a" * 64
 SCHEDULED = {
@@ -34,11 +35,148 @@ def test_defaults_are_a_safe_dry_run() -> None:
 
 def test_environment_gives_defaults_and_the_request_overrides_them() -> None:
     env = {"DRY_RUN": "false", "MIN_AGE_HOURS": "24", "SCOPE": "orphans", "REPOSITORIES": "a,b/*"}
-    settings = load({"min_age_hours": 1.5}, env)
+    settings = load({"min_age_hours": 36.5, "scope": "attestations"}, env)
     assert settings.dry_run is False
-    assert settings.min_age_hours == 1.5
-    assert settings.scope is Scope.ORPHANS
+    assert settings.min_age_hours == 36.5
+    assert settings.scope is Scope.ATTESTATIONS
     assert settings.repositories == ("a", "b/*")
+    assert load({"repositories": ["c"]}, env).repositories == ("c",)
+
+
+# --- a request tightens the deployment, never loosens it ---------------------------------------
+
+DEPLOYED = {
+    "PINS": f"app@{DIGEST}",
+    "PIN_PARAMETER_PATH": "/deploy/prod",
+    "PIN_OBJECT_URIS": "s3://deploy-configs/prod.yaml",
+    "PIN_FROM_ECS": "true",
+    "PIN_FROM_LAMBDA": "true",
+    "EXCLUDE_REPOSITORIES": "prod/*",
+    "MIN_AGE_HOURS": "72",
+    "KEEP_PULLED_WITHIN_DAYS": "30",
+    "MAX_DELETIONS": "100",
+    "REQUIRED_REPOSITORY_TAG": "ecr-sweeper=enabled",
+}
+OTHER = "sha256:" + "b" * 64
+
+
+def test_every_field_has_a_rule_for_meeting_the_deployment() -> None:
+    assert set(_MERGE) == set(_FIELDS)
+
+
+def test_a_request_adds_to_the_deployments_pins_sources_and_exclusions() -> None:
+    settings = load(
+        {
+            "pins": [OTHER],
+            "pin_parameter_path": "/deploy/staging",
+            "pin_object_uris": ["s3://deploy-configs/staging.yaml"],
+            "exclude_repositories": ["keep-*"],
+        },
+        DEPLOYED,
+    )
+    assert [p.digest for p in settings.pins] == [DIGEST, OTHER]
+    assert settings.pin_parameter_path == ("/deploy/prod", "/deploy/staging")
+    assert settings.pin_object_uris == (
+        "s3://deploy-configs/prod.yaml",
+        "s3://deploy-configs/staging.yaml",
+    )
+    assert settings.exclude_repositories == ("prod/*", "keep-*")
+
+
+def test_a_request_cannot_switch_off_what_the_deployment_protects() -> None:
+    off = {
+        "pins": [],
+        "pin_parameter_path": "",
+        "pin_object_uris": [],
+        "pin_from_ecs": False,
+        "pin_from_lambda": False,
+        "exclude_repositories": [],
+        "required_repository_tag": "",
+    }
+    assert load(off, DEPLOYED) == load({}, DEPLOYED)
+    settings = load(off, DEPLOYED)
+    assert (settings.pin_from_ecs, settings.pin_from_lambda) == (True, True)
+    assert settings.required_tag == ("ecr-sweeper", "enabled")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "floor"),
+    [
+        ("min_age_hours", 71.5, "72 (MIN_AGE_HOURS)"),
+        ("min_age_hours", 1, "72 (MIN_AGE_HOURS)"),
+        ("keep_pulled_within_days", 29, "30 (KEEP_PULLED_WITHIN_DAYS)"),
+        ("keep_pulled_within_days", 0, "30 (KEEP_PULLED_WITHIN_DAYS)"),
+    ],
+)
+def test_a_request_below_the_deployments_floor_names_the_field_and_the_floor(
+    field: str, value: float, floor: str
+) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load({field: value}, DEPLOYED)
+    assert raised.value.field == field
+    assert floor in str(raised.value)
+
+
+def test_a_request_may_lengthen_the_guards_and_move_the_circuit_breaker_either_way() -> None:
+    settings = load(
+        {"min_age_hours": 96, "keep_pulled_within_days": 60, "max_deletions": 6210}, DEPLOYED
+    )
+    assert (settings.min_age_hours, settings.keep_pulled_within_days) == (96, 60)
+    assert settings.max_deletions == 6210  # past the breaker, once: the documented way
+    assert load({"max_deletions": 5}, DEPLOYED).max_deletions == 5
+
+
+def test_a_request_may_add_a_required_tag_but_not_change_the_deployments() -> None:
+    assert load({"required_repository_tag": "team=a"}, {}).required_tag == ("team", "a")
+    same = {"required_repository_tag": "ecr-sweeper=enabled"}
+    assert load(same, DEPLOYED).required_tag == ("ecr-sweeper", "enabled")
+    with pytest.raises(InvalidSettings, match="ecr-sweeper=enabled") as raised:
+        load({"required_repository_tag": "team=a"}, DEPLOYED)
+    assert raised.value.field == "required_repository_tag"
+
+
+def test_without_an_environment_only_the_absolute_minimums_hold() -> None:
+    # The command line passes no environment: an operator's own credentials, their own floors.
+    settings = load({"min_age_hours": 1, "keep_pulled_within_days": 0}, {})
+    assert (settings.min_age_hours, settings.keep_pulled_within_days) == (1, 0)
+
+
+@pytest.mark.parametrize("hours", [0, 0.5, 0.999])
+def test_the_grace_period_is_at_least_one_hour_in_a_request_and_the_environment(
+    hours: float,
+) -> None:
+    with pytest.raises(InvalidSettings, match="at least 1") as raised:
+        load({"min_age_hours": hours}, {})
+    assert raised.value.field == "min_age_hours"
+    with pytest.raises(InvalidSettings) as raised:
+        load({}, {"MIN_AGE_HOURS": str(hours)})
+    assert raised.value.field == "MIN_AGE_HOURS"
+
+
+def test_an_empty_repository_list_is_refused_not_every_repository() -> None:
+    with pytest.raises(InvalidSettings, match="omit the field for every repository") as raised:
+        load({"repositories": []}, {})
+    assert raised.value.field == "repositories"
+    assert load({}, {}).repositories == ()  # omitted: every repository
+
+
+@pytest.mark.parametrize(
+    "pattern", ["keep-*\n", "keep-*\r", "\tkeep", "keep\x00", "keep\x7f", "keep-*\n\n"]
+)
+def test_patterns_with_control_characters_are_refused(pattern: str) -> None:
+    for field in ("repositories", "exclude_repositories"):
+        with pytest.raises(InvalidSettings, match="control characters") as raised:
+            load({field: ["ok", pattern]}, {})
+        assert raised.value.field == f"{field}[1]"
+
+
+def test_upper_case_digests_are_normalised_in_the_pins_setting() -> None:
+    upper = "sha256:" + "AbCd" * 16
+    expected = upper.lower()
+    assert [p.digest for p in load({"pins": [f"app@{upper}"]}, {}).pins] == [expected]
+    assert [p.digest for p in load({}, {"PINS": upper}).pins] == [expected]
+    with pytest.raises(InvalidSettings):
+        load({"pins": ["sha256:" + "A" * 63]}, {})  # still broken: 63 digits
 
 
 def test_scheduled_event_envelope_takes_everything_from_the_environment() -> None:
@@ -70,12 +208,21 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("huge pattern list", {"repositories": ["a"] * 101}, "repositories"),
     ("pin without a digest", {"pins": ["app:latest"]}, "pins[0]"),
     ("short digest pin", {"pins": ["sha256:abc"]}, "pins[0]"),
-    ("upper-case digest pin", {"pins": ["sha256:" + "A" * 64]}, "pins[0]"),
+    ("upper-case short digest pin", {"pins": ["sha256:" + "A" * 63]}, "pins[0]"),
     ("max_deletions fractional", {"max_deletions": 1.5}, "max_deletions"),
     ("concurrency zero", {"concurrency": 0}, "concurrency"),
     ("max_deletions negative", {"max_deletions": -1}, "max_deletions"),
     ("pull window as a string", {"keep_pulled_within_days": "30"}, "keep_pulled_within_days"),
-    ("parameter path not a string", {"pin_parameter_path": ["/a"]}, "pin_parameter_path"),
+    ("parameter path not a string", {"pin_parameter_path": 7}, "pin_parameter_path"),
+    (
+        "parameter paths with a bad one",
+        {"pin_parameter_path": ["/a", "b"]},
+        "pin_parameter_path[1]",
+    ),
+    ("object uri with a wildcard", {"pin_object_uris": ["s3://bucket/*"]}, "pin_object_uris[0]"),
+    ("object uri with a ?", {"pin_object_uris": ["s3://bucket/a?"]}, "pin_object_uris[0]"),
+    ("object uri with a control", {"pin_object_uris": ["s3://bucket/a\x01"]}, "pin_object_uris[0]"),
+    ("required tag without '='", {"required_repository_tag": "enabled"}, "required_repository_tag"),
     ("parameter path without '/'", {"pin_parameter_path": "deploy/prod"}, "pin_parameter_path"),
     ("parameter path ending in '/'", {"pin_parameter_path": "/deploy/"}, "pin_parameter_path"),
     ("parameter path root only", {"pin_parameter_path": "/"}, "pin_parameter_path"),
@@ -131,8 +278,8 @@ def test_bad_environment_names_the_variable(env: dict[str, str], field: str) -> 
 def test_guards_follow_the_event_over_environment_rule() -> None:
     env = {"MAX_DELETIONS": "100", "KEEP_PULLED_WITHIN_DAYS": "7"}
     assert (load({}, env).max_deletions, load({}, env).keep_pulled_within_days) == (100, 7)
-    settings = load({"max_deletions": 5, "keep_pulled_within_days": 0.5}, env)
-    assert (settings.max_deletions, settings.keep_pulled_within_days) == (5, 0.5)
+    settings = load({"max_deletions": 5, "keep_pulled_within_days": 7.5}, env)
+    assert (settings.max_deletions, settings.keep_pulled_within_days) == (5, 7.5)
     assert load(SCHEDULED, env).max_deletions == 100
     assert Settings().max_deletions == 5000
     assert Settings().keep_pulled_within_days == 30
@@ -140,7 +287,7 @@ def test_guards_follow_the_event_over_environment_rule() -> None:
 
 def test_pin_sources_are_off_by_default_and_follow_the_same_rule() -> None:
     settings = load({}, {})
-    assert settings.pin_parameter_path == ""
+    assert settings.pin_parameter_path == ()
     assert settings.pin_object_uris == ()
     assert (settings.pin_from_ecs, settings.pin_from_lambda) == (False, False)
     env = {
@@ -150,16 +297,17 @@ def test_pin_sources_are_off_by_default_and_follow_the_same_rule() -> None:
         "PIN_FROM_LAMBDA": "yes",
     }
     settings = load(SCHEDULED, env)
-    assert settings.pin_parameter_path == "/deploy/prod"
+    assert settings.pin_parameter_path == ("/deploy/prod",)
     assert settings.pin_object_uris == (
         "s3://deploy-configs/prod.yaml",
         "s3://pins.example/a/b.json",
     )
     assert (settings.pin_from_ecs, settings.pin_from_lambda) == (True, True)
-    request = {"pin_parameter_path": "", "pin_object_uris": [], "pin_from_ecs": False}
-    settings = load(request, env)  # the request switches sources off for one invocation
-    assert (settings.pin_parameter_path, settings.pin_object_uris) == ("", ())
-    assert (settings.pin_from_ecs, settings.pin_from_lambda) == (False, True)
+    # A request switches a source on, or points one elsewhere too, for one invocation.
+    request = {"pin_parameter_path": "/deploy/canary", "pin_from_ecs": True}
+    settings = load(request, {})
+    assert (settings.pin_parameter_path, settings.pin_from_ecs) == (("/deploy/canary",), True)
+    assert load({"pin_parameter_path": ["/a", "/b", "/a"]}, {}).pin_parameter_path == ("/a", "/b")
 
 
 # --- retention and the audit of ECR's lifecycle policies ----------------------------------------
@@ -300,3 +448,55 @@ def test_retention_in_the_environment_must_be_json() -> None:
     with pytest.raises(InvalidSettings) as raised:
         load({}, {"SCOPE": "orphans", "RETENTION": json.dumps([{"rules": [{}]}])})
     assert raised.value.field == "RETENTION[0].rules[0]"
+
+
+# --- a request tightens, never loosens: dry run, scope, retention, repositories ----------------
+
+LOOSENING = [
+    ("a real run on a dry-run deployment", {"dry_run": False}, {"DRY_RUN": "true"}, "dry_run"),
+    (
+        "orphans on an attestations deployment",
+        {"scope": "orphans"},
+        {"SCOPE": "attestations"},
+        "scope",
+    ),
+    (
+        "retention rules in a real run",
+        {"dry_run": False, "scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]},
+        {},
+        "retention",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "environ", "field"),
+    [case[1:] for case in LOOSENING],
+    ids=[case[0] for case in LOOSENING],
+)
+def test_a_request_that_would_loosen_the_deployment_is_refused_naming_the_field(
+    request_: dict[str, Any], environ: dict[str, str], field: str
+) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load(request_, environ)
+    assert raised.value.field == field
+
+
+def test_what_a_request_may_still_do_tightens_or_previews() -> None:
+    assert load({"dry_run": True}, {"DRY_RUN": "false"}).dry_run is True
+    assert load({"scope": "attestations"}, {"SCOPE": "orphans"}).scope is Scope.ATTESTATIONS
+    preview = load({"scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]}, {})
+    assert preview.dry_run and preview.retention
+
+
+def test_a_requests_repositories_narrow_the_deployments_never_widen_them() -> None:
+    settings = load({"repositories": ["team-a-*", "other"]}, {"REPOSITORIES": "team-*"})
+    assert settings.within_repositories == ("team-*",)
+    names = ["team-a-web", "team-b-web", "other"]
+    selected = select_repositories(
+        names,
+        settings.repositories,
+        settings.exclude_repositories,
+        settings.within_repositories,
+    )
+    assert selected == ["team-a-web"]

@@ -16,7 +16,10 @@ from types import MappingProxyType
 
 DIGEST_PATTERN = r"sha256:[0-9a-f]{64}"
 DIGEST = re.compile(rf"^{DIGEST_PATTERN}$")  # a whole string that is a digest
-_DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
+# Where a digest is looked for in text (pins, the bytes of an unknown manifest), upper-case hex
+# counts too and is normalised to lower case: ECR's digests are lower case, and a pin written in
+# upper case means the same manifest. One rule, for the `pins` setting and every pin source.
+_DIGEST_ANYWHERE = re.compile(r"sha256:[0-9a-fA-F]{64}")
 
 
 def is_digest(value: object) -> bool:
@@ -24,8 +27,9 @@ def is_digest(value: object) -> bool:
 
 
 def digests_in(text: str) -> list[str]:
-    """Every `sha256:<64 hex>` in a piece of text, in order (pins accept full image URIs)."""
-    return _DIGEST_ANYWHERE.findall(text)
+    """Every `sha256:<64 hex>` in a piece of text, in order, in lower case (pins accept full
+    image URIs; upper-case hex is the same digest)."""
+    return [found.lower() for found in _DIGEST_ANYWHERE.findall(text)]
 
 
 class Kind(StrEnum):

@@ -8,7 +8,10 @@ that manifest in every repository.
 Fail closed: a configured source that cannot be read completely (access denied, a missing path or
 object, throttling beyond botocore's retries, a page that fails) raises `PinSourceError` naming
 it, and the handler lets the invocation fail before anything is deleted. A partial read would
-protect less than the source says, which is exactly how pinned images get deleted.
+protect less than the source says, which is exactly how pinned images get deleted. So does a
+source that yields no digest at all (an SSM path, an S3 object: a pipeline that truncated the file
+must not unpin production), and an object whose text is neither UTF-8 nor UTF-16 with a byte
+order mark (bytes read as something they are not could hide a digest).
 
 This module is an edge, like registry.py: it receives boto3 clients (built by app.py with
 `registry.client_config()`) and returns the core's `Pin`s. Every listing follows its paginator.
@@ -16,6 +19,7 @@ This module is an edge, like registry.py: it receives boto3 clients (built by ap
 
 from __future__ import annotations
 
+import codecs
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -120,11 +124,45 @@ class StaticPins:
         return list(self.pins)
 
 
+def decode_text(data: bytes, source: str) -> str:
+    """The text of a pin list: UTF-8 (with or without a byte order mark) or UTF-16 with one
+    (what Windows PowerShell writes by default). Anything else raises PinSourceError naming
+    `source`: bytes decoded as what they are not could hide a digest."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise PinSourceError(source, "UTF-32 text: save the pin list as UTF-8 (or UTF-16)")
+    if data.startswith(codecs.BOM_UTF8):
+        encoding, body = "UTF-8", data[len(codecs.BOM_UTF8) :]
+    elif data.startswith(codecs.BOM_UTF16_LE):
+        encoding, body = "UTF-16-LE", data[len(codecs.BOM_UTF16_LE) :]
+    elif data.startswith(codecs.BOM_UTF16_BE):
+        encoding, body = "UTF-16-BE", data[len(codecs.BOM_UTF16_BE) :]
+    else:
+        encoding, body = "UTF-8", data
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise PinSourceError(
+            source,
+            f"not {encoding} text (byte {exc.start} of the body): a pin list is UTF-8, or "
+            "UTF-16 with a byte order mark",
+        ) from None
+    if "\x00" in text:
+        # Valid UTF-8, but no text: UTF-16 without its byte order mark, most likely, where
+        # every other byte is a NUL and no digest can be found.
+        raise PinSourceError(
+            source,
+            f"NUL characters in {encoding} text (UTF-16 without a byte order mark?): a pin list "
+            "is UTF-8, or UTF-16 with a byte order mark",
+        )
+    return text
+
+
 class ParameterPins:
     """Every parameter under an SSM path, recursively, SecureStrings decrypted.
 
     An empty answer is an error: GetParametersByPath cannot tell a path with no parameter from a
-    path that does not exist, and a misspelt path would silently protect nothing.
+    path that does not exist, and a misspelt path would silently protect nothing. So is a path
+    whose parameters name no digest at all: what was meant to pin something pins nothing.
     """
 
     name = "ssm"
@@ -152,11 +190,16 @@ class ParameterPins:
             pins.extend(Pin(d, f"ssm:{name}") for d in digests_in(parameter.get("Value", "")))
         if not count:
             raise PinSourceError(source, "no parameter under this path (missing or misspelt?)")
+        if not pins:
+            raise PinSourceError(
+                source, f"no sha256 digest in any of the {count} parameters under this path"
+            )
         return pins
 
 
 class ObjectPins:
-    """The text of S3 objects, whatever its format (YAML, JSON, .env, a plain list)."""
+    """The text of S3 objects, whatever its format (YAML, JSON, .env, a plain list), decoded as
+    `decode_text` says. An object that names no digest at all is an error, naming it."""
 
     name = "s3"
 
@@ -176,10 +219,13 @@ class ObjectPins:
                     raise PinSourceError(
                         uri, f"{size} bytes, more than the {MAX_OBJECT_BYTES} a pin list may have"
                     )
-                text = response["Body"].read().decode("utf-8", errors="replace")
+                data = response["Body"].read()
             except (ClientError, BotoCoreError) as exc:
                 raise _error(uri, "GetObject", exc) from exc
-            pins.extend(Pin(d, uri) for d in digests_in(text))
+            found = digests_in(decode_text(data, uri))
+            if not found:
+                raise PinSourceError(uri, f"no sha256 digest in the object ({len(data)} bytes)")
+            pins.extend(Pin(d, uri) for d in found)
         return pins
 
 
@@ -330,7 +376,8 @@ def sources(settings: Settings, client: Callable[[str], Any]) -> list[PinSource]
     if settings.pins:
         configured.append(StaticPins(settings.pins))
     if settings.pin_parameter_path:
-        configured.append(ParameterPins(client("ssm"), settings.pin_parameter_path))
+        ssm = client("ssm")
+        configured.extend(ParameterPins(ssm, path) for path in settings.pin_parameter_path)
     if settings.pin_object_uris:
         configured.append(ObjectPins(client("s3"), settings.pin_object_uris))
     if settings.pin_from_ecs:
@@ -345,12 +392,12 @@ def collect(pin_sources: Iterable[PinSource]) -> tuple[dict[str, Pin], dict[str,
     number of distinct digests each source gave. Raises PinSourceError at the first source that
     cannot be read."""
     by_digest: dict[str, Pin] = {}
-    counts: dict[str, int] = {}
+    by_name: dict[str, set[str]] = {}  # several sources of one name (SSM paths) count once
     for source in pin_sources:
         started = time.monotonic()
         pins = source.read()
         digests = {pin.digest for pin in pins}
-        counts[source.name] = counts.get(source.name, 0) + len(digests)
+        by_name.setdefault(source.name, set()).update(digests)
         for pin in pins:
             by_digest.setdefault(pin.digest, pin)
         log.info(
@@ -361,4 +408,4 @@ def collect(pin_sources: Iterable[PinSource]) -> tuple[dict[str, Pin], dict[str,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
-    return by_digest, counts
+    return by_digest, {name: len(digests) for name, digests in by_name.items()}

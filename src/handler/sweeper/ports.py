@@ -59,6 +59,14 @@ class Registry(Protocol):
         """Every repository's name."""
         ...
 
+    def repository_arns(self) -> dict[str, str]:
+        """Every repository's name and ARN."""
+        ...
+
+    def repository_tags(self, arn: str) -> dict[str, str]:
+        """The tags of one repository."""
+        ...
+
     def images(self, repository: str, stop: Stop | None = None) -> list[Image]:
         """Every manifest of the repository, archived ones too. `stop` is asked between pages;
         when it says so the listing is abandoned with a RegistryError coded TIME_BUDGET."""

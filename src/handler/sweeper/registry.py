@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import boto3
 from botocore.config import Config
@@ -40,11 +40,17 @@ REPOSITORY_ACTIONS = (
     "ecr:BatchGetImage",
     "ecr:BatchDeleteImage",
     "ecr:GetLifecyclePolicy",  # the audit of ECR's own policy (`lifecycle_policy`)
+    "ecr:ListTagsForResource",  # the repository's tags, when a tag must opt it in (opt_in.py)
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
+# The failure code `manifests` gives a manifest that BatchGetImage called not found although the
+# repository lists it as archived (whether ECR serves archived manifests is undocumented).
+ARCHIVED_UNREADABLE = "ArchivedUnreadable"
+# The imageStatus values a listing hides by default.
+NOT_ACTIVE: Final[tuple[Literal["ARCHIVED"], Literal["ACTIVATING"]]] = ("ARCHIVED", "ACTIVATING")
 
 
 def client_config(
@@ -93,17 +99,35 @@ class EcrRegistry:
         self._client = client
         # Passed as **kwargs to every call; typed Any because the stubs type each call's kwargs.
         self._registry: dict[str, Any] = {"registryId": registry_id} if registry_id else {}
+        # Whether DescribeImages takes a filter beside imageIds (undocumented: see `describe`).
+        # Set to False, once, by the first call that ECR refuses for it; a plain bool, so a
+        # race between threads at worst repeats that one refused call.
+        self._filter_with_ids = True
 
     def repositories(self) -> list[str]:
-        names: list[str] = []
+        return list(self.repository_arns())
+
+    def repository_arns(self) -> dict[str, str]:
+        """Every repository's name and ARN, in ECR's order (the ARN names it to
+        ListTagsForResource)."""
+        arns: dict[str, str] = {}
         try:
             for page in self._client.get_paginator("describe_repositories").paginate(
                 **self._registry, PaginationConfig={"PageSize": PAGE_SIZE}
             ):
-                names.extend(repo["repositoryName"] for repo in page.get("repositories", []))
+                for repo in page.get("repositories", []):
+                    arns[repo["repositoryName"]] = repo.get("repositoryArn", "")
         except (ClientError, BotoCoreError) as exc:
             raise _error("DescribeRepositories", exc) from exc
-        return names
+        return arns
+
+    def repository_tags(self, arn: str) -> dict[str, str]:
+        """The tags of one repository (ListTagsForResource: one call, never paged)."""
+        try:
+            response = self._client.list_tags_for_resource(resourceArn=arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("ListTagsForResource", exc) from exc
+        return {tag["Key"]: tag.get("Value", "") for tag in response.get("tags") or ()}
 
     def images(self, repository: str, stop: Stop | None = None) -> list[Image]:
         """Every manifest of the repository, archived ones too (they are parents and roots).
@@ -133,6 +157,12 @@ class EcrRegistry:
         """Exact bytes of each manifest, asking for every manifest type so ECR converts none.
 
         `stop` is asked before every call after the first, as for `images`.
+
+        Whether BatchGetImage serves an archived manifest is undocumented: it may, or refuse it
+        per item, and the refusal may well be `ImageNotFound` (an archived image cannot be
+        pulled). Read as gone, an archived index would leave its children unprotected; so any
+        manifest answered `ImageNotFound` is looked for among the repository's archived (and
+        restoring) manifests, and one found there fails as ARCHIVED_UNREADABLE instead.
         """
         fetched = Fetched()
         for number, batch in enumerate(_batches(digests)):
@@ -161,32 +191,90 @@ class EcrRegistry:
             for digest in batch:
                 if digest not in fetched.content and digest not in fetched.failures:
                     fetched.failures[digest] = ("Missing", "neither returned nor reported")
+        not_found = [d for d, (code, _) in fetched.failures.items() if code == NOT_FOUND]
+        for digest in self._not_active(repository, not_found):
+            fetched.failures[digest] = (
+                ARCHIVED_UNREADABLE,
+                "BatchGetImage answered ImageNotFound, but the repository lists it as archived",
+            )
         return fetched
+
+    def _not_active(self, repository: str, digests: Sequence[str]) -> set[str]:
+        """Those of `digests` that the repository lists as not ACTIVE (archived, or being
+        restored): the documented listing, DescribeImages with `filter.imageStatus`, is the
+        evidence that a manifest some answer by id called missing is still there. Archived
+        manifests are few, so this is usually one call per status."""
+        wanted, found = set(digests), set[str]()
+        if not wanted:
+            return found
+        for status in NOT_ACTIVE:
+            try:
+                for page in self._client.get_paginator("describe_images").paginate(
+                    **self._registry,
+                    repositoryName=repository,
+                    filter={"tagStatus": "ANY", "imageStatus": status},
+                    PaginationConfig={"PageSize": PAGE_SIZE},
+                ):
+                    found.update(
+                        d["imageDigest"]
+                        for d in page.get("imageDetails", [])
+                        if d.get("imageDigest") in wanted
+                    )
+                    if found == wanted:
+                        return found
+            except (ClientError, BotoCoreError) as exc:
+                raise _error("DescribeImages", exc) from exc
+        return found
 
     def describe(self, repository: str, digests: Sequence[str]) -> dict[str, Image]:
         """Re-read up to 100 manifests right now; vanished ones are absent from the answer.
 
         DescribeImages fails the whole call when one id is missing, so a failing call is split
         in halves until the missing ones are isolated (log2(100) extra calls at worst).
+
+        What ECR does with `imageIds` and a `filter` together is not documented. It may honour
+        `imageStatus: ANY` (archived manifests are answered, as ARCHIVED), refuse the pair
+        (InvalidParameterException: the ids are then asked for alone, the documented form, from
+        then on), or ignore the filter, and so answer by id as it lists, hiding what is not
+        ACTIVE. A hidden manifest would read as gone, and an archived candidate must never be
+        deleted; so every id that does not come back is asked for once more, with BatchGetImage
+        (which looks among the archived manifests before it calls one not found: see
+        `manifests`): only an `ImageNotFound` there makes it gone (absent from the answer). One
+        that is read, or refused for another reason, is still there but not ACTIVE: it comes
+        back as an archived Image without tags, which the sweep keeps.
         """
         if len(digests) > BATCH_SIZE:
             raise ValueError(f"at most {BATCH_SIZE} digests per call")
         if not digests:
             return {}
+        found = self._describe(repository, list(digests))
+        unseen = [d for d in dict.fromkeys(digests) if d not in found]
+        if unseen:
+            found |= self._still_there(repository, unseen)
+        return found
+
+    def _describe(self, repository: str, digests: list[str]) -> dict[str, Image]:
+        status: dict[str, Any] = (
+            {"filter": {"tagStatus": "ANY", "imageStatus": "ANY"}} if self._filter_with_ids else {}
+        )
         try:
             response = self._client.describe_images(
                 **self._registry,
                 repositoryName=repository,
                 imageIds=[{"imageDigest": d} for d in digests],
-                filter={"tagStatus": "ANY", "imageStatus": "ANY"},
+                **status,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "InvalidParameterException" and status:
+                self._filter_with_ids = False  # refused with ids: ask for the ids alone
+                return self._describe(repository, digests)
+            if code != "ImageNotFoundException":
                 raise _error("DescribeImages", exc) from exc
             if len(digests) == 1:
                 return {}
             half = len(digests) // 2
-            return self.describe(repository, digests[:half]) | self.describe(
+            return self._describe(repository, digests[:half]) | self._describe(
                 repository, digests[half:]
             )
         except BotoCoreError as exc:
@@ -214,6 +302,16 @@ class EcrRegistry:
             # A policy that exists but whose text did not come: nothing proves there is none.
             raise RegistryError("GetLifecyclePolicy", "Missing", "no lifecyclePolicyText")
         return text
+
+    def _still_there(self, repository: str, digests: list[str]) -> dict[str, Image]:
+        """Of manifests DescribeImages did not show, those BatchGetImage does not call gone."""
+        fetched = self.manifests(repository, digests)
+        return {
+            digest: Image(digest, archived=True)
+            for digest in digests
+            if digest in fetched.content
+            or fetched.failures.get(digest, (NOT_FOUND,))[0] != NOT_FOUND
+        }
 
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to 100 manifests by digest and read every per-item answer."""

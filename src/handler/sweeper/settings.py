@@ -1,8 +1,17 @@
-"""One frozen Settings, from a request (event) over environment defaults.
+"""One frozen Settings, from a request (event) and the environment (the deployment).
 
 Every request field is optional; the environment variable of the same name in upper case gives its
 default. A Scheduled Event envelope carries no request: then everything comes from the
 environment. Anything wrong fails with `InvalidSettings` naming the field, before any AWS call.
+
+A request can tighten what the deployment protects, never loosen it: whoever may invoke the
+function must not be able to switch off what its deployer set up. So the request's `pins`, pin
+sources and `exclude_repositories` add to the environment's; a request's `false` or empty value
+adds nothing; `min_age_hours` and `keep_pulled_within_days` may not go below the environment's
+values (their floors); a `required_repository_tag` may be added, not changed or removed. Every
+other field of a request replaces the environment's value: `max_deletions` in particular may be
+raised for one invocation, the documented way past the circuit breaker. Without an environment
+(the command line passes none) there are no floors beyond the absolute minimums.
 """
 
 from __future__ import annotations
@@ -27,20 +36,33 @@ MAX_CONCURRENCY = 64
 MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 KiB per role)
 MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
 MAX_RETENTION_POLICIES = 100
+MAX_PARAMETER_PATHS = 10  # SSM pin paths of one invocation (the deployment's and a request's)
+MIN_AGE_HOURS = 1.0  # buildx pushes children before their index: a younger child may be in flight
 
-# Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`.
-_PATTERN = re.compile(r"^[a-z0-9._/*?\[\]!-]+$")
-# "sha256:" not followed by exactly 64 lower-case hex digits: a pin that was meant but is broken.
-_BROKEN_DIGEST = re.compile(r"sha256:(?![0-9a-f]{64}(?![0-9a-fA-F]))")
+# Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`, matched in full
+# (`$` alone would match before a final newline: "keep-*\n" would pass and match nothing).
+_PATTERN = re.compile(r"[a-z0-9._/*?\[\]!-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# "sha256:" not followed by exactly 64 hex digits: a pin that was meant but is broken. Upper-case
+# hex is a digest too (model.digests_in normalises it to lower case).
+_BROKEN_DIGEST = re.compile(r"sha256:(?![0-9a-fA-F]{64}(?![0-9a-fA-F]))")
 _SEPARATORS = re.compile(r"[\s,]+")
 # An SSM hierarchy: "/" then names of letters, digits and _ . - separated by "/", no trailing "/".
 # The template's PinParameterPath AllowedPattern is the same expression (a template test checks).
 PARAMETER_PATH_PATTERN = r"^(/[a-zA-Z0-9_.-]+)+$"
 _PARAMETER_PATH = re.compile(PARAMETER_PATH_PATTERN)
 # s3://bucket/key: a bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)
-# and a non-empty key without commas or white space (the environment variable is a list).
-OBJECT_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^,\s]+$"
+# and a non-empty key without commas or white space (the environment variable is a list), without
+# control characters, and without `*` or `?`: the template turns each URI into the object ARN the
+# function may read, where they are IAM wildcards (`s3://bucket/*` would grant the whole bucket).
+OBJECT_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^,\s*?\x00-\x1f\x7f]+$"
 _OBJECT_URI = re.compile(OBJECT_URI_PATTERN)
+# key=value of a repository tag that opts a repository in (see sweeper.opt_in): letters, digits
+# and _ . : / + @ - (no "=", no white space, no quotes: the template writes both into an IAM
+# condition); the key may not start with "aws:", which AWS reserves. The template's
+# RequiredRepositoryTag AllowedPattern is the same expression (a template test checks).
+REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1,256}$"
+_REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -57,6 +79,8 @@ class InvalidSettings(ValueError):
 class Settings:
     dry_run: bool = True
     repositories: tuple[str, ...] = ()  # glob patterns; empty means every repository
+    # The deployment's patterns when a request gave its own: a repository must match both.
+    within_repositories: tuple[str, ...] = ()
     exclude_repositories: tuple[str, ...] = ()
     min_age_hours: float = 72.0
     scope: Scope = Scope.ATTESTATIONS
@@ -65,7 +89,7 @@ class Settings:
     max_deletions: int = 5000
     concurrency: int = 8
     # Pin sources (sweeper.pins); each is off unless configured.
-    pin_parameter_path: str = ""  # SSM hierarchy read recursively; empty means none
+    pin_parameter_path: tuple[str, ...] = ()  # SSM hierarchies, each read recursively
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
     pin_from_ecs: bool = False
     pin_from_lambda: bool = False
@@ -75,6 +99,8 @@ class Settings:
     # Read each swept repository's own ECR lifecycle policy and report what it will expire that
     # is pinned, recently pulled or tagged with a tag its rule does not select.
     audit_lifecycle_policies: bool = True
+    # "key=value": only repositories carrying this tag are swept (sweeper.opt_in); "" means all.
+    required_repository_tag: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -84,13 +110,21 @@ class Settings:
             keep_pulled_within=timedelta(days=self.keep_pulled_within_days),
         )
 
+    @property
+    def required_tag(self) -> tuple[str, str] | None:
+        """The (key, value) a repository must be tagged with to be swept, if any."""
+        if not self.required_repository_tag:
+            return None
+        key, _, value = self.required_repository_tag.partition("=")
+        return key, value
+
 
 def is_scheduled_event(event: Mapping[str, Any]) -> bool:
     return event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events"
 
 
 def load(event: object, environ: Mapping[str, str]) -> Settings:
-    """Settings for one invocation: `event` fields over `environ` defaults."""
+    """Settings for one invocation: `event` fields merged with the `environ` deployment's."""
     if event is None:
         event = {}
     if not isinstance(event, Mapping):
@@ -106,11 +140,29 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         request = event
     values: dict[str, Any] = {}
     for name, (from_json, from_env) in _FIELDS.items():
-        if name in request:
-            values[name] = from_json(name, request[name])
-        elif environ.get(name.upper(), "").strip():
-            values[name] = from_env(name.upper(), environ[name.upper()].strip())
+        variable = name.upper()
+        deployed = (
+            from_env(variable, environ[variable].strip())
+            if environ.get(variable, "").strip()
+            else None
+        )
+        if name not in request:
+            if deployed is not None:
+                values[name] = deployed
+            continue
+        asked = from_json(name, request[name])
+        values[name] = asked if deployed is None else _MERGE[name](name, asked, deployed)
+        if name == "repositories" and deployed is not None:
+            values["within_repositories"] = deployed  # a request narrows, never widens
     settings = Settings(**values)
+    if request.get("retention") and not settings.dry_run:
+        # Rules that expire tagged images loosen what the deployment protects: a request may
+        # preview them in a dry run; real runs apply the deployment's RETENTION only.
+        raise InvalidSettings(
+            "retention",
+            "a request may give retention rules in a dry run only; a real run applies the "
+            "deployment's (RETENTION)",
+        )
     if settings.retention and settings.scope is not Scope.ORPHANS:
         # An expired image is an index or an image: only scope orphans may delete those.
         raise InvalidSettings(
@@ -119,6 +171,61 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             f'"scope": "{Scope.ORPHANS.value}" or leave retention out',
         )
     return settings
+
+
+# --- a request's value with the deployment's: (name, request's, environment's) -> value ---------
+
+
+def _replace(name: str, asked: Any, deployed: Any) -> Any:
+    return asked
+
+
+def _still_dry(name: str, asked: bool, deployed: bool) -> bool:
+    if deployed and not asked:
+        raise InvalidSettings(
+            name,
+            "the deployment is a dry run (DRY_RUN=true): a request cannot make it delete; "
+            "deploy with DryRun=false for real runs",
+        )
+    return asked
+
+
+def _narrower_scope(name: str, asked: Scope, deployed: Scope) -> Scope:
+    if deployed is Scope.ATTESTATIONS and asked is not Scope.ATTESTATIONS:
+        raise InvalidSettings(
+            name,
+            f"the deployment's scope is {deployed.value!r} (SCOPE): a request may not widen it "
+            f"to {asked.value!r}",
+        )
+    return asked
+
+
+def _union(name: str, asked: tuple[Any, ...], deployed: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The deployment's entries, then the request's that are new."""
+    return tuple(dict.fromkeys((*deployed, *asked)))
+
+
+def _either(name: str, asked: bool, deployed: bool) -> bool:
+    return asked or deployed
+
+
+def _floor(name: str, asked: float, deployed: float) -> float:
+    if asked < deployed:
+        raise InvalidSettings(
+            name,
+            f"may not be below the deployment's {deployed:g} ({name.upper()}) in a request, "
+            f"got {asked:g}",
+        )
+    return asked
+
+
+def _same_or_added(name: str, asked: str, deployed: str) -> str:
+    if asked and asked != deployed:
+        raise InvalidSettings(
+            name,
+            f"the deployment requires {deployed!r} ({name.upper()}); a request cannot change it",
+        )
+    return deployed
 
 
 # --- field parsers: (name, value) -> parsed value, raising InvalidSettings(name, ...) -------------
@@ -166,7 +273,16 @@ def _env_number(parse: Any) -> Any:
 
 
 def _hours(name: str, value: object) -> float:
-    return _number(name, value, MAX_HOURS)
+    hours = _number(name, value, MAX_HOURS)
+    if hours < MIN_AGE_HOURS:
+        # buildx pushes an index's children before the index: with no grace period a child of an
+        # in-flight push is an unreachable orphan, and goes.
+        raise InvalidSettings(
+            name,
+            f"must be at least {MIN_AGE_HOURS:g} (children of an in-flight push arrive before "
+            f"their index), got {value!r}",
+        )
+    return hours
 
 
 def _days(name: str, value: object) -> float:
@@ -206,10 +322,22 @@ def _patterns(name: str, value: object) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _selection(name: str, value: object) -> tuple[str, ...]:
+    """`repositories` of a request: a list of patterns, never an empty one. An empty list would
+    mean every repository, which is never what a request that lists repositories meant (a
+    coordinator's empty shard must not sweep the whole registry)."""
+    patterns = _patterns(name, value)
+    if not patterns:
+        raise InvalidSettings(name, "an empty list: omit the field for every repository")
+    return patterns
+
+
 def _check_pattern(name: str, pattern: str) -> None:
     if not pattern or len(pattern) > 256:
         raise InvalidSettings(name, "a pattern has 1 to 256 characters")
-    if not _PATTERN.match(pattern):
+    if _CONTROL.search(pattern):
+        raise InvalidSettings(name, f"{pattern!r}: control characters are not allowed")
+    if not _PATTERN.fullmatch(pattern):
         raise InvalidSettings(
             name, f"{pattern!r}: use lower-case repository names with the globs * ? [...]"
         )
@@ -258,11 +386,19 @@ def _env_pins(name: str, value: str) -> tuple[Pin, ...]:
     return _pin_strings(name, items, "env")
 
 
-def _parameter_path(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidSettings(name, f"must be a string, got {value!r}")
-    if not value:
-        return value  # no SSM pin source
+def _parameter_paths(name: str, value: object) -> tuple[str, ...]:
+    """One SSM path (a string; "" for none) or a list of them."""
+    if isinstance(value, str):
+        return (_parameter_path(name, value),) if value else ()
+    if not isinstance(value, list):
+        raise InvalidSettings(name, f"must be a path (or a list of paths), got {value!r}")
+    paths = _strings(name, value, MAX_PARAMETER_PATHS)
+    return tuple(dict.fromkeys(_parameter_path(f"{name}[{i}]", p) for i, p in enumerate(paths)))
+
+
+def _parameter_path(name: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise InvalidSettings(name, f"{value!r}: control characters are not allowed")
     if not value.startswith("/"):
         raise InvalidSettings(name, f"{value!r}: an SSM parameter path starts with '/'")
     if len(value) > MAX_PARAMETER_PATH:
@@ -281,7 +417,9 @@ def _object_uris(name: str, value: object) -> tuple[str, ...]:
     for i, uri in enumerate(uris):
         if not _OBJECT_URI.fullmatch(uri):
             raise InvalidSettings(
-                f"{name}[{i}]", f"{uri!r} is not s3://bucket/key (a bucket name and an object key)"
+                f"{name}[{i}]",
+                f"{uri!r} is not s3://bucket/key (a bucket name and an object key, without "
+                "white space, commas, control characters or the wildcards * and ?)",
             )
     return tuple(uris)
 
@@ -321,9 +459,22 @@ def _env_retention(name: str, value: str) -> tuple[RetentionPolicy, ...]:
     return _retention(name, document)
 
 
+def _required_tag(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSettings(name, f"must be a string, got {value!r}")
+    if value and not _REQUIRED_TAG.fullmatch(value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not key=value (letters, digits and _ . : / + @ -; a key not starting "
+            "with 'aws:')",
+        )
+    return value
+
+
+# field -> (request parser, environment parser)
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "dry_run": (_bool, _env_bool),
-    "repositories": (_patterns, _env_list(_patterns)),
+    "repositories": (_selection, _env_list(_patterns)),
     "exclude_repositories": (_patterns, _env_list(_patterns)),
     "min_age_hours": (_hours, _env_number(_hours)),
     "scope": (_scope, _scope),
@@ -331,10 +482,31 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "keep_pulled_within_days": (_days, _env_number(_days)),
     "max_deletions": (_max_deletions, _env_number(_max_deletions)),
     "concurrency": (_concurrency, _env_number(_concurrency)),
-    "pin_parameter_path": (_parameter_path, _parameter_path),
+    "pin_parameter_path": (_parameter_paths, _parameter_paths),
     "pin_object_uris": (_object_uris, _env_list(_object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
+    "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
+}
+
+# field -> how a request's value meets the environment's (see the module's docstring)
+_MERGE: dict[str, Any] = {
+    "dry_run": _still_dry,
+    "repositories": _replace,  # and the deployment's patterns still apply (within_repositories)
+    "exclude_repositories": _union,
+    "min_age_hours": _floor,
+    "scope": _narrower_scope,
+    "pins": _union,
+    "keep_pulled_within_days": _floor,
+    "max_deletions": _replace,
+    "concurrency": _replace,
+    "pin_parameter_path": _union,
+    "pin_object_uris": _union,
+    "pin_from_ecs": _either,
+    "pin_from_lambda": _either,
+    "required_repository_tag": _same_or_added,
+    "retention": _replace,
+    "audit_lifecycle_policies": _either,
 }

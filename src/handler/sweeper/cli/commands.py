@@ -33,6 +33,7 @@ from ..run import (
     select_repositories,
 )
 from ..settings import Settings
+from ..validate import MISSING_SUBJECT
 from .parser import EXIT_FAILURES, EXIT_OK, PROG, UsageError, settings_from
 from .render import (
     decision_dict,
@@ -297,7 +298,11 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for check in pool.map(lambda name: check_repository(registry, name), selected):
             checks.append(check)
             progress.step(check.repository, len(checks), len(selected))
-    problems = [p for c in checks for p in c.problems]
+    # A referrer whose subject is gone is dangling, not broken: nothing pulls through it, and a
+    # sweep may leave one by design. It is listed, and does not make the exit status 1.
+    found = [p for c in checks for p in c.problems]
+    problems = [p for p in found if p.problem != MISSING_SUBJECT]
+    dangling = [p for p in found if p.problem == MISSING_SUBJECT]
     failures = [f.as_dict() for c in checks for f in c.failures]
     if args.json:
         print_json(
@@ -307,6 +312,7 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "repositories": len(checks),
                 "manifests": sum(c.manifests for c in checks),
                 "broken": [p.as_dict() for p in problems],
+                "dangling": [p.as_dict() for p in dangling],
                 "failures": failures,
             },
         )
@@ -314,10 +320,18 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if problems:
             print_problems(out, problems)
             print(file=out)
+        if dangling:
+            print("Dangling referrers (not broken: a later run collects them once old):", file=out)
+            print_problems(out, dangling)
+            print(file=out)
+        summary = f"{len(problems)} broken" if problems else "nothing broken"
+        if dangling:
+            summary += (
+                f", {len(dangling)} dangling {plural(len(dangling), 'referrer', 'referrers')}"
+            )
         print(
             f"Checked {len(checks)} {plural(len(checks), 'repository', 'repositories')}, "
-            f"{sum(c.manifests for c in checks)} manifests: "
-            + (f"{len(problems)} broken." if problems else "nothing broken."),
+            f"{sum(c.manifests for c in checks)} manifests: {summary}.",
             file=out,
         )
         print_failures(out, failures)

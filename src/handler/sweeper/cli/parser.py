@@ -31,6 +31,9 @@ FLAGS: dict[str, str] = {
     "pin_from_lambda": "--pin-from-lambda",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
+    "required_repository_tag": "--required-repository-tag",
+    "retention": "--retention",
+    "audit_lifecycle_policies": "--audit-lifecycle-policies",
 }
 
 
@@ -45,6 +48,20 @@ def _number(text: str) -> int | float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     return int(value) if value.is_integer() else value
+
+
+def _json_document(text: str) -> Any:
+    """A JSON value given inline or, as `@FILE`, in a file; its content is checked by
+    settings.load like the request field's."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="protect the images of container-image Lambda functions and their versions",
+    )
+    group.add_argument(
+        "--retention",
+        type=_json_document,
+        metavar="JSON|@FILE",
+        help="retention rules: a list of {repositories, rules} in ECR's lifecycle-policy "
+        "language, as JSON or @file (needs scope orphans)",
+    )
+    group.add_argument(
+        "--audit-lifecycle-policies",
+        action=argparse.BooleanOptionalAction,
+        help="report what each repository's own ECR lifecycle policy would expire that is in "
+        "use (default: on)",
+    )
+    group.add_argument(
+        "--required-repository-tag",
+        metavar="KEY=VALUE",
+        help="sweep only repositories carrying this tag",
     )
     group.add_argument(
         "--max-deletions",

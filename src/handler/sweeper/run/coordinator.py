@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ..model import Reason, Verdict
+from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
@@ -26,15 +27,23 @@ from .sweep import sweep_repository
 
 
 def select_repositories(
-    names: Iterable[str], include: Sequence[str], exclude: Sequence[str]
+    names: Iterable[str],
+    include: Sequence[str],
+    exclude: Sequence[str],
+    within: Sequence[str] = (),
 ) -> list[str]:
-    """Names matching any include pattern (all when none) and no exclude pattern, sorted."""
+    """Names matching any include pattern (all when none), any `within` pattern (all when none)
+    and no exclude pattern, sorted."""
 
     def matches(name: str, patterns: Sequence[str]) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
     return sorted(
-        n for n in names if (not include or matches(n, include)) and not matches(n, exclude)
+        n
+        for n in names
+        if (not include or matches(n, include))
+        and (not within or matches(n, within))
+        and not matches(n, exclude)
     )
 
 
@@ -96,17 +105,25 @@ class Sweeper:
         if not report.dry_run:
             ctx.budget.reserve_for_sweep()
         try:
-            names = ctx.registry.repositories()
+            arns = ctx.registry.repository_arns()
         except RegistryError as exc:
             report.failures.append(Failure("", "", exc.code, str(exc)))
             report.duration_seconds = time.monotonic() - started
             return report
-        selected = rotate(
-            select_repositories(
-                names, ctx.settings.repositories, ctx.settings.exclude_repositories
-            ),
-            ctx.now,
+        settings = ctx.settings
+        names = select_repositories(
+            arns,
+            settings.repositories,
+            settings.exclude_repositories,
+            settings.within_repositories,
         )
+        # Opt-in by repository tag: the others are skipped (reported, not failed); one whose
+        # tags cannot be read is not swept, and that is a failure.
+        opt = read_opt_in(ctx.registry, arns, names, settings.required_tag, settings.concurrency)
+        report.skipped = opt.skipped
+        for name, error in opt.unreadable.items():
+            report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
+        selected = rotate(opt.selected, ctx.now)
         repos: list[RepositoryRun] = []
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
             for repo in pool.map(lambda name: plan_repository(ctx, name), selected):

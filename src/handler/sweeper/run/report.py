@@ -60,6 +60,7 @@ class Report:
     pins: dict[str, int] = field(default_factory=dict)
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
 
     @property
     def complete(self) -> bool:
@@ -131,6 +132,7 @@ class Report:
             "dry_run": self.dry_run,
             "complete": self.complete,
             "repositories": len(self.repositories),
+            "skipped_repositories": list(self.skipped),
             "manifests": self.manifests,
             "planned": planned.as_dict(),
             "deleted": self.deleted.as_dict(),
