@@ -133,7 +133,7 @@ def run() -> int:
     with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
-        settings = ["--scope", "orphans", "--pin", pin_uri]
+        settings = ["--pin", pin_uri]
         codes = [command(["plan", *settings])]
 
         print(f"\n$ ecr-sweeper sweep --yes {' '.join(settings)} --json  (summarised)")
@@ -152,15 +152,7 @@ def run() -> int:
             codes.append(
                 command(
                     ["explain", repo, notable[name], *settings],
-                    shown=[
-                        "explain",
-                        repo,
-                        short(notable[name]),
-                        "--scope",
-                        "orphans",
-                        "--pin",
-                        "...",
-                    ],
+                    shown=["explain", repo, short(notable[name]), "--pin", "..."],
                 )
             )
         codes.append(command(["validate"]))

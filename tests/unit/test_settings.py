@@ -27,16 +27,22 @@ def test_defaults_are_a_safe_dry_run() -> None:
     settings = load({}, {})
     assert settings == Settings()
     assert settings.dry_run is True
-    assert settings.scope is Scope.ATTESTATIONS
+    assert settings.scope is Scope.ORPHANS  # the default reclaims what buildx leaves behind
+    assert settings.policy.scope is Scope.ORPHANS
     assert settings.min_age_hours == 72
 
 
 def test_environment_gives_defaults_and_the_request_overrides_them() -> None:
-    env = {"DRY_RUN": "false", "MIN_AGE_HOURS": "24", "SCOPE": "orphans", "REPOSITORIES": "a,b/*"}
+    env = {
+        "DRY_RUN": "false",
+        "MIN_AGE_HOURS": "24",
+        "SCOPE": "attestations",
+        "REPOSITORIES": "a,b/*",
+    }
     settings = load({"min_age_hours": 1.5}, env)
     assert settings.dry_run is False
     assert settings.min_age_hours == 1.5
-    assert settings.scope is Scope.ORPHANS
+    assert settings.scope is Scope.ATTESTATIONS  # not the default: the environment set it
     assert settings.repositories == ("a", "b/*")
 
 

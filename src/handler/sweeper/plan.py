@@ -33,7 +33,7 @@ from .model import (
 class Policy:
     """The settings the core needs; `now` is passed separately so the core stays clock-free."""
 
-    scope: Scope = Scope.ATTESTATIONS
+    scope: Scope = Scope.ORPHANS
     min_age: timedelta = timedelta(hours=72)
     keep_pulled_within: timedelta | None = timedelta(days=30)
 
