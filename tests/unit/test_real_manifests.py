@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import pathlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sweeper.manifests import attestation_entries, parse
-from sweeper.model import Kind
+from sweeper.model import Image, Kind, Reason, Scope
+from sweeper.plan import Policy, make_plan
 
 HERE = pathlib.Path(__file__).parent / "manifests"
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -228,3 +231,30 @@ def test_schema1_layers_are_its_blobs() -> None:
         "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4",
         "sha256:069873d23334d65630bbe5e303ced0c68181b694c7f5506b54bf5d8115b5af20",
     ]
+
+
+def test_notation_fallback_index_follows_the_artifact_it_stands_for() -> None:
+    """notation's own layout: the signed artifact tagged v1, its signature (an OCI 1.1 referrer)
+    and the referrers tag schema index tagged `sha256-<artifact hex>`: both follow the artifact."""
+    artifact = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9"
+    signature = "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f"
+    fallback = "sha256:13e107e0dd246f07ff18998a3d39e226965c41477a1bc1765f7617632ff3f283"
+    stored = {
+        artifact: ("notation--signed-artifact.json", ("v1",), OCI_MANIFEST),
+        signature: ("notation--signature.json", (), OCI_MANIFEST),
+        fallback: (
+            "notation--referrers-fallback-index.json",
+            (f"sha256-{artifact[7:]}",),
+            OCI_INDEX,
+        ),
+    }
+    old = NOW - timedelta(days=30)
+    images = [Image(d, tags, old, media_type=t) for d, (_, tags, t) in stored.items()]
+    manifests = {d: parse((HERE / f).read_bytes(), media_type=t) for d, (f, _, t) in stored.items()}
+    plan = make_plan("e2e", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    assert plan.deletions == []
+    assert (plan.decisions[fallback].reason, plan.decisions[fallback].cause) == (
+        Reason.ACCESSORY_OF_KEPT,
+        artifact,
+    )
+    assert plan.decisions[signature].live

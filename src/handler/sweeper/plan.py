@@ -1,10 +1,17 @@
 """Mark and sweep planning: roots -> kept set -> deletion candidates in waves. Pure; no I/O.
 
 Mark: every root (tag, pin, grace period, recent pull, archive) is live, and so is everything it
-reaches through index -> child edges and subject -> referrer edges, transitively. Manifests that
-may not be deleted for what they are (unknown kind, out of scope, unreadable) are kept too, and
-keep what *they* reach the same way, so that no surviving index ever loses a child.
+reaches through index -> child edges, subject -> referrer edges and subject -> accessory edges,
+transitively. Manifests that may not be deleted for what they are (unknown kind, out of scope,
+unreadable) are kept too, and keep what *they* reach the same way, so that no surviving index
+ever loses a child.
 Sweep: whatever is left is deleted, parents before children.
+
+Accessories: a tag of the form `sha256-<hex>[.sig|.att|.sbom]` (model.accessory_subject) is not a
+root; it ties its manifest to the subject `sha256:<hex>` as `subject` ties a referrer. Only in a
+repository that holds some of those subjects, though: where every accessory names a digest the
+repository lacks, the subjects live elsewhere (cosign's COSIGN_REPOSITORY keeps signatures in a
+repository of their own), absence proves nothing, and the tags stay ordinary tags.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from .model import (
     Reason,
     Scope,
     Verdict,
+    accessory_subject,
 )
 
 
@@ -65,7 +73,7 @@ def may_delete(image: Image, pins: Mapping[str, Pin], policy: Policy, now: datet
     index entry may say about it. A repository where no manifest may be deleted needs no bytes
     read at all: every decision there is a keep, which needs no evidence.
     """
-    if _root(image, pins, policy, now) is not None:
+    if _root(image, _ordinary(image.tags), pins, policy, now) is not None:
         return False
     kinds = {metadata_kind(image, False), metadata_kind(image, True)}
     return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
@@ -92,9 +100,17 @@ def make_plan(
     unreadable = unreadable or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
+    accessories = _accessories(by_digest)
     kinds: dict[str, Kind] = {}
     notes: dict[str, str] = {}
     edges: dict[str, list[tuple[str, Reason]]] = defaultdict(list)
+    absent: dict[str, list[str]] = {}  # manifest -> the subjects it names that are not listed
+
+    def link(subject: str, digest: str, reason: Reason) -> None:
+        if subject in by_digest:
+            edges[subject].append((digest, reason))
+        else:
+            absent.setdefault(digest, []).append(subject)
 
     for image in images:
         parsed = manifests.get(image.digest)
@@ -113,15 +129,29 @@ def make_plan(
             kinds[image.digest] = kind_or_none or Kind.UNCLASSIFIED
             notes[image.digest] = "judged from the listing" if kind_or_none else "not read"
             subject = image.subject
-        if subject is not None and subject in by_digest:
-            edges[subject].append((image.digest, Reason.SUBJECT_KEPT))
+        if subject is not None:
+            link(subject, image.digest, Reason.SUBJECT_KEPT)
+        for named in accessories.get(image.digest, ()):
+            link(named, image.digest, Reason.ACCESSORY_OF_KEPT)
 
     decisions: dict[str, Decision] = {}
+
+    def accessory(digest: str, subject: str = "") -> str:
+        """The accessory tag of `digest` naming `subject`, else its first one, else ""."""
+        named = accessories.get(digest)
+        return (named.get(subject) or next(iter(named.values()))) if named else ""
 
     def keep(digest: str, reason: Reason, cause: str, live: bool) -> None:
         image = by_digest[digest]
         decisions[digest] = Decision(
-            digest, kinds[digest], Verdict.KEEP, reason, cause, image.size, live
+            digest,
+            kinds[digest],
+            Verdict.KEEP,
+            reason,
+            cause,
+            image.size,
+            live,
+            accessory(digest, cause),
         )
 
     def mark(starts: Iterable[str], live: bool) -> None:
@@ -135,7 +165,8 @@ def make_plan(
 
     roots: list[str] = []
     for digest, image in by_digest.items():
-        root = _root(image, pins, policy, now)
+        tags = _ordinary(image.tags) if digest in accessories else image.tags
+        root = _root(image, tags, pins, policy, now)
         if root is not None:
             keep(digest, *root, live=True)
             roots.append(digest)
@@ -183,23 +214,40 @@ def make_plan(
     for wave in waves:
         for digest in wave:
             parent = deleted_parent.get(digest)
+            tied = accessories.get(digest)
+            missing = absent.get(digest, ())
+            if parent:
+                cause = f"listed only by {parent}, deleted first"
+            elif tied:
+                subject = next(iter(tied))
+                gone = "not in the repository" if subject in missing else "deleted with it"
+                cause = f"accessory of {subject}, {gone}"
+            elif missing:
+                cause = f"{notes[digest]}; subject {missing[0]} not in the repository"
+            else:
+                cause = notes[digest]
             decisions[digest] = Decision(
                 digest,
                 kinds[digest],
                 Verdict.DELETE,
                 Reason.UNREACHABLE,
-                f"listed only by {parent}, deleted first" if parent else notes[digest],
+                cause,
                 by_digest[digest].size,
                 live=False,
+                accessory=accessory(digest),
             )
-    return Plan(repository, decisions, waves, children)
+    absent_subjects = {
+        digest: tuple(absent[digest]) for wave in waves for digest in wave if digest in absent
+    }
+    return Plan(repository, decisions, waves, children, absent_subjects)
 
 
 def _root(
-    image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime
+    image: Image, tags: Sequence[str], pins: Mapping[str, Pin], policy: Policy, now: datetime
 ) -> tuple[Reason, str] | None:
-    if image.tags:
-        return Reason.TAGGED, image.tags[0]
+    """What makes `image` live on its own, if anything; `tags` are those of its tags that count."""
+    if tags:
+        return Reason.TAGGED, tags[0]
     if image.digest in pins:
         return Reason.PINNED, pins[image.digest].source
     if image.pushed_at is None or image.pushed_at > now - policy.min_age:
@@ -215,6 +263,29 @@ def _root(
     if image.archived:
         return Reason.ARCHIVED, ""
     return None
+
+
+def _ordinary(tags: Sequence[str]) -> tuple[str, ...]:
+    """The tags that are not accessory tags: those make a manifest a root."""
+    return tuple(tag for tag in tags if accessory_subject(tag) is None)
+
+
+def _accessories(images: Mapping[str, Image]) -> dict[str, dict[str, str]]:
+    """Tag-scheme accessory -> {subject: the tag naming it}, in tag order.
+
+    Empty unless some subject is in the repository and is not an accessory itself: a repository
+    whose accessories all name digests it lacks keeps subjects elsewhere (module docstring).
+    """
+    found: dict[str, dict[str, str]] = {}
+    for digest, image in images.items():
+        for tag in image.tags:
+            subject = accessory_subject(tag)
+            if subject is not None:
+                found.setdefault(digest, {}).setdefault(subject, tag)
+    holds_subjects = any(
+        subject in images and subject not in found for named in found.values() for subject in named
+    )
+    return found if holds_subjects else {}
 
 
 def _marked_attestations(manifests: Mapping[str, Manifest]) -> set[str]:
