@@ -3,6 +3,10 @@
 After every run: nothing live is gone, no surviving manifest lost anything it lists, the real run
 deleted exactly what the dry run planned (and what the oracle, from the model alone, says is
 garbage), a second run deletes nothing more, and the report's figures are what changed.
+
+Registries with tag-scheme accessories: the dry run plans what the oracle says and the real run
+breaks no promise; that it deletes all of the plan waits for the sweep (run.py) to let an
+accessory's own tag through its re-read and to confirm the absent subjects the plan names.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, note, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import Invoke
@@ -61,10 +66,54 @@ def check_figures(
 
 
 @SHARED_FIXTURES
-@given(model=registries(), concurrency=st.sampled_from([1, 8]))
+@given(model=registries(accessories=False), concurrency=st.sampled_from([1, 8]))
 def test_dry_and_real_runs_keep_the_promise_on_random_registries(
     model: Model, concurrency: int, invoke: Invoke
 ) -> None:
+    runs_keep_the_promise(model, concurrency, invoke)
+
+
+@SHARED_FIXTURES
+@given(model=registries(), concurrency=st.sampled_from([1, 8]))
+def test_with_accessories_dry_runs_plan_what_the_rules_say_and_real_runs_break_no_promise(
+    model: Model, concurrency: int, invoke: Invoke
+) -> None:
+    note(model.describe())
+    oracle = Oracle(model)
+    with fresh_registry() as registry:
+        seed_into(registry, model, datetime.now(UTC))
+        repos = model.repositories
+        for scope in ("attestations", "orphans"):
+            request = {"scope": scope, "pins": model.pins, "concurrency": concurrency}
+            before = snapshot(registry, repos)
+            size = sizes(registry, repos)
+            garbage = {(r, d) for r in repos for d in oracle.garbage(r, before[r], scope)}
+            dry = invoke(dry_run=True, **request)
+            assert snapshot(registry, repos) == before, "a dry run changed the registry"
+            check_figures(dry, before, before, size)
+            assert listed(dry) == garbage, f"{scope}: dry run plan differs from the oracle"
+            invoke(dry_run=False, **request)
+            after = snapshot(registry, repos)
+            assert broken_promises(oracle, before, after) == []
+            assert removed(before, after) <= listed(dry), f"{scope}: deleted beyond the plan"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="run.py: the re-read keeps any tagged manifest (an accessory's own tag included) "
+    "and does not confirm plan.absent_subjects yet; the lead integrates both, then the test "
+    "above takes registries() with accessories and this one goes",
+)
+# An expected failure: generate until one fails, no shrinking.
+@settings(SHARED_FIXTURES, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(model=registries(), concurrency=st.sampled_from([1, 8]))
+def test_with_accessories_real_runs_delete_what_dry_runs_plan(
+    model: Model, concurrency: int, invoke: Invoke
+) -> None:
+    runs_keep_the_promise(model, concurrency, invoke)
+
+
+def runs_keep_the_promise(model: Model, concurrency: int, invoke: Invoke) -> None:
     note(model.describe())
     oracle = Oracle(model)
     with fresh_registry() as registry:
