@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sweeper.explain import path, render, short
+from sweeper.explain import path, render, settled_by, short
 from sweeper.model import Descriptor, Image, Kind, Manifest, Pin, Scope
 from sweeper.plan import Policy, make_plan
 
@@ -151,3 +151,19 @@ def test_referrers_fallback_index_is_labelled_as_such() -> None:
         f"{short(d('fallback'))} (accessory referrers index) <- of image {short(d('live'))}"
         " <- tagged 'v1'"
     )
+
+
+def test_accessories_naming_each_other_end_without_claiming_an_absent_subject() -> None:
+    """Forged tags (two manifests each tagged as the other's signature): the chain stops at the
+    loop and says what settles it, not that a subject is missing."""
+    images = [
+        Image(d("live"), ("v1",), OLD, media_type=OCI_MANIFEST),
+        Image(d("sig"), (sig_tag(d("live")),), OLD, media_type=OCI_MANIFEST),
+        Image(d("a"), (sig_tag(d("b")),), OLD, media_type=OCI_MANIFEST),
+        Image(d("b"), (sig_tag(d("a")),), OLD, media_type=OCI_MANIFEST),
+    ]
+    manifests = {i.digest: Manifest(Kind.IMAGE, OCI_MANIFEST) for i in images}
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    text = render(path(plan.decisions, d("a"), plan.children))
+    assert "not in the repository" not in text
+    assert text.endswith(settled_by(plan.decisions[d("b")]))

@@ -104,7 +104,8 @@ def render(chain: list[Decision]) -> str:
     if last.verdict is Verdict.KEEP and last.reason in FOLLOWED:
         # Its cause is not a manifest of this repository (should not happen): say what it is.
         parts.append(f"{FOLLOWED[last.reason]} {short(last.cause)}")
-    elif last.verdict is Verdict.DELETE and _subject(last):
+    elif last.verdict is Verdict.DELETE and _subject(last) not in {"", *(d.digest for d in chain)}:
+        # A deletable accessory ends the chain only when its subject has no decision: not listed.
         parts.append(f"of {short(_subject(last))}, which is not in the repository")
     else:
         parts.append(settled_by(last))
