@@ -160,10 +160,10 @@ def _parse_manifest(
     raw_layers = doc.get("layers")
     if config is None or not isinstance(raw_layers, list):
         return _unknown(data, media_type, "manifest without config or layers")
-    layers = [_descriptor(layer) for layer in raw_layers]
-    if any(layer is None for layer in layers):
+    layers = _descriptors(raw_layers)
+    if layers is None:
         return _unknown(data, media_type, "manifest with a malformed layer")
-    blobs = (config, *(layer for layer in layers if layer is not None))
+    blobs = (config, *layers)
 
     def made(kind: Kind, note: str) -> Manifest:
         return Manifest(kind, media_type, (), subject, artifact_type, blobs, note)
@@ -187,12 +187,11 @@ def _parse_schema1(data: bytes | str, doc: Mapping[str, Any], media_type: str | 
     entries = doc.get("fsLayers")
     if not isinstance(entries, list) or not entries:
         return _unknown(data, media_type, "schema 1 manifest without fsLayers")
-    layers = [
-        _descriptor({"digest": e.get("blobSum")}) if isinstance(e, dict) else None for e in entries
-    ]
-    if any(layer is None for layer in layers):
+    blobs = _descriptors(
+        [{"digest": e.get("blobSum")} if isinstance(e, dict) else e for e in entries]
+    )
+    if blobs is None:
         return _unknown(data, media_type, "schema 1 manifest with a malformed layer")
-    blobs = tuple(layer for layer in layers if layer is not None)
     return Manifest(Kind.IMAGE, media_type, blobs=blobs, note="container image (Docker schema 1)")
 
 
@@ -205,16 +204,15 @@ def _parse_artifact(
 ) -> Manifest:
     if subject is None:
         return _unknown(data, media_type, f"artifact manifest {artifact_type} without a subject")
-    entries = doc.get("blobs", [])
-    blobs = [_descriptor(entry) for entry in entries] if isinstance(entries, list) else [None]
-    if any(blob is None for blob in blobs):
+    blobs = _descriptors(doc.get("blobs", []))
+    if blobs is None:
         return _unknown(data, media_type, "artifact manifest with a malformed blob")
     return Manifest(
         kind=Kind.REFERRER,
         media_type=media_type,
         subject=subject,
         artifact_type=artifact_type,
-        blobs=tuple(blob for blob in blobs if blob is not None),
+        blobs=blobs,
         note=f"{artifact_type or 'artifact'} referrer (artifact manifest)",
     )
 
@@ -247,6 +245,19 @@ def _subject(value: object) -> str | None:
     if isinstance(value, dict) and is_digest(value.get("digest")):
         return str(value["digest"])
     return None
+
+
+def _descriptors(values: object) -> tuple[Descriptor, ...] | None:
+    """Each entry of a JSON list as a descriptor; None if it is no list or an entry is malformed."""
+    if not isinstance(values, list):
+        return None
+    found: list[Descriptor] = []
+    for value in values:
+        descriptor = _descriptor(value)
+        if descriptor is None:
+            return None
+        found.append(descriptor)
+    return tuple(found)
 
 
 def _descriptor(value: object) -> Descriptor | None:
