@@ -78,31 +78,15 @@ def test_dry_and_real_runs_keep_the_promise_on_random_registries(
 def test_with_accessories_dry_runs_plan_what_the_rules_say_and_real_runs_break_no_promise(
     model: Model, concurrency: int, invoke: Invoke
 ) -> None:
-    note(model.describe())
-    oracle = Oracle(model)
-    with fresh_registry() as registry:
-        seed_into(registry, model, datetime.now(UTC))
-        repos = model.repositories
-        for scope in ("attestations", "orphans"):
-            request = {"scope": scope, "pins": model.pins, "concurrency": concurrency}
-            before = snapshot(registry, repos)
-            size = sizes(registry, repos)
-            garbage = {(r, d) for r in repos for d in oracle.garbage(r, before[r], scope)}
-            dry = invoke(dry_run=True, **request)
-            assert snapshot(registry, repos) == before, "a dry run changed the registry"
-            check_figures(dry, before, before, size)
-            assert listed(dry) == garbage, f"{scope}: dry run plan differs from the oracle"
-            invoke(dry_run=False, **request)
-            after = snapshot(registry, repos)
-            assert broken_promises(oracle, before, after) == []
-            assert removed(before, after) <= listed(dry), f"{scope}: deleted beyond the plan"
+    runs_keep_the_promise(model, concurrency, invoke, deletes_the_whole_plan=False)
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="run.py: the re-read keeps any tagged manifest (an accessory's own tag included) "
-    "and does not confirm plan.absent_subjects yet; the lead integrates both, then the test "
-    "above takes registries() with accessories and this one goes",
+    "and does not confirm plan.absent_subjects yet; the lead integrates both, then "
+    "test_dry_and_real_runs_keep_the_promise_on_random_registries draws registries() with "
+    "accessories and the two accessory tests go",
 )
 # An expected failure: generate until one fails, no shrinking.
 @settings(SHARED_FIXTURES, phases=[Phase.explicit, Phase.reuse, Phase.generate])
@@ -113,7 +97,12 @@ def test_with_accessories_real_runs_delete_what_dry_runs_plan(
     runs_keep_the_promise(model, concurrency, invoke)
 
 
-def runs_keep_the_promise(model: Model, concurrency: int, invoke: Invoke) -> None:
+def runs_keep_the_promise(
+    model: Model, concurrency: int, invoke: Invoke, *, deletes_the_whole_plan: bool = True
+) -> None:
+    """Dry then real runs in both scopes keep the promise. Without `deletes_the_whole_plan`,
+    the real run may keep some of the plan (accessories, until the sweep deletes them): it must
+    still break no promise and delete nothing beyond the plan."""
     note(model.describe())
     oracle = Oracle(model)
     with fresh_registry() as registry:
@@ -133,6 +122,9 @@ def runs_keep_the_promise(model: Model, concurrency: int, invoke: Invoke) -> Non
             real = invoke(dry_run=False, **request)
             after = snapshot(registry, repos)
             assert broken_promises(oracle, before, after) == []
+            if not deletes_the_whole_plan:
+                assert removed(before, after) <= listed(dry), f"{scope}: deleted beyond the plan"
+                continue
             assert removed(before, after) == listed(dry), f"{scope}: real run != dry run"
             assert listed(real) == listed(dry)
             check_figures(real, before, after, size)
@@ -141,7 +133,7 @@ def runs_keep_the_promise(model: Model, concurrency: int, invoke: Invoke) -> Non
             assert snapshot(registry, repos) == after, f"{scope}: a second run deleted more"
             assert again["planned"]["manifests"] == 0
             check_figures(again, after, after, size)
-        # In the end nothing is left but what the orphans scope keeps.
-        final = snapshot(registry, repos)
-        for repo in repos:
-            assert not oracle.garbage(repo, final[repo], "orphans")
+        if deletes_the_whole_plan:  # in the end nothing is left but what the orphans scope keeps
+            final = snapshot(registry, repos)
+            for repo in repos:
+                assert not oracle.garbage(repo, final[repo], "orphans")
