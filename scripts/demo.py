@@ -3,7 +3,7 @@
 The registry is moto's ECR as the test harness corrects it (tests/harness), seeded with what a
 few months of `docker buildx build --push` leave behind. The command runs in this process, so
 the same mock serves it: plan (a dry run, with the table of what would go and why), sweep, a
-summary of what was reclaimed and kept, explain (why three manifests stayed) and validate.
+summary of what was reclaimed and kept, explain (why five manifests stayed) and validate.
 
     PYTHONPATH=src/handler:tests python scripts/demo.py
 """
@@ -38,6 +38,7 @@ MEANINGS = {
     "within-grace-period": "pushed less than 72 hours ago",
     "listed-by-kept-index": "a kept index lists it",
     "subject-kept": "signs or describes a kept manifest",
+    "accessory-of-kept": "a cosign signature (tag sha256-<digest>.sig) of a kept manifest",
     "unknown-kind": "not something ecr-sweeper collects (Helm charts)",
 }
 
@@ -59,6 +60,13 @@ def seed(reg: FakeRegistry, now: datetime) -> dict[str, str]:
         web, tag="v1.3.0", platforms=both, sbom=True, attestation="artifact",
         pushed_at=now - 18 * DAY,
     )  # fmt: skip
+    # The release is signed with cosign's tag scheme: a manifest tagged sha256-<its digest>.sig.
+    v13_signature = reg.push(
+        web,
+        oci.cosign_legacy(v13.index, ".sig"),
+        tags=[oci.accessory_tag(v13.index, ".sig")],
+        pushed_at=now - 18 * DAY + HOUR,
+    )
     for days in (12, 6):
         reg.push_buildx(
             web, tag="latest", platforms=both, attestation="artifact", pushed_at=now - days * DAY
@@ -89,6 +97,7 @@ def seed(reg: FakeRegistry, now: datetime) -> dict[str, str]:
         "release": release.index,
         "release-attestation": release.attestations["linux/arm64"],
         "v1.3.0": v13.index,
+        "release-signature": v13_signature,
         "in-flight-attestation": in_flight.attestations["linux/amd64"],
         "signature": signed["v2.0.0"],
         "chart": chart,
@@ -133,7 +142,7 @@ def run() -> int:
     with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
-        settings = ["--scope", "orphans", "--pin", pin_uri]
+        settings = ["--pin", pin_uri]
         codes = [command(["plan", *settings])]
 
         print(f"\n$ ecr-sweeper sweep --yes {' '.join(settings)} --json  (summarised)")
@@ -141,7 +150,13 @@ def run() -> int:
         codes.append(code)
         summary(report, reg)
 
-        for name in ("release-attestation", "in-flight-attestation", "signature", "chart"):
+        for name in (
+            "release-attestation",
+            "release-signature",
+            "in-flight-attestation",
+            "signature",
+            "chart",
+        ):
             repo = (
                 "charts/shop"
                 if name == "chart"
@@ -152,15 +167,7 @@ def run() -> int:
             codes.append(
                 command(
                     ["explain", repo, notable[name], *settings],
-                    shown=[
-                        "explain",
-                        repo,
-                        short(notable[name]),
-                        "--scope",
-                        "orphans",
-                        "--pin",
-                        "...",
-                    ],
+                    shown=["explain", repo, short(notable[name]), "--pin", "..."],
                 )
             )
         codes.append(command(["validate"]))

@@ -130,14 +130,14 @@ def test_event_file_and_flags_make_one_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"scope": "orphans", "min_age_hours": 1, "dry_run": True}))
-    monkeypatch.setenv("SCOPE", "attestations")  # the deployed function's variables are not read
+    event.write_text(json.dumps({"scope": "attestations", "min_age_hours": 1, "dry_run": True}))
+    monkeypatch.setenv("SCOPE", "orphans")  # the deployed function's variables are not read
     monkeypatch.setenv("MAX_DELETIONS", "7")
     args = build_parser().parse_args(
         ["sweep", "--event", str(event), "--min-age-hours", "5", "--pin", f"x@sha256:{'a' * 64}"]
     )
     settings = cli_settings(args, dry_run=False)
-    assert settings.scope is Scope.ORPHANS  # from the file
+    assert settings.scope is Scope.ATTESTATIONS  # from the file, not the default
     assert settings.min_age_hours == 5  # the flag wins over the file
     assert settings.dry_run is False  # the command decides, not the file
     assert settings.max_deletions == 5000
@@ -146,9 +146,9 @@ def test_event_file_and_flags_make_one_request(
 
 def test_a_scheduled_event_file_carries_no_settings(tmp_path: Path) -> None:
     event = Path("events/scheduled.json")
-    args = build_parser().parse_args(["plan", "--event", str(event), "--scope", "orphans"])
+    args = build_parser().parse_args(["plan", "--event", str(event), "--scope", "attestations"])
     settings = cli_settings(args, dry_run=True)
-    assert settings.scope is Scope.ORPHANS
+    assert settings.scope is Scope.ATTESTATIONS
     assert settings.min_age_hours == 72
 
 

@@ -22,5 +22,6 @@ def test_demo_plans_sweeps_explains_and_validates(capsys: pytest.CaptureFixture[
     assert "<- pinned (event:" in out  # the pinned release's attestation, explained
     assert "<- within the grace period" in out
     assert "<- refers to index" in out
+    assert "(accessory .sig) <- of index" in out  # the release's cosign signature
     assert "unknown kind, never deleted" in out
     assert "nothing broken." in out

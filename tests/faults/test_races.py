@@ -124,7 +124,7 @@ def test_a_dangling_referrer_goes_once_a_read_confirms_its_subject_absent(
     # until the absent one is alone.
     assert sorted(re_reads[0].digests) == sorted([signature.digest, gone.digest])
     assert [a.digests for a in re_reads[1:]] == [[signature.digest], [gone.digest]]
-    assert report["deletions"][0]["cause"] == f"refers to {gone.digest}, absent"
+    assert report["deletions"][0]["cause"].endswith(f"subject {gone.digest} not in the repository")
 
 
 @pytest.mark.parametrize("how", ["pushed during the run", "archived"])

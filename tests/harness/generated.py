@@ -2,9 +2,11 @@
 
 :func:`registries` is a hypothesis strategy for a :class:`Model`: several repositories of OCI
 indexes (nested, sharing children), Docker manifest lists, images, buildx attestations in both
-forms, referrers (some chained, some whose subject is gone, some that are indexes), Helm charts,
-unparseable and malformed manifests; with tags (some moved on to later manifests), digest pins,
-ages, pull times and archived manifests. :func:`seed_into` writes a model into a FakeRegistry.
+forms, referrers (some chained, some whose subject is gone, some that are indexes), tag-scheme
+accessories (cosign's `sha256-<hex>.sig|.att|.sbom`, referrers tag schema fallback indexes; some
+whose subject is gone, some re-signed so a later one takes the tag), Helm charts, unparseable and
+malformed manifests; with tags (some moved on to later manifests), digest pins, ages, pull times
+and archived manifests. :func:`seed_into` writes a model into a FakeRegistry.
 
 The model knows every manifest's kind and references because it built them. :class:`Oracle`
 derives from that, and from nothing in ``sweeper``, what must survive a run (:meth:`Oracle.live`)
@@ -14,6 +16,7 @@ and what a run in a given scope deletes (:meth:`Oracle.garbage`), following the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -146,6 +149,8 @@ _LABELS = (
     + ["malformed", "deeply nested"]
 )
 _REFERRERS = ("cosign", "notation", "sbom")
+_ACCESSORIES = ["accessory"] * 3 + ["fallback index"]
+_SUFFIXES = (".sig", ".att", ".sbom")
 
 
 def _chance(one_in: int) -> st.SearchStrategy[bool]:
@@ -153,12 +158,14 @@ def _chance(one_in: int) -> st.SearchStrategy[bool]:
 
 
 @st.composite
-def _repository(draw: st.DrawFn, repo: str, max_nodes: int, shared: list[str]) -> list[Node]:
+def _repository(
+    draw: st.DrawFn, repo: str, max_nodes: int, shared: list[str], labels: Sequence[str]
+) -> list[Node]:
     count = draw(st.integers(min_value=0, max_value=max_nodes))
     nodes: list[Node] = []
     seen: set[str] = set()
     for i in range(count):
-        label = draw(st.sampled_from(_LABELS))
+        label = draw(st.sampled_from(labels))
         node = _build(draw, repo, f"{repo}#{i}", label, nodes, shared)
         if node.digest in seen:
             continue  # the same bytes twice (a shared image): one manifest in the registry
@@ -168,7 +175,7 @@ def _repository(draw: st.DrawFn, repo: str, max_nodes: int, shared: list[str]) -
         nodes.append(
             replace(
                 node,
-                tags=tuple(tags) if tagged else (),
+                tags=node.tags + (tuple(tags) if tagged else ()),
                 young=draw(_chance(12)),
                 pulled=draw(st.sampled_from([None] * 10 + ["recently", "long ago"])),
                 archived=draw(_chance(20)),
@@ -269,6 +276,31 @@ def _build(
         else:
             manifest = oci.sbom_referrer(subject, seed=seed)
         return Node(repo, f"{flavour} {label}", manifest, "referrer", subject=subject.digest)
+    if label == "accessory":
+        named = _accessory_subject(draw, seed, nodes)
+        suffix = draw(st.sampled_from(_SUFFIXES))
+        # The same subject and suffix twice is a re-signing: the later manifest takes the tag.
+        signature = oci.cosign_legacy(named, suffix, seed=seed)
+        return Node(
+            repo, f"cosign {suffix}", signature, "image", tags=(oci.accessory_tag(named, suffix),)
+        )
+    if label == "fallback index":
+        named = _accessory_subject(draw, seed, nodes)
+        pool = [n for n in nodes if n.kind == "referrer" and not n.children]
+        listed: list[Node] = (
+            draw(st.lists(st.sampled_from(pool), max_size=2, unique_by=lambda n: n.digest))
+            if pool
+            else []
+        )
+        fallback = oci.referrers_fallback_index([n.manifest for n in listed])
+        return Node(
+            repo,
+            label,
+            fallback,
+            "index",
+            children=tuple(n.digest for n in listed),
+            tags=(oci.accessory_tag(named, ""),),
+        )
     if label == "helm chart":
         return Node(repo, label, oci.helm_chart(seed=seed), "unknown")
     if label == "cache manifest":
@@ -291,16 +323,29 @@ def _build(
     raise AssertionError(label)
 
 
+def _accessory_subject(draw: st.DrawFn, seed: str, nodes: Sequence[Node]) -> str:
+    """What an accessory is of: a manifest made before it, or (one in five) a digest never here."""
+    here: bool = bool(nodes) and draw(st.integers(0, 4)) > 0
+    if here:
+        subject: Node = draw(st.sampled_from(list(nodes)))
+        return subject.digest
+    return oci.sha256_digest(f"gone:{seed}")
+
+
 @st.composite
-def registries(draw: st.DrawFn, max_repositories: int = 3, max_nodes: int = 10) -> Model:
-    """A random registry: 1 to `max_repositories` repositories of up to `max_nodes` manifests."""
+def registries(
+    draw: st.DrawFn, max_repositories: int = 3, max_nodes: int = 10, accessories: bool = True
+) -> Model:
+    """A random registry: 1 to `max_repositories` repositories of up to `max_nodes` manifests,
+    with tag-scheme accessories unless `accessories` is false."""
     repos = draw(
         st.lists(st.sampled_from(REPOSITORIES), min_size=1, max_size=max_repositories, unique=True)
     )
     shared = ["shared-1", "shared-2"]  # image seeds several repositories may use: same digest
     model = Model()
     for repo in repos:
-        model.nodes.extend(draw(_repository(repo, max_nodes, shared)))
+        labels = [*_LABELS, *_ACCESSORIES] if accessories else list(_LABELS)
+        model.nodes.extend(draw(_repository(repo, max_nodes, shared, labels)))
     for node in model.nodes:
         if draw(_chance(15)):
             form = draw(st.sampled_from(["digest", "uri", "tagged uri"]))
@@ -363,18 +408,36 @@ def sizes(registry: FakeRegistry, repos: Iterable[str]) -> dict[tuple[str, str],
 # --- the oracle ---------------------------------------------------------------------------------
 
 
+# `sha256-<64 hex>` with `.sig`, `.att`, `.sbom` or nothing: the README's accessory tag.
+_ACCESSORY_TAG = re.compile(r"sha256-([0-9a-f]{64})(?:\.sig|\.att|\.sbom)?")
+
+
 class Oracle:
     """What the README's rules say about a model, worked out from the model alone.
 
     Edges: an index (or referrer index) to each child it lists, an unknown manifest to every
-    digest it mentions, and a subject to each of its referrers ("a referrer lives while its
-    subject lives"). Roots: tagged, pinned, young, recently pulled, archived.
+    digest it mentions, a subject to each of its referrers ("a referrer lives while its
+    subject lives") and to each of its accessories (a manifest whose final tags include an
+    accessory tag naming it). Roots: tagged with some other tag, pinned, young, recently
+    pulled, archived. Accessory tags count as other tags in a repository where no accessory's
+    subject is present (its subjects live elsewhere).
     """
 
     def __init__(self, model: Model) -> None:
         self.model = model
         self.nodes = {(n.repo, n.digest): n for n in model.nodes}
         self.tags = model.final_tags()
+
+    def accessories(self, repo: str, present: set[str]) -> dict[str, set[str]]:
+        """Accessory -> the subjects its tags name; empty where none of them is present."""
+        found: dict[str, set[str]] = {}
+        for digest in present:
+            for tag in self.tags.get((repo, digest), ()):
+                match = _ACCESSORY_TAG.fullmatch(tag)
+                if match:
+                    found.setdefault(digest, set()).add(f"sha256:{match.group(1)}")
+        held = any(s in present and s not in found for named in found.values() for s in named)
+        return found if held else {}
 
     def _edges(self, repo: str, present: set[str]) -> dict[str, set[str]]:
         edges: dict[str, set[str]] = {d: set() for d in present}
@@ -383,12 +446,20 @@ class Oracle:
             edges[digest] |= {c for c in (*node.children, *node.mentions) if c in present}
             if node.subject in present:
                 edges[node.subject].add(digest)
+        for accessory, subjects in self.accessories(repo, present).items():
+            for subject in subjects & present:
+                edges[subject].add(accessory)
         return edges
 
     def roots(self, repo: str, present: set[str]) -> set[str]:
+        accessories = self.accessories(repo, present)
+
         def is_root(node: Node) -> bool:
+            tags = self.tags.get((repo, node.digest), ())
+            if node.digest in accessories:
+                tags = tuple(t for t in tags if not _ACCESSORY_TAG.fullmatch(t))
             return bool(
-                self.tags.get((repo, node.digest))
+                tags
                 or node.digest in self.model.pinned
                 or node.young
                 or node.pulled == "recently"

@@ -52,11 +52,13 @@ __all__ = [
     "SPDX_JSON",
     "Descriptor",
     "Manifest",
+    "accessory_tag",
     "artifact_attestation",
     "blob",
     "buildkit_cache_index",
     "buildkit_cache_manifest",
     "buildx_index",
+    "cosign_legacy",
     "cosign_signature",
     "helm_chart",
     "image_manifest",
@@ -67,6 +69,7 @@ __all__ = [
     "nested_index",
     "notation_signature",
     "platform_dict",
+    "referrers_fallback_index",
     "sbom_referrer",
     "sha256_digest",
     "unparseable",
@@ -541,6 +544,58 @@ def sbom_referrer(
             "annotations": {"org.opencontainers.image.created": _CREATED},
         }
     )
+
+
+# --- tag-scheme accessories (before OCI 1.1 referrers) -------------------------------------------
+
+# What cosign (before its OCI 1.1 mode) stores under `sha256-<hex>.sig`, `.att` and `.sbom`: an
+# image manifest (cosign gives it an image config) whose layers carry the payload. Shapes as in
+# tests/unit/manifests/cosign--legacy-signature.json (a real `.sig`).
+_COSIGN_LAYERS = {
+    ".sig": ("application/vnd.dev.cosign.simplesigning.v1+json", 240, 260),
+    ".att": ("application/vnd.dsse.envelope.v1+json", 2_000, 9_000),
+    ".sbom": ("text/spdx+json", 20_000, 400_000),
+}
+
+
+def accessory_tag(subject_digest: str, suffix: str = ".sig") -> str:
+    """The tag an accessory of ``subject_digest`` is stored under: ``sha256-<hex><suffix>``
+    (``suffix`` ``""`` gives the referrers tag schema's fallback index tag)."""
+    algorithm, _, hex_digest = subject_digest.partition(":")
+    return f"{algorithm}-{hex_digest}{suffix}"
+
+
+def cosign_legacy(subject_digest: str, suffix: str = ".sig", *, seed: Seed = 0) -> Manifest:
+    """cosign's tag-scheme ``.sig``, ``.att`` or ``.sbom`` manifest for ``subject_digest``.
+
+    No ``subject``: only its tag (:func:`accessory_tag`) ties it to the image it signs.
+    """
+    media_type, low, high = _COSIGN_LAYERS[suffix]
+    payload = f"cosign{suffix}:{seed}:{subject_digest}"
+    annotations = {"dev.cosignproject.cosign/signature": "" if suffix == ".att" else payload}
+    return _manifest(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": blob(OCI_CONFIG, f"cosign-config:{payload}", 247),
+            "layers": [
+                blob(media_type, payload, _number(payload, low=low, high=high), annotations)
+            ],
+        }
+    )
+
+
+def referrers_fallback_index(referrers: Sequence[Manifest]) -> Manifest:
+    """The index the distribution spec's referrers tag schema stores under ``sha256-<hex>``
+    (:func:`accessory_tag` with suffix ``""``): one descriptor per referrer of that subject."""
+    entries = []
+    for referrer in referrers:
+        entry = referrer.descriptor()
+        artifact_type = referrer.json.get("artifactType")
+        if artifact_type:
+            entry["artifactType"] = artifact_type
+        entries.append(entry)
+    return index(entries)
 
 
 # --- other artifacts -----------------------------------------------------------------------------

@@ -31,6 +31,10 @@ ALL_BUILDERS: dict[str, Callable[[], oci.Manifest]] = {
     "nested index": lambda: oci.nested_index([oci.index([IMAGE.descriptor()])]),
     "cache index": lambda: oci.buildkit_cache_index(seed=1),
     "cache manifest": lambda: oci.buildkit_cache_manifest(seed=1),
+    "cosign .sig": lambda: oci.cosign_legacy(IMAGE.digest, ".sig"),
+    "cosign .att": lambda: oci.cosign_legacy(IMAGE.digest, ".att"),
+    "cosign .sbom": lambda: oci.cosign_legacy(IMAGE.digest, ".sbom"),
+    "referrers fallback index": lambda: oci.referrers_fallback_index([oci.cosign_signature(IMAGE)]),
 }
 
 
@@ -229,3 +233,17 @@ def test_descriptor_options() -> None:
     assert list(desc) == ["mediaType", "digest", "size", "annotations", "platform"]
     with pytest.raises(ValueError):
         IMAGE.descriptor(platform="linux")
+
+
+def test_cosign_tag_scheme_accessory_is_tied_to_its_subject_by_its_tag_alone() -> None:
+    sig = oci.cosign_legacy(IMAGE.digest, ".sig")
+    assert "subject" not in sig.json
+    assert sig.json["config"]["mediaType"] == oci.OCI_CONFIG  # as cosign writes it
+    assert oci.accessory_tag(IMAGE.digest, ".sig") == f"sha256-{IMAGE.digest[7:]}.sig"
+    assert oci.accessory_tag(IMAGE.digest, "") == f"sha256-{IMAGE.digest[7:]}"
+
+
+def test_referrers_fallback_index_lists_each_referrer_with_its_artifact_type() -> None:
+    signature = oci.cosign_signature(IMAGE)
+    entries = oci.referrers_fallback_index([signature]).json["manifests"]
+    assert entries == [{**signature.descriptor(), "artifactType": oci.COSIGN_BUNDLE}]

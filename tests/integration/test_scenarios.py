@@ -26,13 +26,13 @@ def test_tagged_index_keeps_its_children(registry: FakeRegistry, invoke: Invoke)
     assert report["kept"] == {"listed-by-kept-index": 2, "tagged": 1}
 
 
-def test_after_a_tag_moves_the_old_tree_goes_in_orphans_scope(
+def test_the_default_reclaims_the_old_tree_of_a_moved_tag_parents_first(
     registry: FakeRegistry, invoke: Invoke
 ) -> None:
     old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1))
     assert registry.digests(REPO) == old.all | new.all  # the move left the old tree untagged
-    report = invoke(dry_run=False, scope="orphans")
+    report = invoke(dry_run=False)  # no scope: the default
     assert registry.digests(REPO) == new.all
     assert report["deleted"]["manifests"] == 3
     # Parents first: the index is in the first listed (and deleted) position.
@@ -44,18 +44,20 @@ def test_after_a_tag_moves_attestations_scope_keeps_what_the_old_index_lists(
 ) -> None:
     old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    report = invoke(dry_run=False)
+    report = invoke(dry_run=False, scope="attestations")
     assert registry.digests(REPO) == old.all | new.all
     assert report["kept"]["out-of-scope"] == 1
 
 
-def test_parentless_old_attestation_goes(registry: FakeRegistry, invoke: Invoke) -> None:
+def test_parentless_old_attestation_goes_in_attestations_scope(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
     build = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     image = oci.image_manifest("orphan")
     att = oci.legacy_attestation(image.digest, seed="orphan")
     registry.push(REPO, image, pushed_at=OLD)
     registry.push(REPO, att, pushed_at=OLD)
-    report = invoke(dry_run=False)
+    report = invoke(dry_run=False, scope="attestations")
     assert registry.digests(REPO) == build.all | {image.digest}
     assert [d["kind"] for d in report["deletions"]] == ["attestation"]
 
@@ -66,7 +68,7 @@ def test_artifact_attestation_without_its_index_goes_with_its_subject_in_orphans
     image = oci.image_manifest("img")
     registry.push(REPO, image, pushed_at=OLD)
     att = registry.push(REPO, oci.artifact_attestation(image, seed="a"), pushed_at=OLD)
-    invoke(dry_run=False)
+    invoke(dry_run=False, scope="attestations")
     assert registry.exists(REPO, att)  # its subject survives in attestations scope
     invoke(dry_run=False, scope="orphans")
     assert registry.digests(REPO) == set()

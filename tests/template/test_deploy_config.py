@@ -47,6 +47,7 @@ def test_samconfig_environment_deploys_what_its_name_says(
     values = overrides(environment)
     assert set(values) <= set(sam["Parameters"])  # no typo silently ignored by sam deploy
     assert values["DryRun"] == ("false" if deletes else "true")
+    assert values["Scope"] == Scope.ORPHANS  # every environment reclaims what buildx leaves
     stack_name = environment["deploy"]["parameters"].get(
         "stack_name", samconfig["default"]["global"]["parameters"]["stack_name"]
     )
@@ -60,10 +61,14 @@ def test_samconfig_has_exactly_the_documented_environments(samconfig: dict[str, 
 
 # event file -> the settings it must give (over an empty environment)
 EVENT_FILES: dict[str, dict[str, Any]] = {
-    "dry-run.json": {"dry_run": True},
-    "dry-run-orphans.json": {"dry_run": True, "scope": Scope.ORPHANS},
-    "dry-run-one-repository.json": {"dry_run": True, "repositories": ("my-app",)},
-    "real-run.json": {"dry_run": False},
+    "dry-run.json": {"dry_run": True, "scope": Scope.ORPHANS},  # the default scope reclaims
+    "dry-run-attestations.json": {"dry_run": True, "scope": Scope.ATTESTATIONS},
+    "dry-run-one-repository.json": {
+        "dry_run": True,
+        "scope": Scope.ORPHANS,
+        "repositories": ("my-app",),
+    },
+    "real-run.json": {"dry_run": False, "scope": Scope.ORPHANS},
     "scheduled.json": {"dry_run": True},  # everything from the environment: here, the defaults
 }
 

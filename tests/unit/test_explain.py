@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sweeper.explain import path, render, short
+from sweeper.explain import path, render, settled_by, short
 from sweeper.model import Descriptor, Image, Kind, Manifest, Pin, Scope
 from sweeper.plan import Policy, make_plan
 
@@ -85,3 +85,85 @@ def test_unread_child_of_an_out_of_scope_index_is_kept_by_that_index() -> None:
     assert render(path(plan.decisions, d("loose"))) == (
         f"{short(d('loose'))} (unclassified) <- unreadable (content not read)"
     )
+
+
+def sig_tag(subject: str, suffix: str = ".sig") -> str:
+    return f"sha256-{subject.removeprefix('sha256:')}{suffix}"
+
+
+def signed_builds() -> tuple[list[Image], dict[str, Manifest]]:
+    """`v1` on a live index with its .sig; an old untagged index with its .att; a .sbom of a
+    digest the repository does not hold."""
+    images = [
+        Image(d("live"), ("v1",), OLD, media_type=OCI_INDEX),
+        Image(d("old"), (), OLD, media_type=OCI_INDEX),
+        Image(d("sig"), (sig_tag(d("live")),), OLD, media_type=OCI_MANIFEST),
+        Image(d("att"), (sig_tag(d("old"), ".att"),), OLD, media_type=OCI_MANIFEST),
+        Image(d("sbom"), (sig_tag(d("gone"), ".sbom"),), OLD, media_type=OCI_MANIFEST),
+    ]
+    manifests = {
+        d("live"): Manifest(Kind.INDEX, OCI_INDEX),
+        d("old"): Manifest(Kind.INDEX, OCI_INDEX),
+        **{d(n): Manifest(Kind.IMAGE, OCI_MANIFEST) for n in ("sig", "att", "sbom")},
+    }
+    return images, manifests
+
+
+def test_accessory_chain_of_a_kept_signature_leads_to_the_tag_of_its_subject() -> None:
+    images, manifests = signed_builds()
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    assert render(path(plan.decisions, d("sig"), plan.children)) == (
+        f"{short(d('sig'))} (accessory .sig) <- of index {short(d('live'))} <- tagged 'v1'"
+    )
+
+
+def test_accessory_chain_of_a_deletable_attestation_leads_to_its_deletable_subject() -> None:
+    images, manifests = signed_builds()
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    chain = path(plan.decisions, d("att"), plan.children)
+    assert [c.digest for c in chain] == [d("att"), d("old")]
+    assert render(chain).startswith(
+        f"{short(d('att'))} (accessory .att) <- of index {short(d('old'))}, deleted first"
+        " <- unreachable"
+    )
+
+
+def test_accessory_chain_of_an_absent_subject_says_so() -> None:
+    images, manifests = signed_builds()
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    assert render(path(plan.decisions, d("sbom"), plan.children)) == (
+        f"{short(d('sbom'))} (accessory .sbom) <- of {short(d('gone'))}, which is not in the"
+        " repository"
+    )
+
+
+def test_referrers_fallback_index_is_labelled_as_such() -> None:
+    images = [
+        Image(d("live"), ("v1",), OLD, media_type=OCI_MANIFEST),
+        Image(d("fallback"), (sig_tag(d("live"), ""),), OLD, media_type=OCI_INDEX),
+    ]
+    manifests = {
+        d("live"): Manifest(Kind.IMAGE, OCI_MANIFEST),
+        d("fallback"): Manifest(Kind.INDEX, OCI_INDEX),
+    }
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    assert render(path(plan.decisions, d("fallback"))) == (
+        f"{short(d('fallback'))} (accessory referrers index) <- of image {short(d('live'))}"
+        " <- tagged 'v1'"
+    )
+
+
+def test_accessories_naming_each_other_end_without_claiming_an_absent_subject() -> None:
+    """Forged tags (two manifests each tagged as the other's signature): the chain stops at the
+    loop and says what settles it, not that a subject is missing."""
+    images = [
+        Image(d("live"), ("v1",), OLD, media_type=OCI_MANIFEST),
+        Image(d("sig"), (sig_tag(d("live")),), OLD, media_type=OCI_MANIFEST),
+        Image(d("a"), (sig_tag(d("b")),), OLD, media_type=OCI_MANIFEST),
+        Image(d("b"), (sig_tag(d("a")),), OLD, media_type=OCI_MANIFEST),
+    ]
+    manifests = {i.digest: Manifest(Kind.IMAGE, OCI_MANIFEST) for i in images}
+    plan = make_plan("app", images, manifests, {}, Policy(Scope.ORPHANS), NOW)
+    text = render(path(plan.decisions, d("a"), plan.children))
+    assert "not in the repository" not in text
+    assert text.endswith(settled_by(plan.decisions[d("b")]))

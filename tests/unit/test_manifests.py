@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness import oci
-from sweeper.manifests import attestation_entries, parse
+from sweeper.manifests import ALL_MANIFEST_TYPES, attestation_entries, parse
 from sweeper.model import Kind
 
 IMAGE = oci.image_manifest("img")
@@ -102,3 +102,61 @@ def test_index_listing_itself_is_unknown() -> None:
         f'"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":1}}]}}'
     ).encode()
     assert parse(data, digest=digest).kind is Kind.UNKNOWN
+
+
+def test_docker_manifest_list_of_schema1_images_is_an_index() -> None:
+    """Synthetic (no real one was found): a manifest list whose entries are schema 1."""
+    child = "sha256:" + "d" * 64
+    data = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.docker.distribution.manifest.v1+prettyjws",
+                    "digest": child,
+                    "size": 2000,
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ],
+        }
+    ).encode()
+    parsed = parse(data)
+    assert parsed.kind is Kind.INDEX
+    assert [c.digest for c in parsed.references] == [child]
+
+
+def test_batch_get_image_is_asked_for_schema1_too() -> None:
+    assert {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    } <= ALL_MANIFEST_TYPES
+
+
+@pytest.mark.parametrize(
+    ("doc", "media_type", "note"),
+    [
+        ({"schemaVersion": 1, "fsLayers": []}, None, "schema 1 manifest without fsLayers"),
+        (
+            {"schemaVersion": 1, "fsLayers": [{"blobSum": "md5:x"}]},
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            "schema 1 manifest with a malformed layer",
+        ),
+        (
+            {
+                "mediaType": "application/vnd.oci.artifact.manifest.v1+json",
+                "blobs": [{"digest": "nope"}],
+                "subject": {"digest": "sha256:" + "e" * 64},
+            },
+            None,
+            "artifact manifest with a malformed blob",
+        ),
+    ],
+    ids=["schema1-without-layers", "schema1-bad-layer", "artifact-bad-blob"],
+)
+def test_malformed_newly_known_forms_are_unknown(
+    doc: dict[str, object], media_type: str | None, note: str
+) -> None:
+    parsed = parse(json.dumps(doc).encode(), media_type=media_type)
+    assert parsed.kind is Kind.UNKNOWN
+    assert note in parsed.note

@@ -222,3 +222,161 @@ def test_every_candidate_is_untagged_and_not_live(scope: Scope) -> None:
     for digest in plan.deletions:
         assert not r.images[digest].tags
         assert not plan.decisions[digest].live
+
+
+# --- tag-scheme accessories (cosign `sha256-<hex>.sig|.att|.sbom`, referrers tag schema) --------
+
+
+def accessory_tag(subject: str, suffix: str = ".sig") -> str:
+    return f"sha256-{subject.removeprefix('sha256:')}{suffix}"
+
+
+def referrer(r: Repo, name: str, subject: str, **kw: object) -> str:
+    digest = r.image(name, **kw)  # type: ignore[arg-type]
+    r.manifests[digest] = Manifest(Kind.REFERRER, OCI_MANIFEST, subject=subject)
+    return digest
+
+
+@pytest.mark.parametrize("suffix", [".sig", ".att", ".sbom"])
+def test_accessory_of_a_live_image_stays(suffix: str) -> None:
+    r = Repo()
+    live = r.index("live", [r.image("img")], tags=("v1",))
+    sig = r.image("sig", tags=(accessory_tag(live, suffix),))
+    plan = r.plan()
+    decision = plan.decisions[sig]
+    assert (decision.verdict, decision.reason, decision.cause) == (
+        Verdict.KEEP,
+        Reason.ACCESSORY_OF_KEPT,
+        live,
+    )
+    assert decision.live
+    assert decision.accessory == accessory_tag(live, suffix)
+
+
+def test_accessories_of_a_collected_build_go_with_it() -> None:
+    r = Repo()
+    live = r.index("live", [r.image("img-new")], tags=("latest",))
+    r.image("sig-live", tags=(accessory_tag(live),))
+    old = r.index("old", [r.image("img-old")])
+    sig, att = (
+        r.image("sig-old", tags=(accessory_tag(old),)),
+        r.image("att-old", tags=(accessory_tag(old, ".att"),)),
+    )
+    plan = r.plan()
+    assert {sig, att} <= set(plan.deletions)
+    assert plan.decisions[sig].cause == f"accessory of {old}, deleted first"
+    assert plan.decisions[sig].accessory == accessory_tag(old)
+    assert plan.absent_subjects == {}  # its subject is listed: no read needed to know
+
+
+def test_accessory_whose_subject_is_long_gone_goes_once_its_absence_is_confirmed() -> None:
+    r = Repo()
+    live = r.index("live", [r.image("img")], tags=("v1",))
+    r.image("sig-live", tags=(accessory_tag(live),))
+    gone = d("deleted long ago")
+    sig = r.image("sig-gone", tags=(accessory_tag(gone),))
+    plan = r.plan()
+    assert plan.deletions == [sig]
+    assert plan.decisions[sig].cause == f"accessory of {gone}, not in the repository"
+    assert plan.absent_subjects == {sig: (gone,)}
+
+
+def test_dangling_referrer_rests_on_its_subject_being_absent() -> None:
+    r = Repo()
+    gone = d("gone")
+    sig = referrer(r, "sig", gone)
+    plan = r.plan()
+    assert plan.deletions == [sig]
+    assert plan.absent_subjects == {sig: (gone,)}
+    assert plan.decisions[sig].cause.endswith(f"subject {gone} not in the repository")
+
+
+@pytest.mark.parametrize(
+    ("own", "reason"),
+    [
+        ({"pushed": NOW - timedelta(hours=1)}, Reason.YOUNG),
+        ({"pulled": NOW - timedelta(days=2)}, Reason.PULLED),
+        ({"archived": True}, Reason.ARCHIVED),
+        ({"pinned": True}, Reason.PINNED),
+        ({"tags": ("signed-by-ci",)}, Reason.TAGGED),  # an ordinary tag beside the accessory tag
+    ],
+    ids=["young", "recently-pulled", "archived", "pinned", "also-tagged"],
+)
+def test_an_accessory_with_a_root_of_its_own_stays(own: dict[str, object], reason: Reason) -> None:
+    r = Repo()
+    r.index("live", [r.image("img-new")], tags=("latest",))
+    old = r.index("old", [r.image("img-old")])
+    pinned = bool(own.pop("pinned", False))
+    tags = (accessory_tag(old), *own.pop("tags", ()))  # type: ignore[misc]
+    sig = r.image("sig", tags=tags, **own)  # type: ignore[arg-type]
+    plan = r.plan(pins=(sig,) if pinned else ())
+    assert old in plan.deletions
+    assert plan.decisions[sig].reason is reason
+    assert plan.decisions[sig].live
+
+
+def test_accessory_of_a_platform_child_of_a_live_index_stays() -> None:
+    r = Repo()
+    img = r.image("img")
+    r.index("idx", [img], tags=("latest",))
+    sig = r.image("sig", tags=(accessory_tag(img),))
+    plan = r.plan()
+    assert plan.decisions[sig].reason is Reason.ACCESSORY_OF_KEPT
+    assert plan.decisions[sig].cause == img
+    assert plan.decisions[sig].live
+
+
+def test_referrers_fallback_index_and_what_it_lists_follow_their_subject() -> None:
+    r = Repo()
+    live = r.image("live", tags=("v1",))
+    live_sig = referrer(r, "live-sig", live)
+    live_fallback = r.index("live-fallback", [live_sig], tags=(accessory_tag(live, ""),))
+    old = r.image("old")
+    old_sig = referrer(r, "old-sig", old)
+    old_fallback = r.index("old-fallback", [old_sig], tags=(accessory_tag(old, ""),))
+    plan = r.plan()
+    assert plan.decisions[live_fallback].reason is Reason.ACCESSORY_OF_KEPT
+    assert plan.decisions[live_sig].verdict is Verdict.KEEP
+    assert set(plan.deletions) == {old, old_sig, old_fallback}
+    # What the fallback index lists goes after it, as any index's children.
+    assert plan.children[old_fallback] == (old_sig,)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "sha256-latest",
+        "sha256-" + "a" * 63,
+        "sha256-" + "A" * 64,
+        "sha256-" + "a" * 64 + ".sig.bak",
+        "sha256-" + "a" * 64 + ".att2",
+        "v1-sha256-" + "a" * 64,
+    ],
+)
+def test_a_tag_that_only_starts_like_an_accessory_is_an_ordinary_tag(tag: str) -> None:
+    r = Repo()
+    r.image("subject", tags=("v1",))  # some subject is listed, so accessory tags count here
+    r.image("subject-sig", tags=(accessory_tag(d("subject")),))
+    other = r.image("other", tags=(tag,))
+    decision = r.plan().decisions[other]
+    assert (decision.reason, decision.cause, decision.accessory) == (Reason.TAGGED, tag, "")
+
+
+def test_in_a_repository_of_accessories_only_the_subjects_live_elsewhere() -> None:
+    """cosign's COSIGN_REPOSITORY: signatures in a repository of their own. No subject is here,
+    so absence proves nothing: the accessory tags stay ordinary tags."""
+    r = Repo()
+    sigs = [r.image(f"sig-{i}", tags=(accessory_tag(d(f"image-{i}")),)) for i in range(3)]
+    plan = r.plan()
+    assert plan.deletions == []
+    assert {plan.decisions[s].reason for s in sigs} == {Reason.TAGGED}
+
+
+def test_an_accessory_is_kept_out_of_scope_in_attestations_scope() -> None:
+    r = Repo()
+    r.index("live", [r.image("img-new")], tags=("latest",))
+    old = r.index("old", [r.image("img-old")])
+    sig = r.image("sig", tags=(accessory_tag(old),))
+    plan = r.plan(Scope.ATTESTATIONS)
+    assert plan.decisions[sig].reason is Reason.OUT_OF_SCOPE
+    assert plan.decisions[sig].accessory == accessory_tag(old)

@@ -29,7 +29,8 @@ def test_defaults_are_a_safe_dry_run() -> None:
     settings = load({}, {})
     assert settings == Settings()
     assert settings.dry_run is True
-    assert settings.scope is Scope.ATTESTATIONS
+    assert settings.scope is Scope.ORPHANS  # the default reclaims what buildx leaves behind
+    assert settings.policy.scope is Scope.ORPHANS
     assert settings.min_age_hours == 72
 
 

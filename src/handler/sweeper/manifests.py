@@ -25,9 +25,20 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+# Docker image manifest v2 schema 1, unsigned and signed: an image with `fsLayers`, no config.
+SCHEMA1_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+# The OCI 1.1 release candidates' artifact manifest (`blobs`, optional `subject`), dropped from
+# the final 1.1 but written by ORAS and Notation of that time.
+OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-ALL_MANIFEST_TYPES = INDEX_TYPES | MANIFEST_TYPES  # what BatchGetImage should accept
+ALL_MANIFEST_TYPES = INDEX_TYPES | MANIFEST_TYPES | SCHEMA1_TYPES  # what BatchGetImage accepts
+LISTABLE_TYPES = ALL_MANIFEST_TYPES | {OCI_ARTIFACT_MANIFEST}  # what an index may list
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -74,11 +85,19 @@ def parse(
         return _unknown(data, kind_type, "malformed subject")
 
     # The structure decides only when no media type is known at all: a type we do not know
-    # (an OCI artifact manifest, a vendor type) is unknown whatever fields it happens to have.
+    # (a vendor type) is unknown whatever fields it happens to have.
+    if kind_type is None and "manifests" in doc and ("config" in doc or "layers" in doc):
+        return _unknown(data, kind_type, "both manifests and layers, and no media type")
     if kind_type in INDEX_TYPES or (kind_type is None and "manifests" in doc):
         return _parse_index(data, doc, kind_type, artifact_type, subject, digest)
     if kind_type in MANIFEST_TYPES or (kind_type is None and "config" in doc and "layers" in doc):
         return _parse_manifest(data, doc, kind_type, artifact_type, subject)
+    if kind_type in SCHEMA1_TYPES or (
+        kind_type is None and doc.get("schemaVersion") == 1 and "fsLayers" in doc
+    ):
+        return _parse_schema1(data, doc, kind_type)
+    if kind_type == OCI_ARTIFACT_MANIFEST:
+        return _parse_artifact(data, doc, kind_type, artifact_type, subject)
     return _unknown(data, kind_type, f"unrecognised media type {kind_type!r}")
 
 
@@ -110,7 +129,7 @@ def _parse_index(
         child = _descriptor(entry)
         if child is None:
             return _unknown(data, media_type, "index with a malformed entry")
-        if child.media_type is not None and child.media_type not in ALL_MANIFEST_TYPES:
+        if child.media_type is not None and child.media_type not in LISTABLE_TYPES:
             # BuildKit cache indexes list layer blobs, not manifests: not an image index.
             return _unknown(data, media_type, f"index listing {child.media_type}")
         if digest is not None and child.digest == digest:
@@ -141,10 +160,10 @@ def _parse_manifest(
     raw_layers = doc.get("layers")
     if config is None or not isinstance(raw_layers, list):
         return _unknown(data, media_type, "manifest without config or layers")
-    layers = [_descriptor(layer) for layer in raw_layers]
-    if any(layer is None for layer in layers):
+    layers = _descriptors(raw_layers)
+    if layers is None:
         return _unknown(data, media_type, "manifest with a malformed layer")
-    blobs = (config, *(layer for layer in layers if layer is not None))
+    blobs = (config, *layers)
 
     def made(kind: Kind, note: str) -> Manifest:
         return Manifest(kind, media_type, (), subject, artifact_type, blobs, note)
@@ -161,6 +180,41 @@ def _parse_manifest(
             return made(Kind.ATTESTATION, "buildx attestation (in-toto layers)")
         return made(Kind.IMAGE, "container image")
     return _unknown(data, media_type, f"artifact {artifact_type or config.media_type}")
+
+
+def _parse_schema1(data: bytes | str, doc: Mapping[str, Any], media_type: str | None) -> Manifest:
+    # No config: `fsLayers[].blobSum` are its layers (sizes unknown), `history` its config.
+    entries = doc.get("fsLayers")
+    if not isinstance(entries, list) or not entries:
+        return _unknown(data, media_type, "schema 1 manifest without fsLayers")
+    blobs = _descriptors(
+        [{"digest": e.get("blobSum")} if isinstance(e, dict) else e for e in entries]
+    )
+    if blobs is None:
+        return _unknown(data, media_type, "schema 1 manifest with a malformed layer")
+    return Manifest(Kind.IMAGE, media_type, blobs=blobs, note="container image (Docker schema 1)")
+
+
+def _parse_artifact(
+    data: bytes | str,
+    doc: Mapping[str, Any],
+    media_type: str | None,
+    artifact_type: str | None,
+    subject: str | None,
+) -> Manifest:
+    if subject is None:
+        return _unknown(data, media_type, f"artifact manifest {artifact_type} without a subject")
+    blobs = _descriptors(doc.get("blobs", []))
+    if blobs is None:
+        return _unknown(data, media_type, "artifact manifest with a malformed blob")
+    return Manifest(
+        kind=Kind.REFERRER,
+        media_type=media_type,
+        subject=subject,
+        artifact_type=artifact_type,
+        blobs=blobs,
+        note=f"{artifact_type or 'artifact'} referrer (artifact manifest)",
+    )
 
 
 def attestation_entries(manifest: Manifest) -> dict[str, str]:
@@ -191,6 +245,19 @@ def _subject(value: object) -> str | None:
     if isinstance(value, dict) and is_digest(value.get("digest")):
         return str(value["digest"])
     return None
+
+
+def _descriptors(values: object) -> tuple[Descriptor, ...] | None:
+    """Each entry of a JSON list as a descriptor; None if it is no list or an entry is malformed."""
+    if not isinstance(values, list):
+        return None
+    found: list[Descriptor] = []
+    for value in values:
+        descriptor = _descriptor(value)
+        if descriptor is None:
+            return None
+        found.append(descriptor)
+    return tuple(found)
 
 
 def _descriptor(value: object) -> Descriptor | None:

@@ -32,6 +32,18 @@ def digests_in(text: str) -> list[str]:
     return [found.lower() for found in _DIGEST_ANYWHERE.findall(text)]
 
 
+# Tag-scheme accessories (before OCI 1.1 referrers): cosign's `sha256-<hex>.sig`, `.att` and
+# `.sbom`, and the distribution spec's referrers tag schema `sha256-<hex>` (a fallback index).
+# Exactly this form: `sha256-latest`, or any other tag that merely starts so, is an ordinary tag.
+_ACCESSORY_TAG = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$")
+
+
+def accessory_subject(tag: str) -> str | None:
+    """The digest a tag of the accessory form attaches its manifest to, or None."""
+    match = _ACCESSORY_TAG.match(tag)
+    return f"sha256:{match.group(1)}" if match else None
+
+
 class Kind(StrEnum):
     """What a manifest is, as far as garbage collection cares."""
 
@@ -119,6 +131,7 @@ class Reason(StrEnum):
     # Kept because something kept refers to it.
     LISTED_BY_KEPT_INDEX = "listed-by-kept-index"
     SUBJECT_KEPT = "subject-kept"
+    ACCESSORY_OF_KEPT = "accessory-of-kept"  # its accessory tag names a kept manifest
     # Kept for what it is, or for what we could not learn.
     UNKNOWN_KIND = "unknown-kind"
     OUT_OF_SCOPE = "out-of-scope"
@@ -155,7 +168,11 @@ class Pin:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The verdict on one manifest and why: `cause` is the tag, pin source or digest behind it."""
+    """The verdict on one manifest and why: `cause` is the tag, pin source or digest behind it.
+
+    `accessory` is the accessory tag (`sha256-<hex>.sig`, ...) that ties this manifest to its
+    subject, for a tag-scheme accessory; empty for everything else.
+    """
 
     digest: str
     kind: Kind
@@ -167,6 +184,7 @@ class Decision:
     # The retention rule that expired this manifest's tags ("rule 1: keep 25 CI builds"), kept
     # or deleted; "" when no rule did. A kept one says, by reason and cause, what holds it.
     expired_by: str = ""
+    accessory: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +206,12 @@ class Plan:
     waves: tuple[tuple[str, ...], ...]
     children: Mapping[str, tuple[str, ...]]  # candidate index -> the candidates it lists
     referrers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # subject -> referrers
-    absent_subjects: Mapping[str, str] = field(default_factory=dict)  # candidate -> its subject
+    # Candidate -> the subjects whose absence from the listing its deletion rests on (a referrer
+    # whose `subject`, or an accessory whose tag, names a digest the repository did not list).
+    # A listing is no proof of absence: right before the candidate's delete batch, the sweep
+    # reads each subject by digest, and keeps the candidate (live, with what it lists) when one
+    # exists after all. Candidates whose subjects are listed are not here: they go with them.
+    absent_subjects: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def deletions(self) -> list[str]:

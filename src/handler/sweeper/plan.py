@@ -1,9 +1,10 @@
 """Mark and sweep planning: roots -> kept set -> deletion candidates in waves. Pure; no I/O.
 
 Mark: every root (tag, pin, grace period, recent pull, archive) is live, and so is everything it
-reaches through index -> child edges and subject -> referrer edges, transitively. Manifests that
-may not be deleted for what they are (unknown kind, out of scope, unreadable) are kept too, and
-keep what *they* reach the same way, so that no surviving index ever loses a child.
+reaches through index -> child edges, subject -> referrer edges and subject -> accessory edges,
+transitively. Manifests that may not be deleted for what they are (unknown kind, out of scope,
+unreadable) are kept too, and keep what *they* reach the same way, so that no surviving index
+ever loses a child.
 Sweep: whatever is left is deleted, parents before children.
 
 Retention (`expired`, from lifecycle.expire) changes one thing: the tags of an expired image stop
@@ -11,6 +12,12 @@ being roots. Everything else still holds it (a pin, a recent pull, the grace per
 kept index listing it), its decision then saying what holds it and `expired_by` naming the rule;
 otherwise it is deleted, reason `expired` with the rule as its cause, with everything only it
 reaches, parents first, as any orphan is. An expired image is never deleted for its expiry alone.
+
+Accessories: a tag of the form `sha256-<hex>[.sig|.att|.sbom]` (model.accessory_subject) is not a
+root; it ties its manifest to the subject `sha256:<hex>` as `subject` ties a referrer. Only in a
+repository that holds some of those subjects, though: where every accessory names a digest the
+repository lacks, the subjects live elsewhere (cosign's COSIGN_REPOSITORY keeps signatures in a
+repository of their own), absence proves nothing, and the tags stay ordinary tags.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .model import (
     Reason,
     Scope,
     Verdict,
+    accessory_subject,
 )
 
 
@@ -39,7 +47,7 @@ from .model import (
 class Policy:
     """The settings the core needs; `now` is passed separately so the core stays clock-free."""
 
-    scope: Scope = Scope.ATTESTATIONS
+    scope: Scope = Scope.ORPHANS
     min_age: timedelta = timedelta(hours=72)
     keep_pulled_within: timedelta | None = timedelta(days=30)
 
@@ -94,7 +102,8 @@ def may_delete(
     read at all: every decision there is a keep, which needs no evidence. `expired` digests
     (retention) are not roots for their tags.
     """
-    if _root(image, pins, policy, now, image.digest in expired) is not None:
+    tags = () if image.digest in expired else _ordinary(image.tags)
+    if _root(image, tags, pins, policy, now) is not None:
         return False
     kinds = {metadata_kind(image, False), metadata_kind(image, True)}
     return None in kinds or not kinds.isdisjoint(SCOPE_KINDS[policy.scope])
@@ -124,10 +133,17 @@ def make_plan(
     expired = expired or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
+    accessories = _accessories(by_digest)
     kinds: dict[str, Kind] = {}
     notes: dict[str, str] = {}
     edges: dict[str, list[tuple[str, Reason]]] = defaultdict(list)
-    dangling: dict[str, str] = {}  # manifest -> its subject, which the listing does not show
+    absent: dict[str, list[str]] = {}  # manifest -> the subjects it names that are not listed
+
+    def link(subject: str, digest: str, reason: Reason) -> None:
+        if subject in by_digest:
+            edges[subject].append((digest, reason))
+        else:
+            absent.setdefault(digest, []).append(subject)
 
     for image in images:
         parsed = manifests.get(image.digest)
@@ -146,12 +162,17 @@ def make_plan(
             kinds[image.digest] = kind_or_none or Kind.UNCLASSIFIED
             notes[image.digest] = "judged from the listing" if kind_or_none else "not read"
             subject = image.subject
-        if subject is not None and subject in by_digest:
-            edges[subject].append((image.digest, Reason.SUBJECT_KEPT))
-        elif subject is not None:
-            dangling[image.digest] = subject
+        if subject is not None:
+            link(subject, image.digest, Reason.SUBJECT_KEPT)
+        for named in accessories.get(image.digest, ()):
+            link(named, image.digest, Reason.ACCESSORY_OF_KEPT)
 
     decisions: dict[str, Decision] = {}
+
+    def accessory(digest: str, subject: str = "") -> str:
+        """The accessory tag of `digest` naming `subject`, else its first one, else ""."""
+        named = accessories.get(digest)
+        return (named.get(subject) or next(iter(named.values()))) if named else ""
 
     def keep(digest: str, reason: Reason, cause: str, live: bool) -> None:
         image = by_digest[digest]
@@ -164,6 +185,7 @@ def make_plan(
             image.size,
             live,
             expired.get(digest, ""),
+            accessory(digest, cause),
         )
 
     def mark(starts: Iterable[str], live: bool) -> None:
@@ -177,7 +199,8 @@ def make_plan(
 
     roots: list[str] = []
     for digest, image in by_digest.items():
-        root = _root(image, pins, policy, now, digest in expired)
+        tags = _ordinary(image.tags) if digest in accessories else image.tags
+        root = _root(image, () if digest in expired else tags, pins, policy, now)
         if root is not None:
             keep(digest, *root, live=True)
             roots.append(digest)
@@ -227,14 +250,20 @@ def make_plan(
         for digest in wave:
             rule = expired.get(digest, "")
             reason = Reason.EXPIRED if rule else Reason.UNREACHABLE
+            tied = accessories.get(digest)
+            missing = absent.get(digest, ())
             if rule:
                 cause = rule
             elif digest in deleted_parent:
                 cause = f"listed only by {deleted_parent[digest]}, deleted first"
+            elif tied:
+                subject = next(iter(tied))
+                gone = "not in the repository" if subject in missing else "deleted first"
+                cause = f"accessory of {subject}, {gone}"
             elif digest in deleted_subject:
                 cause = f"refers to {deleted_subject[digest]}, deleted first"
-            elif digest in dangling:
-                cause = f"refers to {dangling[digest]}, absent"
+            elif missing:
+                cause = f"{notes[digest]}; subject {missing[0]} not in the repository"
             else:
                 cause = notes[digest]
             decisions[digest] = Decision(
@@ -246,16 +275,21 @@ def make_plan(
                 by_digest[digest].size,
                 live=False,
                 expired_by=rule,
+                accessory=accessory(digest),
             )
-    absent = {d: s for d, s in dangling.items() if decisions[d].verdict is Verdict.DELETE}
-    return Plan(repository, decisions, waves, children, referrers, absent)
+    absent_subjects = {
+        digest: tuple(absent[digest]) for wave in waves for digest in wave if digest in absent
+    }
+    return Plan(repository, decisions, waves, children, referrers, absent_subjects)
 
 
 def _root(
-    image: Image, pins: Mapping[str, Pin], policy: Policy, now: datetime, expired: bool = False
+    image: Image, tags: Sequence[str], pins: Mapping[str, Pin], policy: Policy, now: datetime
 ) -> tuple[Reason, str] | None:
-    if image.tags and not expired:
-        return Reason.TAGGED, image.tags[0]
+    """What makes `image` live on its own, if anything; `tags` are those of its tags that count
+    (not accessory tags where accessories hold, none for an image retention expired)."""
+    if tags:
+        return Reason.TAGGED, tags[0]
     if image.digest in pins:
         return Reason.PINNED, pins[image.digest].source
     if image.pushed_at is None or image.pushed_at > now - policy.min_age:
@@ -273,12 +307,39 @@ def _root(
     return None
 
 
+def _ordinary(tags: Sequence[str]) -> tuple[str, ...]:
+    """The tags that are not accessory tags: those make a manifest a root."""
+    return tuple(tag for tag in tags if accessory_subject(tag) is None)
+
+
+def _accessories(images: Mapping[str, Image]) -> dict[str, dict[str, str]]:
+    """Tag-scheme accessory -> {subject: the tag naming it}, in tag order.
+
+    Empty unless some subject is in the repository and is not an accessory itself: a repository
+    whose accessories all name digests it lacks keeps subjects elsewhere (module docstring).
+    """
+    found: dict[str, dict[str, str]] = {}
+    for digest, image in images.items():
+        for tag in image.tags:
+            subject = accessory_subject(tag)
+            if subject is not None:
+                found.setdefault(digest, {}).setdefault(subject, tag)
+    holds_subjects = any(
+        subject in images and subject not in found for named in found.values() for subject in named
+    )
+    return found if holds_subjects else {}
+
+
 def _marked_attestations(manifests: Mapping[str, Manifest]) -> set[str]:
     marked: set[str] = set()
     for parsed in manifests.values():
         if parsed.kind is Kind.INDEX:
             marked.update(m.attestation_entries(parsed))
     return marked
+
+
+# Edges from a manifest to what describes it: ordered after it, and kept with it.
+_DESCRIBES = frozenset({Reason.SUBJECT_KEPT, Reason.ACCESSORY_OF_KEPT})
 
 
 def _order(
@@ -310,7 +371,7 @@ def _order(
         )
         if kids:
             children[parent] = kids
-        refs = tuple(c for c, reason in listed if reason is Reason.SUBJECT_KEPT and c in members)
+        refs = tuple(c for c, reason in listed if reason in _DESCRIBES and c in members)
         if refs:
             referrers[parent] = refs
     waves, cyclic = _waves(candidates, (children, referrers))

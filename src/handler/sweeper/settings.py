@@ -83,7 +83,7 @@ class Settings:
     within_repositories: tuple[str, ...] = ()
     exclude_repositories: tuple[str, ...] = ()
     min_age_hours: float = 72.0
-    scope: Scope = Scope.ATTESTATIONS
+    scope: Scope = Scope.ORPHANS
     pins: tuple[Pin, ...] = ()
     keep_pulled_within_days: float = 30.0
     max_deletions: int = 5000

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     policy = argparse.ArgumentParser(add_help=False)
     group = policy.add_argument_group("policy (request fields; flags override --event)")
-    group.add_argument("--scope", help="attestations (default) or orphans")
+    group.add_argument("--scope", help="orphans (default) or attestations")
     group.add_argument(
         "--min-age-hours", type=_number, metavar="H", help="grace period (default 72)"
     )

@@ -58,7 +58,7 @@ class RepositoryRun:
     waves: tuple[tuple[str, ...], ...] = ()
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned index -> kids
     referrers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned subject -> refs
-    absent_subjects: dict[str, str] = field(default_factory=dict)  # see model.Plan
+    absent_subjects: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see model.Plan
     # Retention: each expired digest with the tags it had when listed (expired with it).
     expired: dict[str, tuple[str, ...]] = field(default_factory=dict)
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy

@@ -92,7 +92,7 @@ class _Sweep:
         """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
         still deletable, and read every per-item answer."""
         repo, registry = self.repo, self.ctx.registry
-        subjects = {repo.absent_subjects[d] for d in batch if d in repo.absent_subjects}
+        subjects = {s for d in batch for s in repo.absent_subjects.get(d, ())}
         asked = [*batch, *sorted(subjects - set(batch))]
         if len(asked) <= ports.BATCH_SIZE:
             current = registry.describe(repo.repository, asked)  # the usual case: one call
@@ -102,17 +102,17 @@ class _Sweep:
         ready: list[str] = []
         for digest in batch:
             image = current.get(digest)
-            subject = repo.absent_subjects.get(digest)
-            if subject is not None and subject in current:
+            listed = set(repo.images[digest].tags)  # an accessory's own, an expired image's
+            found = [s for s in repo.absent_subjects.get(digest, ()) if s in current]
+            if found:
                 # Its subject is there after all (pushed since, or missed by the listing).
-                self.block(digest, Reason.SUBJECT_KEPT, subject)
+                self.block(digest, Reason.SUBJECT_KEPT, found[0])
             elif image is None:
                 repo.already_gone.add(digest)
-            elif set(image.tags) - set(repo.expired.get(digest, ())):
-                # Deleting by digest would silently take the new tag with it (an expired image
-                # goes with the tags its rule expired, and no other).
-                gained = sorted(set(image.tags) - set(repo.expired.get(digest, ())))
-                self.block(digest, Reason.GAINED_TAG, gained[0])
+            elif set(image.tags) - listed:
+                # Deleting by digest would silently take the new tag with it (a planned manifest
+                # goes with the tags it was listed with: an expired image's, an accessory's).
+                self.block(digest, Reason.GAINED_TAG, sorted(set(image.tags) - listed)[0])
             elif image.archived:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
             else:
@@ -127,9 +127,9 @@ class _Sweep:
         for digest, removed in outcome.tags_removed.items():
             # Tagged after the re-read: no collector can close that window, but it is reported,
             # and what the manifest lists or what describes it stays, so it can be pushed again.
-            tags = [t for t in removed if t not in repo.expired.get(digest, ())]
+            tags = [t for t in removed if t not in repo.images[digest].tags]
             if not tags:
-                continue  # the tags its retention rule expired
+                continue  # the tags it was listed with, planned to go with it
             tag_list = ", ".join(repr(t) for t in tags)
             repo.fail(digest, TAG_LOST, f"deleted with tag {tag_list}, added after the re-read")
             self.block(digest, Reason.GAINED_TAG, tags[0])
