@@ -41,9 +41,11 @@ CONFIG_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
 
 # Installed in two steps: `make demo` needs only the first (runtime dependencies and moto), so a
 # fresh clone shows the demo within seconds; the tools come with the first target that needs them.
+# --no-compile: byte-compiling all of moto's services at install takes longer than the demo;
+# Python compiles the few modules the demo imports when it first imports them.
 $(VENV)/.demo-installed: requirements-demo.txt src/handler/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-demo.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-compile -r requirements-demo.txt
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt requirements-test.txt

@@ -58,7 +58,8 @@ def test_demo_installs_the_runtime_and_moto_only() -> None:
     assert result.returncode == 0, result.stderr
     installs = [line for line in result.stdout.splitlines() if " install " in line]
     assert installs == [
-        ".venv/bin/pip install --quiet --disable-pip-version-check -r requirements-demo.txt"
+        ".venv/bin/pip install --quiet --disable-pip-version-check --no-compile"
+        " -r requirements-demo.txt"
     ]
     assert set(requirements("requirements-demo.txt")) == DEMO_PACKAGES
     assert result.stdout.splitlines()[-1] == ".venv/bin/python scripts/demo.py"
