@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from sweeper.cli import (
     Interrupts,
     Progress,
     build_parser,
+    human_bytes,
     main,
 )
 from sweeper.cli import settings_from as cli_settings
@@ -126,6 +128,142 @@ def test_plan_exits_1_when_an_index_cannot_be_read(cli: Run) -> None:
         assert fake.digests(REPO) == build.all
 
 
+@pytest.mark.parametrize(
+    ("command", "unreadable_survivor", "line"),
+    [
+        (["plan"], False, "Would delete 3 manifests: {freed} freed, {nominal} nominal (dry run"),
+        (
+            ["plan"],
+            True,
+            "Would delete 3 manifests: bytes freed not known in 1 repository, {nominal}",
+        ),
+        (["sweep", "--yes"], False, "Deleted 3 of 3 planned manifests: {freed} freed, {nominal}"),
+    ],
+    ids=["plan", "plan-freed-unknown", "sweep"],
+)
+def test_totals_show_the_bytes_really_freed_beside_the_nominal_sizes(
+    cli: Run, command: list[str], unreadable_survivor: bool, line: str
+) -> None:
+    with FakeRegistry(archived_manifests_readable=False) as fake:
+        old = fake.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
+        new = fake.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1), fast=True)
+        if unreadable_survivor:  # kept, so the figure cannot say which blobs it still holds
+            fake.set_archived(REPO, new.images["linux/amd64"])
+        _, out, _ = cli("plan", "--json", "--scope", "orphans")
+        planned = json.loads(out)["planned"]
+        code, out, _ = cli(*command, "--scope", "orphans")
+        after = fake.digests(REPO)
+    assert code == EXIT_OK
+    assert planned["bytes_freed"] < planned["bytes"]  # shared layers are not freed
+    figures = {
+        "freed": human_bytes(planned["bytes_freed"]),
+        "nominal": human_bytes(planned["bytes"]),
+    }
+    assert line.format(**figures) in out
+    assert ("bytes freed not known in app: " in out) is unreadable_survivor
+    assert after == (new.all if command[0] == "sweep" else old.all | new.all)
+
+
+def test_one_of_each_reads_in_the_singular_and_times_read_as_how_long_ago(
+    registry: FakeRegistry, cli: Run
+) -> None:
+    orphan = registry.push(REPO, oci.image_manifest(1), pushed_at=OLD)
+    young = registry.push(REPO, oci.image_manifest(2), pushed_at=OLD + timedelta(days=30))
+    with use_clock(lambda: OLD + timedelta(days=30, minutes=20)):
+        code, out, _ = cli("plan", "--scope", "orphans")
+        _, json_out, _ = cli("plan", "--scope", "orphans", "--json")
+    assert code == EXIT_OK
+    assert "app: 2 manifests, 1 to delete, 1 kept" in out
+    assert "1 repository, 2 manifests." in out
+    assert "Would delete 1 manifest: " in out
+    row = next(line for line in out.splitlines() if short(young) in line)
+    assert row.split()[5:] == ["keep", "within-grace-period", "pushed", "20", "min", "ago"]
+    # The JSON keeps the ISO time; deletions list the orphan with its own.
+    report = json.loads(json_out)
+    assert [d["digest"] for d in report["deletions"]] == [orphan]
+    with use_clock(lambda: OLD + timedelta(days=30, minutes=20)):
+        _, out, _ = cli("explain", REPO, young, "--scope", "orphans")
+        _, json_out, _ = cli("explain", REPO, young, "--scope", "orphans", "--json")
+    assert "<- within the grace period (pushed 20 min ago)" in out
+    explained = json.loads(json_out)
+    assert explained["cause"] == explained["pushed_at"]  # the ISO time
+
+
+# repositories given -> (exit code, what stderr warns, what stdout says, repositories left alone)
+UNMATCHED = {
+    "nothing-matched": (
+        ["plan", "--repository", "nosuch"],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "",
+    ),
+    "one-of-two-matched": (
+        ["plan", "--repository", "nosuch", "--repository", REPO],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "(registry): NoRepositoryMatched: repositories: 'nosuch' matches no repository",
+    ),
+    "from-the-event-file": (
+        ["plan", "--event", "events/dry-run-one-repository.json"],
+        "ecr-sweeper: warning: repositories 'my-app' matches no repository "
+        "(in events/dry-run-one-repository.json)\n",
+        "",
+    ),
+    "sweep-goes-on-with-the-rest": (
+        ["sweep", "--yes", "--scope", "orphans", "--repository", "nosuch", "--repository", REPO],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "Deleted 3 of 3 planned manifests",
+    ),
+    "validate": (
+        ["validate", "--repository", "nosuch"],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "Checked 0 repositories, 0 manifests: nothing broken.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "warning", "said"), UNMATCHED.values(), ids=list(UNMATCHED))
+def test_a_repository_pattern_matching_nothing_is_a_failure_named_on_stderr(
+    registry: FakeRegistry,
+    moved_tag: tuple[BuildxPush, BuildxPush],
+    cli: Run,
+    args: list[str],
+    warning: str,
+    said: str,
+) -> None:
+    old, new = moved_tag
+    code, out, err = cli(*args)
+    assert code == EXIT_FAILURES
+    assert err == warning
+    assert said in out if said else out == ""
+    assert registry.digests(REPO) == (new.all if args[0] == "sweep" else old.all | new.all)
+
+
+def test_a_pattern_whose_repositories_are_all_excluded_did_match(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    code, out, err = cli("plan", "--repository", "ap?", "--exclude", REPO)
+    assert (code, err) == (EXIT_OK, "")
+    assert "0 repositories, 0 manifests." in out
+
+
+def test_the_lambda_reports_a_pattern_matching_nothing(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run, invoke: Invoke
+) -> None:
+    # The command first: the handler's logger, once set up, would print to this stdout too.
+    _, out, _ = cli("plan", "--json", "--scope", "orphans", "--repository", "nosuch")
+    assert json.loads(out)["failures"][0]["code"] == "NoRepositoryMatched"
+    report = invoke(dry_run=True, scope="orphans", repositories=["nosuch", REPO])
+    assert report["complete"] is False
+    assert report["failures"] == [
+        {
+            "repository": "",
+            "digest": "",
+            "code": "NoRepositoryMatched",
+            "message": "repositories: 'nosuch' matches no repository",
+        }
+    ]
+    assert report["planned"]["manifests"] == 3  # the pattern that matched is planned as usual
+
+
 def test_event_file_and_flags_make_one_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,7 +283,8 @@ def test_event_file_and_flags_make_one_request(
 
 
 def test_a_scheduled_event_file_carries_no_settings(tmp_path: Path) -> None:
-    event = Path("events/scheduled.json")
+    event = tmp_path / "envelope.json"
+    event.write_text(json.dumps({"detail-type": "Scheduled Event", "source": "aws.events"}))
     args = build_parser().parse_args(["plan", "--event", str(event), "--scope", "attestations"])
     settings = cli_settings(args, dry_run=True)
     assert settings.scope is Scope.ATTESTATIONS
@@ -289,7 +428,7 @@ def test_explain_a_pinned_index_and_a_signature(registry: FakeRegistry, cli: Run
     assert code == EXIT_OK
     assert (
         f"{short(signature)} (referrer) <- refers to image {short(old.images['linux/amd64'])}"
-        f" <- listed by index {short(old.index)} <- pinned (event:{pin})"
+        f" <- listed by index {short(old.index)} <- pinned (--pin {pin})"
     ) in out
 
 
@@ -317,7 +456,7 @@ def test_explain_what_is_not_there(
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     result, out, err = cli("explain", *args)
     assert result == code
-    assert message in err
+    assert err.count(message) == 1  # a failed call's code is not said twice
     assert out == ""
 
 
@@ -380,7 +519,7 @@ def test_validate_reports_a_dangling_referrer_as_dangling_not_broken(
         short(never_pushed.digest),
     ]
     assert out.splitlines()[-1] == (
-        "Checked 1 repository, 1 manifests: nothing broken, 1 dangling referrer."
+        "Checked 1 repository, 1 manifest: nothing broken, 1 dangling referrer."
     )
 
 
@@ -403,7 +542,24 @@ def test_validate_exits_1_for_a_broken_index_beside_a_dangling_referrer(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["plan", "--scope", "all"], "invalid setting scope: must be 'attestations' or 'orphans'"),
+        (
+            ["plan", "--scope", "all"],
+            "invalid setting scope: must be 'attestations' or 'orphans', got 'all' (--scope)",
+        ),
+        (
+            ["plan", "--event", "{events}/bad-scope.json"],
+            "invalid setting scope: must be 'attestations' or 'orphans', got 'bogus' "
+            "(in {events}/bad-scope.json)",
+        ),
+        (
+            ["plan", "--event", "{events}/bad-pin.json"],
+            "invalid setting pins[0]: 'latest' does not contain a valid digest",
+        ),
+        (["plan", "--event", "{events}/bad-pin.json"], "(in {events}/bad-pin.json)"),
+        (
+            ["plan", "--event", "{events}/bad-scope.json", "--min-age-hours", "-1"],
+            "invalid setting min_age_hours: must be between 0 and",
+        ),
         (["plan", "--min-age-hours", "-1"], "min_age_hours: must be between 0 and"),
         (["plan", "--min-age-hours", "soon"], "--min-age-hours: not a number: 'soon'"),
         # At least an hour on the command line too: buildx pushes children before their index.
@@ -418,7 +574,11 @@ def test_validate_exits_1_for_a_broken_index_beside_a_dangling_referrer(
         (["plan", "--max-deletions", "1.5"], "max_deletions: must be a whole number"),
         (["sweep", "--yes", "--scope", "everything"], "scope"),
         (["plan", "--event", "no/such/file.json"], "--event: cannot read no/such/file.json"),
-        (["plan", "--event", "{events}/unknown-field.json"], "surprise: unknown field"),
+        (
+            ["plan", "--event", "{events}/unknown-field.json"],
+            "surprise: unknown field",
+        ),
+        (["plan", "--event", "{events}/unknown-field.json"], "(in {events}/unknown-field.json)"),
         (["plan", "--event", "{events}/not-json.json"], "--event:"),
         (["plan", "--event", "{events}/a-list.json"], "event: must be a JSON object"),
         (["explain", REPO], "DIGEST"),
@@ -439,16 +599,56 @@ def test_bad_usage_exits_2_naming_what_is_wrong_and_deletes_nothing(
     (tmp_path / "unknown-field.json").write_text('{"scope": "orphans", "surprise": 1}')
     (tmp_path / "not-json.json").write_text("scope: orphans")
     (tmp_path / "a-list.json").write_text("[1, 2]")
+    (tmp_path / "bad-scope.json").write_text('{"scope": "bogus"}')
+    (tmp_path / "bad-pin.json").write_text('{"pins": ["latest"]}')
     before = registry.digests(REPO)
     code, out, err = cli(*(arg.format(events=tmp_path) for arg in args))
     assert code == EXIT_USAGE
-    assert message in err
+    assert message.format(events=tmp_path) in err
     assert registry.digests(REPO) == before
     assert out == ""
 
 
 def test_flags_mirror_every_request_field_but_dry_run() -> None:
     assert set(FLAGS) == set(_FIELDS) - {"dry_run"}
+
+
+def test_the_readme_flag_table_lists_every_flag() -> None:
+    readme = Path("README.md").read_text()
+    table = readme.split("| flag | request field |", 1)[1].split("\n\n", 1)[0]
+    rows: list[tuple[str, str]] = []
+    for line in table.splitlines()[2:]:
+        cells = re.split(r"(?<!\\)\|", line)  # `a\|b` in a cell is one cell
+        flag = re.match(r"\s*`(--[a-z-]+)", cells[1])
+        field = re.fullmatch(r"\s*`([a-z_]+)`\s*", cells[2])
+        assert flag, line
+        rows.append((flag.group(1), field.group(1) if field else ""))
+    assert {flag: field for flag, field in rows if field} == {f: n for n, f in FLAGS.items()}
+    assert [flag for flag, field in rows if not field] == ["--event"]
+
+
+def test_no_credentials_says_so_and_prints_no_empty_summary(
+    cli: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance to ask
+    for command in (["plan"], ["sweep", "--yes"], ["validate"]):
+        code, out, err = cli(*command)
+        assert (code, out) == (EXIT_FAILURES, ""), command
+        assert err == (
+            "ecr-sweeper: DescribeRepositories: NoCredentialsError: Unable to locate credentials "
+            "(no AWS credentials: pass --profile, or run `aws configure`)\n"
+        )
 
 
 def test_no_region_and_unknown_profile_are_bad_usage(
@@ -492,6 +692,35 @@ def test_entry_points_run_the_command() -> None:
         check=False,
     )
     assert (result.returncode, result.stdout.strip()) == (0, "ecr-sweeper 0.1.0")
+
+
+# Run in a process of its own: the command writes to a pipe whose reader has gone.
+_PIPED = """
+import sys
+from harness import FakeRegistry
+from sweeper.cli import main
+
+with FakeRegistry() as fake:
+    fake.push_buildx("app", tag="latest")
+    sys.stdin.readline()  # the reader has closed its end: write now
+    sys.exit(main(["plan", "--json", "--region", "us-east-1"]))
+"""
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly() -> None:
+    # `ecr-sweeper plan --json | head -1`, with `head` gone before the report is written.
+    process = subprocess.Popen(
+        [sys.executable, "-c", _PIPED],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": "src/handler:tests"},
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate("go\n", timeout=60)
+    assert (process.returncode, err) == (EXIT_FAILURES, "")
 
 
 def test_ctrl_c_before_deleting_stops_at_once_and_while_deleting_after_the_batch() -> None:

@@ -19,7 +19,7 @@ def test_demo_plans_sweeps_explains_and_validates(capsys: pytest.CaptureFixture[
     reclaimed = next(line for line in out.splitlines() if line.startswith("Reclaimed"))
     # The dry run announced exactly what the real run then deleted.
     assert planned.split()[2] == reclaimed.split()[1] != "0"
-    assert "<- pinned (event:" in out  # the pinned release's attestation, explained
+    assert "<- pinned (--pin " in out  # the pinned release's attestation, explained
     assert "<- within the grace period" in out
     assert "<- refers to index" in out
     assert "(accessory .sig) <- of index" in out  # the release's cosign signature

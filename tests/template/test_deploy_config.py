@@ -71,6 +71,7 @@ EVENT_FILES: dict[str, dict[str, Any]] = {
     "real-run.json": {"dry_run": False, "scope": Scope.ORPHANS},
     "scheduled.json": {"dry_run": True},  # everything from the environment: here, the defaults
 }
+SCHEDULED = "scheduled.json"
 
 
 def test_events_folder_holds_exactly_the_documented_requests() -> None:
@@ -82,4 +83,15 @@ def test_event_file_gives_the_settings_its_name_says(name: str, expected: dict[s
     event = json.loads((EVENTS / name).read_text())
     settings = load(event, {})
     assert {key: getattr(settings, key) for key in expected} == expected
-    assert is_scheduled_event(event) == (name == "scheduled.json")
+    assert not is_scheduled_event(event)  # no envelope: the schedule sends its Input (below)
+
+
+def test_the_scheduled_event_file_is_what_the_schedule_sends(sam: Template) -> None:
+    """events/scheduled.json must be exactly what the nightly run receives. An EventBridge
+    Scheduler schedule (ScheduleV2) sends its Input as the event, no envelope around it; an
+    EventBridge rule (Schedule) would send a Scheduled Event envelope, and this file with it."""
+    sent = json.loads((EVENTS / SCHEDULED).read_text())
+    events = sam["Resources"]["SweeperFunction"]["Properties"]["Events"]
+    schedules = [e for e in events.values() if e["Type"] in {"ScheduleV2", "Schedule"}]
+    assert [e["Type"] for e in schedules] == ["ScheduleV2"]
+    assert sent == json.loads(schedules[0]["Properties"]["Input"])

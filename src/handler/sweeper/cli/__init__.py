@@ -11,14 +11,15 @@ checks them. The environment variables that configure the deployed function (SCO
 not read: a shell's stray `SCOPE` should not change what a sweep deletes. `dry_run` comes from the
 command, never from the file.
 
-Exit codes: 0 done; 1 failures (the report is not complete, something failed or is broken, the
-manifest asked about is not there, or the sweep was not confirmed); 2 bad usage, with what was
-wrong named.
+Exit codes: 0 done; 1 failures (the report is not complete, something failed or is broken, a
+repository pattern matched nothing, the manifest asked about is not there, the sweep was not
+confirmed, or the output's reader went away); 2 bad usage, with what was wrong named.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -67,10 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         code: int = COMMANDS[args.command](args, out, err)
-    except InvalidSettings as exc:
-        field = exc.field.split("[")[0]
-        flag = f" ({FLAGS[field]})" if field in FLAGS else ""
-        print(f"{PROG}: error: invalid setting {exc}{flag}", file=err)
+    except InvalidSettings as exc:  # settings_from names the flag or file; this is a fallback
+        print(f"{PROG}: error: invalid setting {exc}", file=err)
         return EXIT_USAGE
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=err)
@@ -82,7 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=err)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`ecr-sweeper plan --json | head`): stop quietly, as a pipeline
+        # expects. A sweep that had not yet been confirmed has deleted nothing.
+        _discard_stdout()
+        return EXIT_FAILURES
     return code
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null: Python flushes it once more at exit, and would fail
+    on the closed pipe again with an "Exception ignored" message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (captured in a test, say): nothing to flush
+        pass
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TextIO
@@ -23,6 +23,8 @@ from ..model import Decision, Kind, Pin, Verdict
 from ..ports import Registry, RegistryError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
+    NO_REPOSITORY_MATCHED,
+    Failure,
     Report,
     RepositoryCheck,
     RepositoryRun,
@@ -31,20 +33,24 @@ from ..run import (
     Sweeper,
     check_repository,
     select_repositories,
+    unmatched_patterns,
 )
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
-from .parser import EXIT_FAILURES, EXIT_OK, PROG, UsageError, settings_from
+from .parser import EXIT_FAILURES, EXIT_OK, FLAGS, PROG, UsageError, origin, settings_from
 from .render import (
+    counted,
     decision_dict,
+    failure_text,
+    freed,
     human_bytes,
-    plural,
     print_failures,
     print_json,
     print_problems,
     print_tables,
     print_totals,
     pushed,
+    readable,
 )
 from .terminal import Interrupts, Progress
 
@@ -106,6 +112,28 @@ class Finished:
         ]
 
 
+# Said beside a failure whose cause an operator can fix at once.
+_HINTS = {"NoCredentialsError": " (no AWS credentials: pass --profile, or run `aws configure`)"}
+
+
+def warn_run_failures(
+    args: argparse.Namespace, failures: Sequence[Failure], ran: bool, err: TextIO
+) -> None:
+    """On stderr, what a summary would bury: each repository pattern that matched nothing and,
+    when no repository could be run at all (no credentials, say), why; then no summary is shown,
+    since its zeros would only hide the error."""
+    for failure in failures:
+        if failure.code == NO_REPOSITORY_MATCHED:
+            what = failure.message.partition(": ")[2]  # "'nosuch' matches no repository"
+            where = origin(args, "repositories")
+            if where == FLAGS["repositories"]:
+                print(f"{PROG}: warning: {where} {what}", file=err)
+            else:
+                print(f"{PROG}: warning: repositories {what} ({where})", file=err)
+        elif not ran:
+            print(f"{PROG}: {failure_text(failure)}{_HINTS.get(failure.code, '')}", file=err)
+
+
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     session, registry = connect(args)
@@ -121,11 +149,13 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retain_decisions=True,
         )
         report = Sweeper(registry, settings, now, options).run()
+    ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(out, report.as_dict())
-    else:
+    elif ran:
         print_tables(out, finished.ordered(report), now)
         print_totals(out, report)
+    warn_run_failures(args, report.failures, ran, err)
     return EXIT_OK if report.complete else EXIT_FAILURES
 
 
@@ -158,11 +188,9 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print_tables(out, repos, now)
         plan = Report(dry_run=False, repositories=[r.summary(0) for r in repos])
         print_totals(summary, plan)
-        count = plan.planned.manifests
         err.write(
-            f"Delete {count} {plural(count, 'manifest', 'manifests')} "
-            f"({human_bytes(plan.planned.bytes)}) in {len(planned)} "
-            f"{plural(len(planned), 'repository', 'repositories')}? [y/N] "
+            f"Delete {counted(plan.planned.manifests, 'manifest')} ({freed(plan)}) in "
+            f"{counted(len(planned), 'repository', 'repositories')}? [y/N] "
         )
         err.flush()
         asked = True
@@ -183,12 +211,14 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if report.stopped_early is StopReason.NOT_CONFIRMED:
         print("Not confirmed: nothing deleted.", file=err)
         return EXIT_FAILURES
+    ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(out, report.as_dict())
-    else:
+    elif ran:
         if not asked:
             print_tables(out, finished.ordered(report), now)
         print_totals(out, report, after_sweep=True)
+    warn_run_failures(args, report.failures, ran, err)
     if report.stopped_early is StopReason.INTERRUPTED:
         print("Interrupted: stopped before the next batch; run it again to finish.", file=err)
     return EXIT_OK if report.complete and not report.broken else EXIT_FAILURES
@@ -210,7 +240,7 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
         for failure in repo.failures:
-            print(f"{PROG}: {failure.code}: {failure.message}", file=err)
+            print(f"{PROG}: {failure_text(failure)}", file=err)
         print(f"{PROG}: {prefix} is not in repository {args.repository_name!r}", file=err)
         return EXIT_FAILURES
     if len(matches) > 1:
@@ -255,8 +285,9 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"  tags:    {', '.join(image.tags) or '(untagged)'}", file=out)
         print(f"  pushed:  {pushed(image, now)}", file=out)
         print(f"  size:    {human_bytes(image.size)}", file=out)
+        readable_chain = [readable(d, repo.images.get(d.digest), now) for d in chain]
         print(f"  verdict: {verdict} ({decision.reason.value})", file=out)
-        print(f"  why:     {render(chain)}", file=out)
+        print(f"  why:     {render(readable_chain)}", file=out)
         if not selected:
             print(
                 "  note:    --repository/--exclude leave this repository out: a run with these "
@@ -290,9 +321,11 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         names = registry.repositories()
     except RegistryError as exc:
-        print(f"{PROG}: {exc}", file=err)
+        failure = Failure("", "", exc.code, str(exc))
+        warn_run_failures(args, [failure], False, err)
         return EXIT_FAILURES
     selected = select_repositories(names, settings.repositories, settings.exclude_repositories)
+    unmatched = unmatched_patterns(names, settings.repositories)
     checks: list[RepositoryCheck] = []
     with Progress(err, "checking") as progress, ThreadPoolExecutor(settings.concurrency) as pool:
         for check in pool.map(lambda name: check_repository(registry, name), selected):
@@ -303,7 +336,7 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     found = [p for c in checks for p in c.problems]
     problems = [p for p in found if p.problem != MISSING_SUBJECT]
     dangling = [p for p in found if p.problem == MISSING_SUBJECT]
-    failures = [f.as_dict() for c in checks for f in c.failures]
+    failures = [f.as_dict() for f in unmatched] + [f.as_dict() for c in checks for f in c.failures]
     if args.json:
         print_json(
             out,
@@ -326,15 +359,14 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(file=out)
         summary = f"{len(problems)} broken" if problems else "nothing broken"
         if dangling:
-            summary += (
-                f", {len(dangling)} dangling {plural(len(dangling), 'referrer', 'referrers')}"
-            )
+            summary += f", {counted(len(dangling), 'dangling referrer')}"
         print(
-            f"Checked {len(checks)} {plural(len(checks), 'repository', 'repositories')}, "
-            f"{sum(c.manifests for c in checks)} manifests: {summary}.",
+            f"Checked {counted(len(checks), 'repository', 'repositories')}, "
+            f"{counted(sum(c.manifests for c in checks), 'manifest')}: {summary}.",
             file=out,
         )
         print_failures(out, failures)
+    warn_run_failures(args, unmatched, True, err)
     return EXIT_OK if not problems and not failures else EXIT_FAILURES
 
 

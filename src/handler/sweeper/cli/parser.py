@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..settings import Settings, is_scheduled_event, load
+from ..model import Pin
+from ..settings import InvalidSettings, Settings, is_scheduled_event, load
 
 PROG = "ecr-sweeper"
 EXIT_OK = 0
@@ -192,20 +194,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace, *, dry_run: bool) -> Settings:
-    """The request file, then the flags over it, checked by settings.load like any request."""
+    """The request file, then the flags over it, checked by settings.load like any request. A
+    wrong field is a UsageError naming the field and where it came from: its flag or the file."""
     request: dict[str, Any] = {}
+    try:
+        if args.event is not None:
+            document = _read_event(args.event)
+            if not isinstance(document, dict):
+                return load(document, {})  # raises, naming the event
+            if not is_scheduled_event(document):  # an envelope carries no settings
+                request.update(document)
+        for name in FLAGS:
+            value = getattr(args, name, None)
+            if value is not None:
+                request[name] = value
+        request["dry_run"] = dry_run
+        settings = load(request, {})
+    except InvalidSettings as exc:
+        raise UsageError(f"invalid setting {exc} ({origin(args, exc.field)})") from None
+    if getattr(args, "pins", None) is not None:
+        # A pin's source is its cause in the tables: these came from the command line, not from
+        # an event (settings.load names every request's pins `event:TEXT`).
+        pins = tuple(
+            Pin(p.digest, "--pin " + p.source.removeprefix("event:")) for p in settings.pins
+        )
+        settings = replace(settings, pins=pins)
+    return settings
+
+
+def origin(args: argparse.Namespace, field: str) -> str:
+    """Where a request field came from: its flag when given, else the --event file."""
+    name = field.partition("[")[0]
+    if name in FLAGS and getattr(args, name, None) is not None:
+        return FLAGS[name]
     if args.event is not None:
-        document = _read_event(args.event)
-        if not isinstance(document, dict):
-            return load(document, {})  # raises, naming the event
-        if not is_scheduled_event(document):  # an envelope carries no settings
-            request.update(document)
-    for name in FLAGS:
-        value = getattr(args, name, None)
-        if value is not None:
-            request[name] = value
-    request["dry_run"] = dry_run
-    return load(request, {})
+        return "in standard input" if args.event == "-" else f"in {args.event}"
+    return FLAGS.get(name, name)
 
 
 def _read_event(name: str) -> object:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
 
 from ..explain import short
 from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
-from ..run import Report, RepositoryRun
+from ..run import Failure, Report, RepositoryRun
 from ..validate import Problem
 
 _DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
@@ -35,6 +36,42 @@ def age(when: datetime | None, now: datetime) -> str:
     if seconds < 48 * 3600:
         return f"{int(seconds // 3600)}h"
     return f"{int(seconds // 86400)}d"
+
+
+def ago(when: datetime, now: datetime) -> str:
+    """`20 min ago`, `5 hours ago`, `3 days ago`: for people; the JSON and the log keep ISO."""
+    seconds = (now - when).total_seconds()
+    if seconds < 60:
+        return "just now" if seconds > -60 else f"at {when.isoformat(timespec='seconds')}"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{counted(int(seconds // 3600), 'hour')} ago"
+    return f"{counted(int(seconds // 86400), 'day')} ago"
+
+
+def _when(decision: Decision, image: Image | None) -> tuple[str, datetime] | None:
+    """The time a decision's cause is (the run logs it in ISO), and what happened then."""
+    if image is None:
+        return None
+    if decision.reason is Reason.YOUNG and image.pushed_at is not None:
+        return "pushed", image.pushed_at
+    if decision.reason is Reason.PULLED and image.last_pulled is not None:
+        return "pulled", image.last_pulled
+    return None
+
+
+def readable(decision: Decision, image: Image | None, now: datetime) -> Decision:
+    """The decision with a time cause as how long ago, for `explain`'s sentence (`within the
+    grace period (pushed 20 min ago)`); the JSON keeps the ISO time."""
+    when = _when(decision, image)
+    return decision if when is None else replace(decision, cause=ago(when[1], now))
+
+
+def cause_cell(decision: Decision, image: Image | None, now: datetime) -> str:
+    """The table's CAUSE: `pushed 20 min ago` rather than a timestamp, digests shortened."""
+    when = _when(decision, image)
+    return shorten(decision.cause) if when is None else f"{when[0]} {ago(when[1], now)}"
 
 
 def pushed(image: Image, now: datetime) -> str:
@@ -91,7 +128,7 @@ def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> 
         deleting = sum(1 for d in decisions if d.verdict is Verdict.DELETE)
         done = "deleted" if repo.deleted or repo.already_gone else "to delete"
         print(
-            f"{repo.repository}: {repo.manifests} manifests, {deleting} {done}, "
+            f"{repo.repository}: {counted(repo.manifests, 'manifest')}, {deleting} {done}, "
             f"{len(decisions) - deleting} kept",
             file=out,
         )
@@ -103,7 +140,7 @@ def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> 
                 human_bytes(d.size),
                 verdict_of(repo, d),
                 d.reason.value,
-                shorten(d.cause),
+                cause_cell(d, repo.images.get(d.digest), now),
             ]
             for d in decisions
         ]
@@ -114,36 +151,57 @@ def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> 
         print(file=out)
 
 
+def freed(report: Report, *, deleted: bool = False) -> str:
+    """`1.2 GiB freed, 4.3 GiB nominal` for the planned (or deleted) manifests: the blobs they
+    alone used, and the sum of their imageSizeInBytes. Where a repository's figure is unknown the
+    freed bytes are a lower bound, and say so."""
+    totals = report.deleted if deleted else report.planned
+    unknown = sum(
+        1
+        for r in report.repositories
+        if (r.deleted_bytes_freed if deleted else r.planned_bytes_freed) is None
+    )
+    nominal = f"{human_bytes(totals.bytes)} nominal"
+    if not unknown:
+        return f"{human_bytes(totals.bytes_freed)} freed, {nominal}"
+    where = counted(unknown, "repository", "repositories")
+    if not totals.bytes_freed:
+        return f"bytes freed not known in {where}, {nominal}"
+    return f"at least {human_bytes(totals.bytes_freed)} freed (not known in {where}), {nominal}"
+
+
 def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> None:
     planned, deleted = report.planned, report.deleted
-    repositories = len(report.repositories)
     print(
-        f"{repositories} {plural(repositories, 'repository', 'repositories')}, "
-        f"{report.manifests} manifests.",
+        f"{counted(len(report.repositories), 'repository', 'repositories')}, "
+        f"{counted(report.manifests, 'manifest')}.",
         file=out,
     )
     if report.dry_run:
         print(
-            f"Would delete {planned.manifests} manifests, {human_bytes(planned.bytes)} "
+            f"Would delete {counted(planned.manifests, 'manifest')}: {freed(report)} "
             "(dry run: nothing deleted).",
             file=out,
         )
     elif after_sweep:
         print(
-            f"Deleted {deleted.manifests} of {planned.manifests} planned manifests, "
-            f"{human_bytes(deleted.bytes)}.",
+            f"Deleted {deleted.manifests} of {counted(planned.manifests, 'planned manifest')}: "
+            f"{freed(report, deleted=True)}.",
             file=out,
         )
     else:
-        print(
-            f"Plan: delete {planned.manifests} manifests, {human_bytes(planned.bytes)}.",
-            file=out,
-        )
+        print(f"Plan: delete {counted(planned.manifests, 'manifest')}: {freed(report)}.", file=out)
     print(
-        "Sizes are nominal: the sum of ECR's imageSizeInBytes; layers shared with kept manifests "
-        "stay.",
+        "Freed: the layers and configs no kept manifest uses; nominal: the sum of "
+        "imageSizeInBytes (SIZE).",
         file=out,
     )
+    for repo in report.repositories:
+        if repo.planned_bytes_freed is None:
+            print(
+                f"  bytes freed not known in {repo.repository}: {repo.bytes_freed_unknown}",
+                file=out,
+            )
     kept = report.kept
     if kept:
         ranked = sorted(kept.items(), key=lambda item: (-item[1], item[0]))
@@ -183,7 +241,16 @@ def print_failures(out: TextIO, failures: Sequence[dict[str, str]]) -> None:
     print("Failures (the report is not complete):", file=out)
     for failure in failures:
         where = " ".join(part for part in (failure["repository"], short(failure["digest"])) if part)
-        print(f"  {where or '(registry)'}: {failure['code']}: {failure['message']}", file=out)
+        print(f"  {where or '(registry)'}: {failure_text(failure)}", file=out)
+
+
+def failure_text(failure: Failure | dict[str, str]) -> str:
+    """`code: message`, the code once: a failed call's message already names its operation and
+    code (`DescribeImages: RepositoryNotFoundException: ...`)."""
+    if isinstance(failure, Failure):
+        failure = failure.as_dict()
+    code, message = failure["code"], failure["message"]
+    return message if f"{code}: " in message else f"{code}: {message}"
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:
@@ -203,3 +270,8 @@ def print_json(out: TextIO, document: object) -> None:
 
 def plural(count: int, one: str, many: str) -> str:
     return one if count == 1 else many
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """`1 manifest`, `3 manifests` (`many` when adding an s will not do)."""
+    return f"{count} {plural(count, one, many or one + 's')}"

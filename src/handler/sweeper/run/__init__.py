@@ -12,7 +12,13 @@ It talks to a registry only through `ports.Registry`.
 
 from .check import RepositoryCheck, check_repository
 from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
-from .coordinator import Sweeper, rotate, select_repositories
+from .coordinator import (
+    NO_REPOSITORY_MATCHED,
+    Sweeper,
+    rotate,
+    select_repositories,
+    unmatched_patterns,
+)
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
 from .report import MAX_LISTED_DELETIONS, Report
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
@@ -22,6 +28,7 @@ __all__ = [
     "DECISION_MESSAGE",
     "FREED_BYTES_READ_LIMIT",
     "MAX_LISTED_DELETIONS",
+    "NO_REPOSITORY_MATCHED",
     "SWEEP_SHARE",
     "TIME_MARGIN_SECONDS",
     "Failure",
@@ -35,4 +42,5 @@ __all__ = [
     "check_repository",
     "rotate",
     "select_repositories",
+    "unmatched_patterns",
 ]

@@ -47,6 +47,25 @@ def select_repositories(
     )
 
 
+NO_REPOSITORY_MATCHED = "NoRepositoryMatched"
+
+
+def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Failure]:
+    """A failure for each `repositories` pattern that matches no repository at all.
+
+    Reported as a failure (code NO_REPOSITORY_MATCHED, no repository nor digest, the pattern in
+    the message) rather than in a field of its own: a misspelt pattern then makes the report
+    incomplete (`complete: false`, the NoSuccessfulRunAlarm, exit 1 from the command) with no new
+    field in the report's shape, and the patterns that do match are still swept. A pattern whose
+    repositories are all excluded did match: `exclude_repositories` said what to leave out.
+    """
+    return [
+        Failure("", "", NO_REPOSITORY_MATCHED, f"repositories: {p!r} matches no repository")
+        for p in dict.fromkeys(include)
+        if not any(fnmatch.fnmatchcase(name, p) for name in names)
+    ]
+
+
 def rotate(names: Sequence[str], now: datetime) -> list[str]:
     """`names` starting at an offset that moves on by one every day.
 
@@ -110,6 +129,7 @@ class Sweeper:
             report.failures.append(Failure("", "", exc.code, str(exc)))
             report.duration_seconds = time.monotonic() - started
             return report
+        report.failures.extend(unmatched_patterns(list(arns), ctx.settings.repositories))
         settings = ctx.settings
         names = select_repositories(
             arns,
