@@ -26,6 +26,7 @@ import pytest
 from conftest import NOW, OLD, Invoke
 from harness import BuildxPush, FakeRegistry, oci
 from harness.breakage import remove_behind_ecr
+from harness.retention import seed_ci_repositories
 from sweeper.cli import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -797,3 +798,23 @@ def test_sweep_honours_pins_from_ssm_and_fails_closed_on_a_missing_path(
     code, _, _ = cli("sweep", "--yes", "--scope", "orphans", "--pin-parameter-path", "/deploy")
     assert code == EXIT_OK
     assert registry.digests(REPO) == old.all | new.all  # the pinned tree and the tagged one
+
+
+def test_audit_lists_what_ecrs_own_policy_would_expire_that_is_in_use_and_exits_1(
+    registry: FakeRegistry, cli: Run
+) -> None:
+    (web,) = seed_ci_repositories(registry, NOW, names=("web",))
+    pin = web.pins[0]
+    code, out, _ = cli("audit", "--pin", pin)
+    assert code == EXIT_FAILURES
+    assert "REASON" in out and "pinned" in out and "other-tag" in out
+    assert short(web.pinned[0].index) in out
+    assert "Audited 1 repository: 3 hazards" in out  # a pin, the pull, the release tag
+    code, out, _ = cli("audit", "--json", "--pin", pin)
+    hazards = json.loads(out)["lifecycle_hazards"]
+    assert {(h["digest"], h["reason"]) for h in hazards} == {
+        (web.pinned[0].index, "pinned"),
+        (web.pulled.index, "recently-pulled"),
+        (web.promoted.index, "other-tag"),
+    }
+    assert registry.digests("web") == {d for build in web.builds for d in build.all}

@@ -464,7 +464,7 @@ LOOSENING = [
     (
         "retention rules in a real run",
         {"dry_run": False, "scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]},
-        {},
+        {"DRY_RUN": "false"},
         "retention",
     ),
 ]
@@ -486,8 +486,11 @@ def test_a_request_that_would_loosen_the_deployment_is_refused_naming_the_field(
 def test_what_a_request_may_still_do_tightens_or_previews() -> None:
     assert load({"dry_run": True}, {"DRY_RUN": "false"}).dry_run is True
     assert load({"scope": "attestations"}, {"SCOPE": "orphans"}).scope is Scope.ATTESTATIONS
-    preview = load({"scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]}, {})
+    preview = load({"scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]}, {"A": "b"})
     assert preview.dry_run and preview.retention
+    # The command line reads no environment: its operator is the deployment.
+    request = {"dry_run": False, "scope": "orphans", "retention": [{"rules": [KEEP_25_CI]}]}
+    assert load(request, {}).retention
 
 
 def test_a_requests_repositories_narrow_the_deployments_never_widen_them() -> None:

@@ -155,9 +155,10 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
     settings = Settings(**values)
-    if request.get("retention") and not settings.dry_run:
+    if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
-        # preview them in a dry run; real runs apply the deployment's RETENTION only.
+        # preview them in a dry run; real runs apply the deployment's RETENTION only. (The
+        # command line reads no environment: its operator is the deployment.)
         raise InvalidSettings(
             "retention",
             "a request may give retention rules in a dry run only; a real run applies the "

@@ -4,6 +4,8 @@
     ecr-sweeper sweep     [settings] [--json] [--yes]  the real run, after confirmation
     ecr-sweeper explain   REPOSITORY DIGEST [settings]  why one manifest is kept or deletable
     ecr-sweeper validate  [selection] [--json]          indexes missing children, dangling referrers
+    ecr-sweeper audit     [settings] [--json]          what ECR's own lifecycle policies will expire
+                                                       that is in use (exit 1 when anything is)
 
 Settings are the fields of the Lambda's request, as flags (`--scope`, `--min-age-hours`, ...) or
 from a request file (`--event FILE`, flags win), checked by `settings.load` exactly as the Lambda

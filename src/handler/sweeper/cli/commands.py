@@ -45,6 +45,7 @@ from .render import (
     freed,
     human_bytes,
     print_failures,
+    print_hazards,
     print_json,
     print_problems,
     print_tables,
@@ -157,6 +158,44 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print_totals(out, report)
     warn_run_failures(args, report.failures, ran, err)
     return EXIT_OK if report.complete else EXIT_FAILURES
+
+
+def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The audit of ECR's own lifecycle policies, alone: a dry run whose report is read for its
+    hazards (what the policy will expire that is pinned, recently pulled or carries a tag its rule
+    does not select). Exit 1 when there is one, or when the run is not complete."""
+    settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
+    session, registry = connect(args)
+    pinned, _ = pins_from(session, settings)
+    with Progress(err, "auditing") as progress, Interrupts(err) as interrupts:
+        options = RunOptions(
+            pins=pinned,
+            interrupted=interrupts.stopping.is_set,
+            on_repository_planned=progress.planned,
+        )
+        report = Sweeper(registry, settings, clock.now(), options).run()
+    hazards = report.lifecycle_hazards
+    if args.json:
+        print_json(
+            out,
+            {
+                "complete": report.complete,
+                "repositories": len(report.repositories),
+                "lifecycle_hazards": [h.as_dict() for h in hazards],
+                "failures": [f.as_dict() for f in report.all_failures],
+            },
+        )
+    else:
+        print_hazards(out, hazards)
+        audited = counted(len(report.repositories), "repository", "repositories")
+        found = counted(len(hazards), "hazard")
+        print(
+            f"Audited {audited}: {found}"
+            + (" (in use, and ECR will expire it)." if hazards else "."),
+            file=out,
+        )
+        print_failures(out, [f.as_dict() for f in report.all_failures])
+    return EXIT_OK if report.complete and not hazards else EXIT_FAILURES
 
 
 def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -375,4 +414,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "sweep": _sweep,
     "explain": _explain,
     "validate": _validate,
+    "audit": _audit,
 }

@@ -186,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         "digest", metavar="DIGEST", help="sha256:<hex>, or a unique prefix of 6+ hex digits"
     )
     commands.add_parser(
+        "audit",
+        parents=common,
+        help="what each repository's own ECR lifecycle policy will expire that is in use",
+    )
+    commands.add_parser(
         "validate",
         parents=[aws, selection, output],
         help="list indexes missing a child and referrers missing their subject",

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ..explain import short
+from ..lifecycle import Hazard
 from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
 from ..run import Failure, Report, RepositoryRun
 from ..validate import Problem
@@ -225,6 +226,25 @@ def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> N
         print("Broken after the sweep:", file=out)
         print_problems(out, report.broken)
     print_failures(out, [f.as_dict() for f in report.all_failures])
+
+
+def print_hazards(out: TextIO, hazards: Sequence[Hazard]) -> None:
+    """One row per hazard: what ECR's own lifecycle policy will expire that is in use."""
+    if not hazards:
+        return
+    rows = [
+        [
+            h.repository,
+            short(h.digest),
+            ", ".join(h.tags) or "-",
+            str(h.rule),
+            h.reason.value,
+            h.cause,
+        ]
+        for h in hazards
+    ]
+    _table(out, ["REPOSITORY", "DIGEST", "TAGS", "RULE", "REASON", "CAUSE"], rows, {3})
+    print(file=out)
 
 
 def print_problems(out: TextIO, problems: Sequence[Problem]) -> None:
