@@ -14,12 +14,15 @@ import io
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from contextlib import redirect_stdout
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from harness import FakeRegistry, oci
+from harness.retention import CI_POLICY, seed_ci_repositories
 from sweeper import clock
 from sweeper.cli import human_bytes, main
 from sweeper.explain import short
@@ -134,6 +137,44 @@ def summary(report: dict[str, Any], reg: FakeRegistry) -> None:
         print(f"Broken after the sweep: {report['broken']}")
 
 
+def lifecycle_act(reg: FakeRegistry, now: datetime) -> list[int]:
+    """CI builds under ECR's own "keep 25 CI builds" policy: the audit says what that policy would
+    break, then the same rules as pin-aware retention reclaim what nothing holds."""
+    (ci,) = seed_ci_repositories(reg, now, names=("shop/ci",), builds=80, days=5)
+    print(
+        f"\n# shop/ci: {len(ci.builds)} CI builds (ci-0 ... ci-{len(ci.builds) - 1}) under ECR's "
+        "lifecycle policy 'keep 25 CI builds, expire untagged after 3 days'; two old builds are "
+        f"pinned by what runs them, one was pulled yesterday, one was promoted to "
+        f"{ci.release_tag}."
+    )
+    pins = [arg for pin in ci.pins for arg in ("--pin", f"{REGISTRY_HOST}/{pin}")]
+    shown = ["--repository", "shop/ci", "--pin", "...", "--pin", "..."]
+    # Exit 1 is the audit's answer here: ECR's policy is about to expire builds in use.
+    audit = command(["audit", "--repository", "shop/ci", *pins], shown=["audit", *shown])
+    with tempfile.TemporaryDirectory() as folder:
+        rules = Path(folder, "retention.json")
+        rules.write_text(json.dumps([{"rules": CI_POLICY["rules"]}]))
+        print(
+            f"\n$ ecr-sweeper sweep --yes {' '.join(shown)} --retention @retention.json --json"
+            "  (summarised; the same rules, pin-aware)"
+        )
+        retain = ["--retention", f"@{rules}", "--json"]
+        code, report = captured(["sweep", "--yes", "--repository", "shop/ci", *pins, *retain])
+    retention = report["retention"]
+    held = ", ".join(f"{n} {reason}" for reason, n in sorted(retention["held"].items()))
+    print(
+        f"Retention expired {retention['expired']} builds: {retention['deleted']} deleted with "
+        f"what only they reach ({report['deleted']['manifests']} manifests, "
+        f"{human_bytes(report['deleted']['bytes_freed'])} really freed); held: {held}."
+    )
+    tags = reg.tags("shop/ci")
+    print(
+        f"Left in shop/ci: {len(reg.digests('shop/ci'))} manifests; {ci.release_tag} and latest "
+        f"still tagged: {ci.release_tag in tags and 'latest' in tags}."
+    )
+    return [0 if audit == 1 else 1, code]
+
+
 def run() -> int:
     # Everything stays inside the mock: no profile of the operator's may steer boto3 elsewhere.
     os.environ.pop("AWS_PROFILE", None)
@@ -171,6 +212,7 @@ def run() -> int:
                 )
             )
         codes.append(command(["validate"]))
+        codes += lifecycle_act(reg, now)
     if any(codes):
         print(f"\ndemo: a command failed (exit codes {codes})", file=sys.stderr)
         return 1

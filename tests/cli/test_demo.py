@@ -25,3 +25,7 @@ def test_demo_plans_sweeps_explains_and_validates(capsys: pytest.CaptureFixture[
     assert "(accessory .sig) <- of index" in out  # the release's cosign signature
     assert "unknown kind, never deleted" in out
     assert "nothing broken." in out
+    # ECR's own policy would expire builds in use; the same rules, pin-aware, hold them.
+    assert "Audited 1 repository: 4 hazards" in out
+    assert "held: 2 pinned, 1 recently-pulled" in out
+    assert "v1.4.0 and latest still tagged: True" in out
