@@ -20,9 +20,9 @@ from harness.retention import (
     seed_ci_repositories,
 )
 from sweeper import manifests as m
+from sweeper.audit import hazards
 from sweeper.lifecycle import (
     expire,
-    hazards,
     parse_policy_text,
     policy_for,
     retention_section,

@@ -19,7 +19,7 @@ from cfnlint.api import lint
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
-from sweeper import lifecycle, metrics
+from sweeper import audit, metrics
 from sweeper.registry import REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
@@ -454,7 +454,7 @@ def test_the_log_widgets_query_fields_the_handler_logs(
     queries = [
         w["properties"]["query"]
         for w in widgets(dashboard, "log")
-        if _MESSAGE.findall(w["properties"]["query"]) != [lifecycle.HAZARD_MESSAGE]
+        if _MESSAGE.findall(w["properties"]["query"]) != [audit.HAZARD_MESSAGE]
     ]
     assert len(queries) == 2
     for query in queries:
@@ -475,14 +475,12 @@ def test_the_hazards_table_queries_the_fields_of_a_hazard_line(dashboard: dict[s
     (query,) = (
         w["properties"]["query"]
         for w in widgets(dashboard, "log")
-        if _MESSAGE.findall(w["properties"]["query"]) == [lifecycle.HAZARD_MESSAGE]
+        if _MESSAGE.findall(w["properties"]["query"]) == [audit.HAZARD_MESSAGE]
     )
     assert query.startswith(f"SOURCE '{LOG_GROUP}' |")
     (fields,) = _FIELDS.findall(query)
     names = {f.strip() for f in fields.split(",") if not f.strip().startswith("@")}
-    hazard = lifecycle.Hazard(
-        "app", "sha256:" + "0" * 64, ("v1",), 1, lifecycle.HazardReason.PINNED, ""
-    )
+    hazard = audit.Hazard("app", "sha256:" + "0" * 64, ("v1",), 1, audit.HazardReason.PINNED, "")
     assert names == set(hazard.as_dict()) | {"run_id", "dry_run"}
 
 

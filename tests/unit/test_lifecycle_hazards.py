@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from sweeper.lifecycle import Hazard, HazardReason, hazards, parse_policy_text, predict
+from sweeper.audit import Hazard, HazardReason, hazards, predict
+from sweeper.lifecycle import parse_policy_text
 from sweeper.model import Descriptor, Image, Kind, Manifest, Pin
 from sweeper.plan import Policy
 

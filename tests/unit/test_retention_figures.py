@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sweeper import metrics
-from sweeper.lifecycle import Hazard, HazardReason
+from sweeper.audit import Hazard, HazardReason
 from sweeper.model import Decision, Kind, Reason, Verdict
 from sweeper.run import Report, RepositoryRun
 

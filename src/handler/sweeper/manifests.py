@@ -1,6 +1,6 @@
 """Bytes -> Manifest: classify one manifest from its exact bytes. Pure; no I/O.
 
-The rules follow ../shared/reference/ecr-facts.md section 3. When in doubt the answer is
+The rules follow docs/design.md ("Classification"). When in doubt the answer is
 `Kind.UNKNOWN`, which is never deleted and keeps alive every digest its bytes mention.
 """
 

@@ -27,7 +27,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import manifests as m
+from .manifests import (
+    ATTESTATION_ARTIFACT,
+    DOCKER_CONFIG,
+    IMAGE_CONFIG_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    attestation_entries,
+)
 from .model import (
     SCOPE_KINDS,
     Decision,
@@ -54,22 +61,22 @@ class Policy:
 
 def metadata_kind(image: Image, marked_attestation: bool) -> Kind | None:
     """The kind the registry's listing alone proves, or None when only the bytes can tell."""
-    if image.media_type in m.INDEX_TYPES:
+    if image.media_type in INDEX_TYPES:
         return Kind.INDEX if image.subject is None else Kind.REFERRER
-    if image.media_type not in m.MANIFEST_TYPES:
+    if image.media_type not in MANIFEST_TYPES:
         return None
-    if image.artifact_media_type == m.ATTESTATION_ARTIFACT or marked_attestation:
+    if image.artifact_media_type == ATTESTATION_ARTIFACT or marked_attestation:
         return Kind.ATTESTATION
     if image.subject is not None:
         return Kind.REFERRER
-    if image.artifact_media_type == m.DOCKER_CONFIG:
+    if image.artifact_media_type == DOCKER_CONFIG:
         return Kind.IMAGE  # buildx never writes attestations with Docker media types
     return None
 
 
 def needs_content(image: Image) -> bool:
     """Manifests whose bytes are read whatever else we know: they may list other manifests."""
-    return image.media_type not in m.MANIFEST_TYPES
+    return image.media_type not in MANIFEST_TYPES
 
 
 def may_mention_manifests(image: Image) -> bool:
@@ -85,7 +92,7 @@ def may_mention_manifests(image: Image) -> bool:
         return True
     if image.subject is not None:
         return False
-    return image.artifact_media_type not in m.IMAGE_CONFIG_TYPES | {m.ATTESTATION_ARTIFACT}
+    return image.artifact_media_type not in IMAGE_CONFIG_TYPES | {ATTESTATION_ARTIFACT}
 
 
 def may_delete(
@@ -334,7 +341,7 @@ def _marked_attestations(manifests: Mapping[str, Manifest]) -> set[str]:
     marked: set[str] = set()
     for parsed in manifests.values():
         if parsed.kind is Kind.INDEX:
-            marked.update(m.attestation_entries(parsed))
+            marked.update(attestation_entries(parsed))
     return marked
 
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TextIO
 
+from ..audit import Hazard
 from ..explain import short
-from ..lifecycle import Hazard
 from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
 from ..run import Failure, Report, RepositoryRun
 from ..validate import Problem

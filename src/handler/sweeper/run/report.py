@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..lifecycle import Hazard
+from ..audit import Hazard
 from ..validate import Problem
 from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .. import freed, lifecycle, ports
+from .. import audit, freed, lifecycle, ports
 from ..manifests import parse_all
 from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
@@ -92,11 +92,9 @@ class _Scan:
             expired = lifecycle.expire(rules, lifecycle.top_level(present, indexes), ctx.now)
             repo.expired = {d: self.images[d].tags for d in expired}
         if audited is not None:
-            hazards = lifecycle.hazards(
-                name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now
-            )
+            hazards = audit.hazards(name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now)
             for hazard in hazards:
-                log.warning(lifecycle.HAZARD_MESSAGE, extra=hazard.as_dict())
+                log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
             repo.hazards = hazards
         first = make_plan(
             name,

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..audit import Hazard
 from ..freed import FreedLedger
-from ..lifecycle import Hazard
+from ..lifecycle import retention_section
 from ..model import Decision, Image, Manifest, Verdict
 from ..validate import Problem
 
@@ -119,17 +120,8 @@ class RepositoryRun:
         )
 
     def retention(self) -> RetentionTally:
-        tally = RetentionTally()
-        for digest in self.expired:
-            decision = self.decisions.get(digest)
-            if decision is None:
-                continue  # found gone before the run could judge it
-            tally.expired += 1
-            if decision.verdict is Verdict.DELETE:
-                tally.deleted += 1
-            else:
-                tally.held[decision.reason.value] += 1
-        return tally
+        section = retention_section([(self.decisions, self.expired)])
+        return RetentionTally(section["expired"], section["deleted"], Counter(section["held"]))
 
     def deletion(self, digest: str) -> Deletion:
         decision = self.decisions[digest]
