@@ -34,10 +34,13 @@ class CircuitBreaker:
     @property
     def hint(self) -> str:
         outcome = "a real run deletes nothing" if self.dry_run else "nothing was deleted"
+        # A request cannot make a dry-run deployment delete: the real run is a deployment's
+        # with DryRun=false, given the higher limit for one invocation.
         return (
             f"{self.planned} deletions planned, more than max_deletions={self.max_deletions}: "
             f"{outcome}. Review the planned deletions of a dry run, then invoke once with the "
-            f'same request plus {{"dry_run": false, "max_deletions": {self.planned}}}.'
+            f'same request plus {{"dry_run": false, "max_deletions": {self.planned}}} (on a '
+            "deployment with DryRun=false)."
         )
 
     def as_dict(self) -> dict[str, Any]:
