@@ -106,7 +106,7 @@ deploy: build ## sam deploy --config-env ENV (make deploy ENV=staging; ARGS=--gu
 	$(SAM) deploy --config-env $(CONFIG_ENV) $(ARGS)
 
 # Benchmarks print their figures and write them as JSON (bench-results-*.json); they assert no
-# timing. See the README's performance section for what they measure and the figures.
+# timing. docs/performance.md says what they measure.
 bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
 	$(PY) -m bench.registry_bench --size small
 

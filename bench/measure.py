@@ -144,7 +144,7 @@ def peak_mib() -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    """The machine the figures come from (the README asks for nproc, free -h and Python)."""
+    """The machine the figures come from (printed beside the figures: nproc, free -h and Python)."""
 
     def run(*command: str) -> str:
         try:

@@ -10,7 +10,7 @@ and archived manifests. :func:`seed_into` writes a model into a FakeRegistry.
 
 The model knows every manifest's kind and references because it built them. :class:`Oracle`
 derives from that, and from nothing in ``sweeper``, what must survive a run (:meth:`Oracle.live`)
-and what a run in a given scope deletes (:meth:`Oracle.garbage`), following the README's rules.
+and what a run in a given scope deletes (:meth:`Oracle.garbage`), following the rules of docs/design.md.
 """
 
 from __future__ import annotations
@@ -408,12 +408,12 @@ def sizes(registry: FakeRegistry, repos: Iterable[str]) -> dict[tuple[str, str],
 # --- the oracle ---------------------------------------------------------------------------------
 
 
-# `sha256-<64 hex>` with `.sig`, `.att`, `.sbom` or nothing: the README's accessory tag.
+# `sha256-<64 hex>` with `.sig`, `.att`, `.sbom` or nothing: the accessory tag of docs/design.md.
 _ACCESSORY_TAG = re.compile(r"sha256-([0-9a-f]{64})(?:\.sig|\.att|\.sbom)?")
 
 
 class Oracle:
-    """What the README's rules say about a model, worked out from the model alone.
+    """What the rules of docs/design.md say about a model, worked out from the model alone.
 
     Edges: an index (or referrer index) to each child it lists, an unknown manifest to every
     digest it mentions, a subject to each of its referrers ("a referrer lives while its

@@ -2,11 +2,8 @@
 
 After every run: nothing live is gone, no surviving manifest lost anything it lists, the real run
 deleted exactly what the dry run planned (and what the oracle, from the model alone, says is
-garbage), a second run deletes nothing more, and the report's figures are what changed.
-
-Registries with tag-scheme accessories: the dry run plans what the oracle says and the real run
-breaks no promise; that it deletes all of the plan waits for the sweep (run.py) to let an
-accessory's own tag through its re-read and to confirm the absent subjects the plan names.
+garbage), a second run deletes nothing more, and the report's figures are what changed. The
+registries hold tag-scheme accessories too: they go with their subject, their own tag with them.
 """
 
 from __future__ import annotations

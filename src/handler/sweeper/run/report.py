@@ -1,5 +1,5 @@
 """The report a run returns: typed for the handler, the metrics and the command; `as_dict()` is
-the JSON the Lambda answers with (its shape is documented in the README)."""
+the JSON the Lambda answers with (its fields are described in the README, "The first dry run")."""
 
 from __future__ import annotations
 
