@@ -10,7 +10,8 @@ and archived manifests. :func:`seed_into` writes a model into a FakeRegistry.
 
 The model knows every manifest's kind and references because it built them. :class:`Oracle`
 derives from that, and from nothing in ``sweeper``, what must survive a run (:meth:`Oracle.live`)
-and what a run in a given scope deletes (:meth:`Oracle.garbage`), following the rules of docs/design.md.
+and what a run in a given scope deletes (:meth:`Oracle.garbage`), following the rules of
+docs/design.md.
 """
 
 from __future__ import annotations
