@@ -23,25 +23,27 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
 - the audit of ECR's own lifecycle policy: one GetLifecyclePolicy;
-- fetches: ceil(R / 100) BatchGetImage calls, where R, the manifests whose content must be read,
-  is (a) every manifest that may list others (an index, or a manifest whose type ECR does not
-  state), as soon as the repository holds one manifest that might be deleted (not a root, not out
-  of scope by its listing): any index may list it and only the index's bytes say so; and (b)
-  every manifest that (a) leaves a would-be deletion: the sweeper classifies what it deletes
-  from the manifest's own bytes (docs/design.md, "The rules"), so each deletion is read, and so
-  is each manifest whose kind only its bytes can tell (an orphaned OCI image manifest may be an image or
-  a legacy attestation). A repository where nothing might be deleted needs no read at all.
+- fetches: ceil(R / 100) BatchGetImage calls, where R, the manifests whose content must be read, is
+  (a) every manifest that may name others (an index, a manifest whose type ECR does not state, an
+  artifact whose kind its listing does not tell: plan.may_mention_manifests),
+  as soon as the repository holds one manifest that might be deleted (not a root, not out of scope
+  by its listing): any index may list it and only the index's bytes say so; and (b) every manifest
+  that (a) leaves a would-be deletion: the sweeper classifies what it deletes from the manifest's
+  own bytes (docs/design.md, "The rules"), so each deletion is read, and so is each manifest whose
+  kind only its bytes can tell (an orphaned OCI image manifest may be an image or a legacy
+  attestation). A repository where nothing might be deleted needs no read at all.
 - deletes: naive ceil(D / 100); wave-aware sum over waves of ceil(|wave| / 100), since an index
   goes in an earlier call than its children (ECR refuses to delete a listed child, and whether
-  one call may hold both is undocumented), with the waves the planner orders (each manifest in
-  the first wave after all its parents); strict max(ceil(D / 100), number of waves), which no
+  one call may hold both is undocumented) and a subject in an earlier call than its referrers,
+  with the waves the planner orders (each manifest in the first wave after all its parents); strict max(ceil(D / 100), number of waves), which no
   schedule under that rule can beat.
 - re-verification: one DescribeImages(imageIds) right before each delete call, so as many as
   there are delete calls.
 - bytes freed (docs/design.md, "Bytes: nominal and freed"): in a repository that deletes
   something, every manifest is read once, so R is all its manifests there: ceil(manifests / 100).
-- the post-sweep check (docs/design.md, "The post-sweep check"): a real run lists a repository
-  it deleted from again, max(1, ceil(survivors / 1000)) pages; the indexes it already read are not read again.
+- the post-sweep check (docs/design.md, "The post-sweep check"): a real run lists a repository it
+  deleted from again, max(1, ceil(survivors / 1000)) pages; the indexes it already read are not read
+  again.
 
 The call target (at most 1.1 x) is measured against the wave-aware bound; the report prints the
 naive and strict bounds too. The bound comes from an oracle that reads moto's backend directly

@@ -17,8 +17,8 @@ Dimensions, chosen for cost and for honesty:
   `single_metric`, one EMF line per reason) rather than one metric name per reason. Both cost the
   same (one custom metric per reason), but the dimension keeps each value identical to the
   report's `kept` keys, the decision log's `reason` field and the table in docs/design.md, with
-  no second spelling to keep in step; a graph can still pick single reasons. Every keep reason is emitted,
-  zeros included, so the set of metrics is fixed and known to the dashboard.
+  no second spelling to keep in step; a graph can still pick single reasons. Every keep reason is
+  emitted, zeros included, so the set of metrics is fixed and known to the dashboard.
 
 Bytes come in two figures, and the names say which (see docs/design.md, "Bytes: nominal and freed"):
 `NominalBytes*` is the sum of ECR's `imageSizeInBytes` of the manifests (an upper bound: layers

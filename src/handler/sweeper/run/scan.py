@@ -1,10 +1,10 @@
 """The scan phase: list one repository, read the bytes its plan needs, plan it.
 
 Reads are as few as the graph allows (docs/performance.md, "The lower bound"): indexes (and
-manifests of unstated type) first, and only if something in the repository could be deleted; then each
-would-be deletion, classified from its own bytes; the spare room of those calls goes to the
-manifests the bytes-freed figure needs. Planning keeps of the repository only what its sweep and
-the report need (`RepositoryRun`), and logs every decision that is final already (every keep).
+manifests of unstated type) first, and only if something in the repository could be deleted; then
+each would-be deletion, classified from its own bytes; the spare room of those calls goes to the
+manifests the bytes-freed figure needs. Planning keeps of the repository only what its sweep and the
+report need (`RepositoryRun`), and logs every decision that is final already (every keep).
 """
 
 from __future__ import annotations
