@@ -32,11 +32,11 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
   own bytes (docs/design.md, "The rules"), so each deletion is read, and so is each manifest whose
   kind only its bytes can tell (an orphaned OCI image manifest may be an image or a legacy
   attestation). A repository where nothing might be deleted needs no read at all.
-- deletes: naive ceil(D / 100); wave-aware sum over waves of ceil(|wave| / 100), since an index
-  goes in an earlier call than its children (ECR refuses to delete a listed child, and whether
-  one call may hold both is undocumented) and a subject in an earlier call than its referrers,
-  with the waves the planner orders (each manifest in the first wave after all its parents); strict max(ceil(D / 100), number of waves), which no
-  schedule under that rule can beat.
+- deletes: naive ceil(D / 100); wave-aware sum over waves of ceil(|wave| / 100), since an index goes
+  in an earlier call than its children (ECR refuses to delete a listed child, and whether one call
+  may hold both is undocumented) and a subject in an earlier call than its referrers, with the waves
+  the planner orders (each manifest in the first wave after all its parents); strict max(ceil(D /
+  100), number of waves), which no schedule under that rule can beat.
 - re-verification: one DescribeImages(imageIds) right before each delete call, so as many as
   there are delete calls.
 - bytes freed (docs/design.md, "Bytes: nominal and freed"): in a repository that deletes
