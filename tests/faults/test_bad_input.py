@@ -167,6 +167,26 @@ BAD_ENVIRONMENTS: list[tuple[str, dict[str, str], str]] = [
 ]
 
 
+def refused_before_any_call(
+    registry: FakeRegistry,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    event: Any,
+) -> InvalidSettings:
+    """Invoke with `env` as the deployment's environment; the invocation must fail with
+    InvalidSettings before any ECR call, leaving the registry as it was."""
+    before = stocked(registry)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    wire = Wire()
+    with intercept_clients(wire), pytest.raises(InvalidSettings) as raised:
+        invoke(event)
+    assert sum(wire.calls.values()) == 0
+    assert registry.digests("app") == before
+    return raised.value
+
+
 @pytest.mark.parametrize(
     ("env", "field"),
     [(e, f) for _, e, f in BAD_ENVIRONMENTS],
@@ -179,15 +199,8 @@ def test_a_scheduled_run_with_a_bad_environment_names_the_variable_and_reaches_n
     env: dict[str, str],
     field: str,
 ) -> None:
-    before = stocked(registry)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    wire = Wire()
-    with intercept_clients(wire), pytest.raises(InvalidSettings) as raised:
-        invoke(SCHEDULED)
-    assert raised.value.field == field
-    assert sum(wire.calls.values()) == 0
-    assert registry.digests("app") == before
+    refused = refused_before_any_call(registry, invoke, monkeypatch, env, SCHEDULED)
+    assert refused.field == field
 
 
 def test_the_counting_wire_sees_a_good_run(registry: FakeRegistry, invoke: Invoke) -> None:
@@ -237,13 +250,6 @@ def test_a_request_that_loosens_the_deployment_names_the_field_and_reaches_no_ec
     event: dict[str, Any],
     field: str,
 ) -> None:
-    before = stocked(registry)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    wire = Wire()
-    with intercept_clients(wire), pytest.raises(InvalidSettings) as raised:
-        invoke(event)
-    assert raised.value.field == field
-    assert env[field.upper()] in str(raised.value)  # the floor, or the deployment's tag
-    assert sum(wire.calls.values()) == 0
-    assert registry.digests("app") == before
+    refused = refused_before_any_call(registry, invoke, monkeypatch, env, event)
+    assert refused.field == field
+    assert env[field.upper()] in str(refused)  # the floor, or the deployment's tag

@@ -30,7 +30,7 @@ def test_expired_held_and_hazards_come_from_the_report() -> None:
     ]
     for n, (verdict, reason) in enumerate(verdicts):
         repo.decisions[digest(n)] = Decision(digest(n), Kind.INDEX, verdict, reason, "rule 1")
-        repo.expired[digest(n)] = ("ci-1",)
+        repo.expired.add(digest(n))
     repo.hazards = [HAZARD, replace(HAZARD, reason=HazardReason.OTHER_TAG)]
     report = Report(dry_run=True, repositories=[repo.summary(0)])
     got = figures(report)

@@ -1,13 +1,13 @@
-"""ECR lifecycle policies: the language `retention` speaks, and what ECR's own policies will expire.
-Pure; no I/O.
+"""ECR lifecycle policies: the language `retention` speaks, parsed, validated and evaluated. Pure;
+no I/O.
 
 One evaluator, used two ways:
 
 - **Retention** (`expire`): the rules a user gives the sweeper, evaluated over the top-level
   images of a repository (`top_level`). What it returns is only a wish: the plan stops treating
   the tags of an expired image as roots and the graph decides (plan.make_plan, `expired`).
-- **Audit** (`predict`, `hazards`): the policy ECR itself runs on a repository, evaluated as ECR
-  evaluates it, to warn about what it will expire that something still uses.
+- **Audit** (`audit.predict`, `audit.hazards`): the policy ECR itself runs on a repository,
+  evaluated as ECR evaluates it, to warn about what it will expire that something still uses.
 
 ECR's semantics, as AWS documents them ("Lifecycle policy properties in Amazon ECR", "Examples of
 lifecycle policies in Amazon ECR", "How lifecycle policies work"):
@@ -50,17 +50,12 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 
 from .manifests import attestation_entries
-from .model import Decision, Image, Kind, Manifest, Verdict
+from .model import Decision, Image, Kind, Manifest, Verdict, accessory_subject
 from .plan import metadata_kind
 
 MAX_RULES = 100  # per policy: ECR's own limit is lower; anything above is a mistake
 MAX_WILDCARDS = 4  # per tagPatternList entry, as ECR allows
 MAX_COUNT = 2**31 - 1  # countNumber is a 32-bit integer in ECR's API
-
-
-# Tag-scheme accessories (cosign's `sha256-<hex>.sig|.att|.sbom`, the referrers fallback tag
-# `sha256-<hex>`): they belong to another image, they are not images themselves.
-_ACCESSORY_TAG = re.compile(r"^sha256-[0-9a-f]{64}(\.[a-z]+)?$")
 
 
 class TagStatus(StrEnum):
@@ -422,7 +417,7 @@ def top_level(images: Sequence[Image], manifests: Mapping[str, Manifest]) -> lis
         subject = own.subject if own is not None else None
         if digest in listed or subject is not None or image.subject is not None:
             continue
-        if any(_ACCESSORY_TAG.match(tag) for tag in image.tags):
+        if any(accessory_subject(tag) for tag in image.tags):
             continue
         kind = own.kind if own is not None else metadata_kind(image, digest in marked)
         if kind in (Kind.ATTESTATION, Kind.REFERRER):

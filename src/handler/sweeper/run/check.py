@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,9 +10,8 @@ from ..model import Manifest
 from ..plan import needs_content
 from ..ports import NOT_FOUND, Registry, RegistryError
 from ..validate import Problem, find_problems
+from .decision_log import log
 from .state import Failure
-
-log = logging.getLogger("ecr_sweeper")
 
 
 @dataclass(slots=True)

@@ -123,7 +123,4 @@ class Context:
     options: RunOptions
     budget: Budget
     freed_reads: ReadAllowance
-
-    @property
-    def policy(self) -> Policy:
-        return self.settings.policy
+    policy: Policy  # settings.policy, built once: the scan asks for it for every manifest

@@ -26,6 +26,11 @@ from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
 
 
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """Whether `name` matches any of the glob `patterns`."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def select_repositories(
     names: Iterable[str],
     include: Sequence[str],
@@ -34,10 +39,6 @@ def select_repositories(
 ) -> list[str]:
     """Names matching any include pattern (all when none), any `within` pattern (all when none)
     and no exclude pattern, sorted."""
-
-    def matches(name: str, patterns: Sequence[str]) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
     return sorted(
         n
         for n in names
@@ -62,7 +63,7 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
     return [
         Failure("", "", NO_REPOSITORY_MATCHED, f"repositories: {p!r} matches no repository")
         for p in dict.fromkeys(include)
-        if not any(fnmatch.fnmatchcase(name, p) for name in names)
+        if not any(matches(name, [p]) for name in names)
     ]
 
 
@@ -111,6 +112,7 @@ class Sweeper:
             options,
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
+            settings.policy,
         )
 
     def plan_one(self, name: str) -> RepositoryRun:

@@ -90,7 +90,7 @@ class _Scan:
         expired: dict[str, str] = {}
         if rules is not None:
             expired = lifecycle.expire(rules, lifecycle.top_level(present, indexes), ctx.now)
-            repo.expired = {d: self.images[d].tags for d in expired}
+            repo.expired = set(expired)
         if audited is not None:
             hazards = audit.hazards(name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now)
             for hazard in hazards:

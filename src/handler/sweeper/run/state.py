@@ -60,8 +60,8 @@ class RepositoryRun:
     children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned index -> kids
     referrers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # planned subject -> refs
     absent_subjects: dict[str, tuple[str, ...]] = field(default_factory=dict)  # see model.Plan
-    # Retention: each expired digest with the tags it had when listed (expired with it).
-    expired: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Retention: the digests a rule expired (they go with the tags they were listed with).
+    expired: set[str] = field(default_factory=set)
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
