@@ -127,6 +127,19 @@ def a_repository_of_signatures_only_keeps_them(reg: FakeRegistry) -> Outcome:
     return Outcome(kept={"tagged": 9})
 
 
+def a_countersigned_signature_in_a_repository_of_signatures_keeps_both(
+    reg: FakeRegistry,
+) -> Outcome:
+    """COSIGN_REPOSITORY again, where one signature is itself signed: its subject is in the
+    repository, but is an accessory too, so no subject of this repository's accessories lives
+    here and every tag stays an ordinary tag."""
+    (signature,) = sign(
+        reg, oci.sha256_digest("an image of another repository"), suffixes=(".sig",)
+    )
+    sign(reg, signature, suffixes=(".sig",))
+    return Outcome(kept={"tagged": 2})
+
+
 Scenario = Callable[[FakeRegistry], Outcome]
 SCENARIOS: list[Scenario] = [
     signature_of_a_live_image_stays,
@@ -137,6 +150,7 @@ SCENARIOS: list[Scenario] = [
     referrers_fallback_index_and_what_it_lists_follow_their_subject,
     sha256_latest_is_an_ordinary_tag,
     a_repository_of_signatures_only_keeps_them,
+    a_countersigned_signature_in_a_repository_of_signatures_keeps_both,
 ]
 
 

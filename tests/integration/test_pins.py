@@ -274,6 +274,25 @@ def test_lambda_functions_and_versions_beyond_the_first_page_pin(
 # --- a source that cannot be read deletes nothing -------------------------------------------------
 
 
+def several_definitions_one_unreadable(aws: Workloads, events: AwsEvents) -> None:
+    for name in ("api", "batch", "cron"):
+        aws.register_task_definition(name, [aws.image_uri(REPO, "latest")])
+    events.fail("ecs", "DescribeTaskDefinition", "AccessDeniedException", when=lambda n: n == 3)
+
+
+def several_clusters_one_unreadable(aws: Workloads, events: AwsEvents) -> None:
+    definition = aws.register_task_definition("api", [aws.image_uri(REPO, "latest")])
+    for cluster in ("staging", "batch"):
+        aws.run_task(cluster, definition)
+    events.fail("ecs", "DescribeTasks", "AccessDeniedException", when=lambda n: n == 2)
+
+
+def several_functions_one_unreadable(aws: Workloads, events: AwsEvents) -> None:
+    for name in ("api", "cron", "queue"):
+        aws.create_image_function(name, aws.image_uri(REPO, "latest"), publish=False)
+    events.fail("lambda", "GetFunction", "AccessDeniedException", status=403, when=lambda n: n == 3)
+
+
 @dataclass(frozen=True)
 class Failing:
     settings: dict[str, Any]
@@ -343,6 +362,23 @@ FAILURES: dict[str, Failing] = {
         {"pin_from_lambda": True},
         "lambda",
         lambda aws, ev: ev.fail("lambda", "ListFunctions", "AccessDeniedException", status=403),
+    ),
+    # Several items are read on threads (pins._parallel): one unreadable among them fails the
+    # source as it does when it is the only one.
+    "ecs-one-of-several-definitions-unreadable": Failing(
+        {"pin_from_ecs": True},
+        "ecs",
+        several_definitions_one_unreadable,
+    ),
+    "ecs-one-of-several-clusters-unreadable": Failing(
+        {"pin_from_ecs": True},
+        "ecs",
+        several_clusters_one_unreadable,
+    ),
+    "lambda-one-of-several-functions-unreadable": Failing(
+        {"pin_from_lambda": True},
+        "lambda",
+        several_functions_one_unreadable,
     ),
     "lambda-one-version-unreadable": Failing(
         {"pin_from_lambda": True},
