@@ -18,24 +18,17 @@ import app
 from harness import BuildxPush, FakeRegistry
 from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
+from sweeper.settings import ENVIRONMENT_VARIABLES
 
-SETTINGS_ENV = (
-    "DRY_RUN",
-    "REPOSITORIES",
-    "EXCLUDE_REPOSITORIES",
-    "MIN_AGE_HOURS",
-    "SCOPE",
-    "PINS",
-    "KEEP_PULLED_WITHIN_DAYS",
-    "MAX_DELETIONS",
-    "CONCURRENCY",
-    "PIN_PARAMETER_PATH",
-    "PIN_OBJECT_URIS",
-    "PIN_FROM_ECS",
-    "PIN_FROM_LAMBDA",
-    "RETENTION",
-    "AUDIT_LIFECYCLE_POLICIES",
+# What would point boto3 somewhere else than moto, or at other credentials.
+_AWS_ELSEWHERE = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_ECR",
 )
+
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)
 
@@ -79,12 +72,16 @@ def _parse_botocore_models_once() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No setting leaks in from the developer's shell; every test talks to moto only."""
-    for name in SETTINGS_ENV:
+    for name in ENVIRONMENT_VARIABLES:  # every variable settings.load reads, new ones too
+        monkeypatch.delenv(name, raising=False)
+    for name in _AWS_ELSEWHERE:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # Nor from ~/.aws: a profile's endpoint_url or credential_process is not moto's.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "EcrSweeper")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "ecr-sweeper")
 

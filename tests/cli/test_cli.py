@@ -709,14 +709,16 @@ with FakeRegistry() as fake:
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly() -> None:
-    # `ecr-sweeper plan --json | head -1`, with `head` gone before the report is written.
+    # `ecr-sweeper plan --json | head -1`, with `head` gone before the report is written. A clean
+    # environment: PYTHONUNBUFFERED (set by some shells and IDEs) would write the report while
+    # the command still handles a broken pipe, hiding the buffered case an ordinary shell has.
     process = subprocess.Popen(
         [sys.executable, "-c", _PIPED],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": "src/handler:tests"},
+        env={"PYTHONPATH": "src/handler:tests", "PATH": ""},
     )
     assert process.stdin is not None and process.stdout is not None
     process.stdout.close()

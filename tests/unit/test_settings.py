@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from typing import Any
 
 import pytest
 
 from sweeper.model import Scope
 from sweeper.run import select_repositories
-from sweeper.settings import _FIELDS, _MERGE, InvalidSettings, Settings, load
+from sweeper.settings import (
+    _FIELDS,
+    _MERGE,
+    ENVIRONMENT_VARIABLES,
+    InvalidSettings,
+    Settings,
+    load,
+)
 
 DIGEST = "sha256:" + "a" * 64
 SCHEDULED = {
@@ -63,6 +72,21 @@ OTHER = "sha256:" + "b" * 64
 
 def test_every_field_has_a_rule_for_meeting_the_deployment() -> None:
     assert set(_MERGE) == set(_FIELDS)
+
+
+def test_every_setting_has_an_environment_variable_that_load_reads_and_names() -> None:
+    # The suite clears ENVIRONMENT_VARIABLES (conftest): each must be one load reads, and every
+    # field a deployment can set must have one, or a shell's stray export reaches the tests.
+    fields = {f.name for f in dataclasses.fields(Settings)} - {"within_repositories"}
+    assert {name.lower() for name in ENVIRONMENT_VARIABLES} == fields
+    for variable in ENVIRONMENT_VARIABLES:
+        with pytest.raises(InvalidSettings) as refused:
+            load({}, {variable: "\x01"})
+        assert refused.value.field.split("[")[0] == variable
+
+
+def test_no_setting_of_the_developers_shell_reaches_a_test() -> None:
+    assert [name for name in ENVIRONMENT_VARIABLES if name in os.environ] == []
 
 
 def test_a_request_adds_to_the_deployments_pins_sources_and_exclusions() -> None:

@@ -511,3 +511,7 @@ _MERGE: dict[str, Any] = {
     "retention": _replace,
     "audit_lifecycle_policies": _either,
 }
+
+# The environment variables `load` reads: one per field, its name in upper case. The test suite
+# clears them all, so that a developer's shell cannot change what a test sees.
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(name.upper() for name in _FIELDS)

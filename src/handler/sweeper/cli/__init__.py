@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         code: int = COMMANDS[args.command](args, out, err)
+        # A pipe is block-buffered: most of the report is still in the buffer. Write it here,
+        # where a reader that went away is handled, not in Python's flush at exit.
+        out.flush()
     except InvalidSettings as exc:  # settings_from names the flag or file; this is a fallback
         print(f"{PROG}: error: invalid setting {exc}", file=err)
         return EXIT_USAGE
