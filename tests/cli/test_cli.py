@@ -311,9 +311,11 @@ def test_sweep_yes_deletes_the_orphan_tree_and_finds_nothing_broken(
 def test_sweep_json_reports_validation(
     registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
 ) -> None:
+    _, new = moved_tag
     code, out, _ = cli("sweep", "--yes", "--json", "--scope", "orphans")
     report = json.loads(out)
     assert code == EXIT_OK
+    assert registry.digests(REPO) == new.all
     assert report["deleted"]["manifests"] == 3
     assert (report["validated"], report["broken"]) == (1, [])
 

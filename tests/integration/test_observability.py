@@ -226,11 +226,13 @@ def test_a_delete_refused_because_a_new_index_lists_it_is_a_delete_failure(
 def test_the_metrics_are_the_report_figures(
     registry: FakeRegistry, invoke: Invoke, lambda_context: LambdaContext
 ) -> None:
-    registry.push_buildx(REPO, tag="latest", pushed_at=OLD, sbom=True)
+    first = registry.push_buildx(REPO, tag="latest", pushed_at=OLD, sbom=True)
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     registry.push(REPO, oci.helm_chart("web"), pushed_at=OLD)
+    before = registry.digests(REPO)
     with captured() as out:
         report = invoke(dry_run=False, scope="orphans")
+    assert registry.digests(REPO) == before - first.all  # the chart is out of scope: it stays
     emitted = emf_metrics(out.getvalue())
     run_dimensions = frozenset(
         {("service", metrics.SERVICE), ("FunctionName", lambda_context.function_name)}
@@ -337,11 +339,13 @@ def test_an_index_broken_by_someone_else_is_reported_and_counted(
     registry: FakeRegistry, invoke: Invoke
 ) -> None:
     registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)  # the first tree is now an orphan
+    latest = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)  # the first is an orphan
     kept = registry.push_buildx(REPO, tag="stable", pushed_at=OLD)
-    remove_behind_ecr(registry, REPO, kept.attestations["linux/amd64"])  # not through ECR's API
+    lost = kept.attestations["linux/amd64"]
+    remove_behind_ecr(registry, REPO, lost)  # not through ECR's API
     with captured() as out:
         report = invoke(dry_run=False, scope="orphans")
+    assert registry.digests(REPO) == latest.all | (kept.all - {lost})
     assert report["deleted"]["manifests"] == 3
     assert [(b["digest"], b["problem"]) for b in report["broken"]] == [
         (kept.index, "missing-child")

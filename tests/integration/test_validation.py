@@ -39,12 +39,15 @@ def test_a_sweep_reports_a_broken_index_in_the_repository_it_swept(
 
 
 def test_a_clean_sweep_validates_and_finds_nothing(registry: FakeRegistry, invoke: Invoke) -> None:
-    for _ in range(3):
+    builds = [
         registry.push_buildx(
             REPO, tag="latest", pushed_at=OLD, platforms=("linux/amd64", "linux/arm64"),
             attestation="artifact",
-        )  # fmt: skip
+        )
+        for _ in range(3)
+    ]  # fmt: skip
     report = invoke(dry_run=False, scope="orphans")
+    assert registry.digests(REPO) == builds[-1].all  # the two untagged trees went, whole
     assert report["deleted"]["manifests"] == 10
     assert (report["validated"], report["broken"]) == (1, [])
 
@@ -54,12 +57,16 @@ def test_dry_runs_and_untouched_repositories_are_not_rechecked(
 ) -> None:
     quiet = registry.push_buildx("quiet", tag="latest", pushed_at=OLD)
     remove_behind_ecr(registry, "quiet", quiet.attestations["linux/amd64"])
-    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    quiet_before = registry.digests("quiet")
     dry = invoke(dry_run=True, scope="orphans")
     assert (dry["validated"], dry["broken"]) == (0, [])
+    assert registry.digests(REPO) == old.all | new.all
     real = invoke(dry_run=False, scope="orphans")
     assert (real["validated"], real["broken"]) == (1, [])  # "quiet" lost nothing: not re-listed
+    assert registry.digests(REPO) == new.all
+    assert registry.digests("quiet") == quiet_before
 
 
 def test_a_young_referrer_of_a_deleted_subject_is_reported_dangling(

@@ -124,31 +124,44 @@ def test_the_delete_grant_carries_the_tag_condition_only_when_a_tag_is_required(
     assert [s for s in tagged if "Condition" in s] == [delete]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "",
-        "ecr-sweeper=enabled",
-        "team/sweep=yes",
-        "a=b=c",
-        "=enabled",
-        "key=",
-        "aws:cloudformation=x",
-        'k"=v',
-        "k=v\\",
-        "key=two words",
-        "key=v\n",
-    ],
-)
-def test_required_tag_pattern_is_the_settings_rule(sam: Template, value: str) -> None:
+# value -> whether a deployment may require it (an empty value requires no tag)
+REQUIRED_TAGS = {
+    "": True,
+    "ecr-sweeper=enabled": True,
+    "team/sweep=yes": True,
+    "k.e_y:x+y@z-1=v.a_l:u+e@s-2": True,
+    "a=b=c": False,  # "=" in the value: the IAM condition's key and value would shift
+    "=enabled": False,
+    "key=": False,
+    "aws:cloudformation=x": False,  # AWS reserves the aws: prefix
+    'k"=v': False,
+    "k=v\\": False,
+    "key=two words": False,
+    "key=v\n": False,
+    "k" * 129 + "=v": False,
+    "k=" + "v" * 257: False,
+}
+
+
+def test_the_template_checks_the_required_tag_with_the_settings_pattern(sam: Template) -> None:
     allowed = sam["Parameters"]["RequiredRepositoryTag"]["AllowedPattern"]
     assert allowed == f"^$|{REQUIRED_TAG_PATTERN}"
+
+
+@pytest.mark.parametrize(("value", "accepted"), REQUIRED_TAGS.items(), ids=repr)
+def test_required_tag_pattern_is_the_settings_rule(
+    sam: Template, value: str, accepted: bool
+) -> None:
+    # The template and the settings each judge the value; both must give the table's answer (the
+    # same pattern compared with itself would agree on whatever it accepts).
+    allowed = sam["Parameters"]["RequiredRepositoryTag"]["AllowedPattern"]
+    assert bool(re.fullmatch(allowed, value)) is accepted
     try:
         load({"required_repository_tag": value}, {})
         settings_accept = True
     except InvalidSettings:
         settings_accept = False
-    assert bool(re.fullmatch(allowed, value)) is settings_accept
+    assert settings_accept is accepted
 
 
 def test_the_tag_setting_reaches_the_function(sam: Template) -> None:
