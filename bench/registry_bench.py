@@ -25,7 +25,7 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
 - the audit of ECR's own lifecycle policy: one GetLifecyclePolicy;
 - fetches: ceil(R / 100) BatchGetImage calls, where R, the manifests whose content must be read, is
   (a) every manifest that may name others (an index, a manifest whose type ECR does not state, an
-  artifact whose kind its listing does not tell: plan.may_mention_manifests),
+  artifact whose kind its listing does not tell),
   as soon as the repository holds one manifest that might be deleted (not a root, not out of scope
   by its listing): any index may list it and only the index's bytes say so; and (b) every manifest
   that (a) leaves a would-be deletion: the sweeper classifies what it deletes from the manifest's
@@ -46,8 +46,11 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
   again.
 
 The call target (at most 1.1 x) is measured against the wave-aware bound; the report prints the
-naive and strict bounds too. The bound comes from an oracle that reads moto's backend directly
-(no API) and plans with every manifest's bytes; the run must delete exactly what it predicts.
+naive and strict bounds too. The bound, and what the run must delete, come from an oracle that
+shares no code with `sweeper` (so that a planner bug cannot be shared by the check):
+harness.generated's Oracle, which derives what is live from the generator's own description of
+the registry (harness.bulk.model: what each manifest is, what it lists and refers to), with its
+own reading of the rules above and ECR's documented limits (1000 a page, 100 ids a call).
 """
 
 from __future__ import annotations
@@ -63,23 +66,19 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
-from moto.ecr.models import ecr_backends
 
 from harness import FakeRegistry
-from harness import ecr as harness_ecr
-from harness.bulk import load, realistic_registry
+from harness.bulk import load, model, realistic_registry
 from harness.fast_responses import fast_responses
+from harness.generated import Model, Node, Oracle
+from harness.oci import ATTESTATION_MANIFEST, DOCKER_MANIFEST
 from log_format import DecisionLinesFormatter
-from sweeper import manifests
-from sweeper.model import Pin
-from sweeper.plan import Policy, make_plan, may_delete, may_mention_manifests
-from sweeper.ports import BATCH_SIZE
-from sweeper.registry import PAGE_SIZE, EcrRegistry, image_from_detail, make_client
+from sweeper.registry import EcrRegistry, make_client
 from sweeper.run import Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
@@ -122,60 +121,130 @@ class Bound:
         return self.total - 2 * (self.calls["BatchDeleteImage"] - self.deletes_strict)
 
 
-def lower_bound(
-    registry: FakeRegistry,
-    pins: Mapping[str, Pin],
-    policy: Policy,
-    now: datetime,
-    *,
-    dry_run: bool = False,
-) -> Bound:
-    """The oracle: reads the backend directly (no API call) and plans with every byte."""
-    backend = ecr_backends[registry.account_id][registry.region]
-    bound = Bound(repositories=len(backend.repositories))
-    bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+# ECR's documented limits (not the sweeper's constants): a DescribeImages or DescribeRepositories
+# page holds at most 1000 entries, a BatchGetImage or BatchDeleteImage call at most 100 ids.
+ECR_PAGE = 1000
+ECR_BATCH = 100
+# The settings the oracle judges ages and pulls by; the run is given the same numbers.
+GRACE = timedelta(hours=72)
+PULLED_WITHIN = timedelta(days=30)
+# What a run in each scope may delete, and what the listing alone tells of a manifest (the rest:
+# an OCI image manifest may be an image or a legacy attestation, an artifact of unknown type
+# anything); harness.generated's kinds.
+SCOPE_KINDS: Mapping[str, frozenset[str]] = {
+    "orphans": frozenset({"index", "image", "attestation", "referrer"}),
+    "attestations": frozenset({"attestation"}),
+}
+
+
+def lower_bound(described: Model, scope: str, *, dry_run: bool = False) -> Bound:
+    """The oracle: harness.generated's, over the generator's own description of the registry
+    (harness.bulk.model), sharing no code with `sweeper`; the bound is counted from it."""
+    oracle = Oracle(described)
+    repositories = described.repositories
+    bound = Bound(repositories=len(repositories))
+    bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / ECR_PAGE))
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
-    for name, repo in backend.repositories.items():
-        stored = list(harness_ecr._state(repo).by_digest.values())
-        images = [image_from_detail(harness_ecr._image_detail(repo, img)) for img in stored]
-        parsed = {
-            img.get_image_digest(): manifests.parse(
-                img.image_manifest.encode(),
-                media_type=img.image_manifest_media_type,
-                digest=img.get_image_digest(),
-            )
-            for img in stored
-        }
-        final = make_plan(name, images, parsed, pins, policy, now)
-        may_go = any(may_delete(i, pins, policy, now) for i in images)
-        first = [i.digest for i in images if may_mention_manifests(i)] if may_go else []
-        provisional = make_plan(
-            name, images, {d: parsed[d] for d in first}, pins, policy, now, provisional=True
-        )
-        must_read = set(first).union(provisional.deletions)
-        deletions = final.deletions
-        bound.manifests += len(images)
+    for name in repositories:
+        nodes = {node.digest: node for node in described.in_repo(name)}
+        present = set(nodes)
+        garbage = oracle.garbage(name, present, scope)  # type: ignore[arg-type]
+        must_read = _must_read(oracle, name, nodes, scope)
+        waves = _waves(oracle.edges(name, present), garbage)
+        bound.manifests += len(present)
         bound.must_read += len(must_read)
-        bound.deletions += len(deletions)
-        bound.waves = max(bound.waves, len(final.waves))
-        bound.expected[name] = set(deletions)
-        bound.calls[LIST] += max(1, math.ceil(len(images) / PAGE_SIZE))
+        bound.deletions += len(garbage)
+        bound.waves = max(bound.waves, len(waves))
+        bound.expected[name] = garbage
+        bound.calls[LIST] += max(1, math.ceil(len(present) / ECR_PAGE))
         reads = len(must_read)
-        if deletions:
+        if garbage:
             # Bytes freed: every manifest of a repository that deletes is read once (its blobs
             # may be shared). The post-sweep check lists the repository again (real runs).
-            reads = len(images)
+            reads = len(present)
             if not dry_run:
-                survivors = len(images) - len(deletions)
-                bound.calls[LIST] += max(1, math.ceil(survivors / PAGE_SIZE))
-        bound.calls["BatchGetImage"] += math.ceil(reads / BATCH_SIZE)
-        waves = sum(math.ceil(len(wave) / BATCH_SIZE) for wave in final.waves)
-        bound.calls["BatchDeleteImage"] += waves
-        bound.calls[VERIFY] += waves
-        bound.deletes_naive += math.ceil(len(deletions) / BATCH_SIZE)
-        bound.deletes_strict += max(math.ceil(len(deletions) / BATCH_SIZE), len(final.waves))
+                survivors = len(present) - len(garbage)
+                bound.calls[LIST] += max(1, math.ceil(survivors / ECR_PAGE))
+        bound.calls["BatchGetImage"] += math.ceil(reads / ECR_BATCH)
+        deletes = sum(math.ceil(len(wave) / ECR_BATCH) for wave in waves)
+        bound.calls["BatchDeleteImage"] += deletes
+        bound.calls[VERIFY] += deletes
+        bound.deletes_naive += math.ceil(len(garbage) / ECR_BATCH)
+        bound.deletes_strict += max(math.ceil(len(garbage) / ECR_BATCH), len(waves))
     return bound
+
+
+def _listing_kind(node: Node) -> str | None:
+    """What ECR's listing of a manifest proves it is, without its bytes; None when only the
+    bytes can tell (an OCI image manifest, an artifact whose type names no kind we know)."""
+    doc = json.loads(node.manifest.text)
+    if node.kind == "index":
+        return "index"
+    if node.kind == "attestation" and doc.get("artifactType") == ATTESTATION_MANIFEST:
+        return "attestation"
+    if node.subject is not None:
+        return "referrer"
+    if doc.get("mediaType") == DOCKER_MANIFEST:
+        return "image"
+    return None
+
+
+def _must_read(oracle: Oracle, repo: str, nodes: Mapping[str, Node], scope: str) -> set[str]:
+    """The manifests whose bytes any collector must read before it may delete in `repo`.
+
+    None where nothing might be deleted: every manifest a root, or proven out of scope by its
+    listing. Otherwise (a) every manifest that may name others (an index; an artifact of a kind
+    its listing does not tell, since an unknown kind keeps what it names), and (b) every manifest
+    that, once (a) is read, would still be deleted if each manifest whose kind only its bytes
+    tell were deletable: each deletion is classified from its own bytes.
+    """
+    present = set(nodes)
+    roots = oracle.roots(repo, present)
+    kinds = SCOPE_KINDS[scope]
+    listed = {digest: _listing_kind(node) for digest, node in nodes.items()}
+
+    def may_go(digest: str) -> bool:
+        # What the listing allows: an index entry may mark any plain manifest an attestation.
+        kind = listed[digest]
+        possible = {kind, "attestation"} if kind == "image" else {kind}
+        return None in possible or not possible.isdisjoint(kinds)
+
+    if not any(may_go(d) for d in present - roots):
+        return set()
+    first = {d for d, node in nodes.items() if node.kind in ("index", "unknown")}
+    kept = set(roots)
+    for digest, node in nodes.items():
+        if digest in first:
+            if node.kind not in kinds:
+                kept.add(digest)  # read: its kind is known
+        elif listed[digest] is not None and listed[digest] not in kinds:
+            kept.add(digest)
+    return first | (present - oracle.reach(repo, present, kept))
+
+
+def _waves(edges: Mapping[str, set[str]], garbage: set[str]) -> list[set[str]]:
+    """The garbage in delete waves: each manifest after every garbage manifest that keeps it
+    (an index before its children, a subject before its referrers), as early as that allows."""
+    level: dict[str, int] = {}
+    parents: dict[str, set[str]] = {d: set() for d in garbage}
+    for parent in garbage:
+        for child in edges.get(parent, ()):
+            if child in garbage:
+                parents[child].add(parent)
+
+    def depth(digest: str) -> int:
+        if digest not in level:
+            level[digest] = 1 + max((depth(p) for p in parents[digest]), default=-1)
+        return level[digest]
+
+    waves: list[set[str]] = []
+    for digest in sorted(garbage):
+        n = depth(digest)
+        while len(waves) <= n:
+            waves.append(set())
+        waves[n].add(digest)
+    return waves
 
 
 @contextmanager
@@ -234,6 +303,8 @@ def settings_for(pins: Sequence[str], scope: str, concurrency: int) -> Settings:
             "pins": list(pins),
             "max_deletions": 1_000_000,
             "concurrency": concurrency,
+            "min_age_hours": GRACE / timedelta(hours=1),
+            "keep_pulled_within_days": PULLED_WITHIN / timedelta(days=1),
         },
         {},
     )
@@ -252,9 +323,10 @@ def measure(
         started = time.perf_counter()
         load(registry, estate.pushes)
         seed_seconds = time.perf_counter() - started
+        described = model(estate, now, grace=GRACE, pulled_within=PULLED_WITHIN)
         del estate
-        pins = {p.digest: p for p in settings.pins}
-        bound = lower_bound(registry, pins, settings.policy, now, dry_run=settings.dry_run)
+        bound = lower_bound(described, args.scope, dry_run=settings.dry_run)
+        del described
         before = {name: registry.digests(name) for name in bound.expected}
         session = boto3.Session(region_name=registry.region)
         meter = CallMeter()

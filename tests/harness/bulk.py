@@ -17,7 +17,9 @@ per-image lookups: about 40 µs per manifest, so 100,000 manifests load in a few
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,8 +28,9 @@ from moto.ecr.models import Repository, ecr_backends
 
 from . import ecr, oci
 from .ecr import FakeRegistry
+from .generated import Kind, Model, Node
 
-__all__ = ["Push", "SyntheticRegistry", "load", "realistic_registry"]
+__all__ = ["Push", "SyntheticRegistry", "load", "model", "realistic_registry"]
 
 PLATFORMS: tuple[tuple[str, ...], ...] = (
     ("linux/amd64",),
@@ -46,6 +49,7 @@ class Push:
     tags: tuple[str, ...] = ()
     last_pulled: datetime | None = None
     archived: bool = False
+    kind: Kind = "unknown"  # what the generator made (for the oracle: see `model`)
 
 
 @dataclass
@@ -104,6 +108,44 @@ def load(registry: FakeRegistry, pushes: Iterable[Push]) -> int:
             meta.archived, meta.archived_at = True, push.pushed_at + timedelta(days=1)
         count += 1
     return count
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def model(
+    estate: SyntheticRegistry, now: datetime, *, grace: timedelta, pulled_within: timedelta
+) -> Model:
+    """The registry as harness.generated's Oracle reads it: what each push is (the generator
+    knows), what it lists and refers to (its JSON), its tags, ages and pulls judged at `now`
+    against `grace` and `pulled_within`. Nothing of `sweeper` is used."""
+    found: Model = Model(pins=list(estate.pins))
+    found.pinned = {d for pin in estate.pins for d in _DIGEST.findall(pin)}
+    for push in estate.pushes:
+        doc = json.loads(push.manifest.text)
+        subject = doc.get("subject") or {}
+        pulled = None
+        if push.last_pulled is not None:
+            pulled = "recently" if push.last_pulled > now - pulled_within else "long ago"
+        found.nodes.append(
+            Node(
+                push.repository,
+                push.kind,
+                push.manifest,
+                push.kind,
+                children=tuple(entry["digest"] for entry in doc.get("manifests") or ()),
+                subject=subject.get("digest"),
+                # an unknown manifest keeps whatever it names (docs/design.md)
+                mentions=tuple(_DIGEST.findall(push.manifest.text))
+                if push.kind == "unknown"
+                else (),
+                tags=push.tags,
+                young=push.pushed_at > now - grace,
+                pulled=pulled,  # type: ignore[arg-type]
+                archived=push.archived,
+            )
+        )
+    return found
 
 
 @dataclass
@@ -182,8 +224,8 @@ def realistic_registry(
     return result
 
 
-def _push(repo: _Repo, manifest: oci.Manifest, when: datetime, **kw: object) -> None:
-    repo.pushes.append(Push(repo.name, manifest, when, **kw))  # type: ignore[arg-type]
+def _push(repo: _Repo, kind: Kind, manifest: oci.Manifest, when: datetime, **kw: object) -> None:
+    repo.pushes.append(Push(repo.name, manifest, when, kind=kind, **kw))  # type: ignore[arg-type]
 
 
 def _tags(repo: _Repo) -> tuple[str, ...]:
@@ -204,7 +246,7 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
             continue
         base = [oci.layer(f"{repo.name}:base:{platform}:{i}") for i in range(2)]
         image = oci.image_manifest(f"{bid}:{platform}", platform=platform, base_layers=base)
-        _push(repo, image, when)
+        _push(repo, "image", image, when)
         images[platform] = image
     repo.previous = images
     attestations: dict[str, oci.Manifest] = {}
@@ -215,7 +257,7 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
                 att = oci.legacy_attestation(image.digest, seed=seed, sbom=repo.sbom)
             else:
                 att = oci.artifact_attestation(image, seed=seed, sbom=repo.sbom)
-            _push(repo, att, when)
+            _push(repo, "attestation", att, when)
             attestations[platform] = att
     if rng.random() < 0.03:
         return  # another tool deleted the index: its children stay behind without a parent
@@ -223,6 +265,7 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
     pulled = now - timedelta(days=rng.uniform(0, 20)) if rng.random() < 0.04 else None
     _push(
         repo,
+        "index",
         index,
         when,
         tags=_tags(repo),
@@ -230,10 +273,10 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
         archived=rng.random() < 0.01,
     )
     if repo.signs:
-        _push(repo, oci.cosign_signature(index, seed=bid), when)
+        _push(repo, "referrer", oci.cosign_signature(index, seed=bid), when)
     if rng.random() < 0.05:
         first = next(iter(images.values()))
-        _push(repo, oci.sbom_referrer(first, seed=bid), when)
+        _push(repo, "referrer", oci.sbom_referrer(first, seed=bid), when)
 
 
 def _docker_build(repo: _Repo, number: int, when: datetime) -> None:
@@ -241,14 +284,14 @@ def _docker_build(repo: _Repo, number: int, when: datetime) -> None:
     bid = f"{repo.name}#{number}"
     if len(repo.platforms) == 1:
         image = oci.image_manifest(bid, docker=True, platform=repo.platforms[0])
-        _push(repo, image, when, tags=_tags(repo))
+        _push(repo, "image", image, when, tags=_tags(repo))
         return
     entries = []
     for platform in repo.platforms:
         image = oci.image_manifest(f"{bid}:{platform}", docker=True, platform=platform)
-        _push(repo, image, when)
+        _push(repo, "image", image, when)
         entries.append(image.descriptor(platform=platform))
-    _push(repo, oci.manifest_list(entries), when, tags=_tags(repo))
+    _push(repo, "index", oci.manifest_list(entries), when, tags=_tags(repo))
 
 
 def _extras(repo: _Repo, first: datetime, now: datetime) -> None:
@@ -257,11 +300,11 @@ def _extras(repo: _Repo, first: datetime, now: datetime) -> None:
     if rng.random() < 0.1:
         for version in range(rng.randint(1, 5)):
             chart = oci.helm_chart(repo.name.rsplit("/", 1)[-1], f"0.{version}.0")
-            _push(repo, chart, _between(rng, first, now), tags=(f"chart-0.{version}.0",))
+            _push(repo, "unknown", chart, _between(rng, first, now), tags=(f"chart-0.{version}.0",))
     if rng.random() < 0.05:
         for n in range(rng.randint(2, 6)):
             cache = oci.buildkit_cache_manifest(f"{repo.name}:cache:{n}")
-            _push(repo, cache, _between(rng, first, now), tags=("buildcache",))
+            _push(repo, "unknown", cache, _between(rng, first, now), tags=("buildcache",))
 
 
 def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:

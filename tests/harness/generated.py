@@ -479,6 +479,14 @@ class Oracle:
                     stack.append(nxt)
         return reached
 
+    def edges(self, repo: str, present: set[str]) -> dict[str, set[str]]:
+        """digest -> what it keeps alive: children, mentions, referrers, accessories."""
+        return self._edges(repo, present)
+
+    def reach(self, repo: str, present: set[str], starts: set[str]) -> set[str]:
+        """`starts` and everything they keep alive, transitively."""
+        return self._closure(repo, present, starts)
+
     def live(self, repo: str, present: set[str]) -> set[str]:
         """Roots and everything they reach: what no run may ever delete."""
         return self._closure(repo, present, self.roots(repo, present))
