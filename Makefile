@@ -37,7 +37,7 @@ endif
 CONFIG_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
 
 .PHONY: demo test test-tomorrow test-313 check lint types template build deploy bench bench-large \
-	soak clean
+	soak mutate clean
 
 # Installed in two steps: `make demo` needs only the first (runtime dependencies and moto), so a
 # fresh clone shows the demo within seconds; the tools come with the first target that needs them.
@@ -86,6 +86,12 @@ endif
 soak: $(VENV)/.installed ## the property and fault tests with many more examples (minutes)
 	HYPOTHESIS_PROFILE=soak $(PY) -m pytest tests/property tests/faults
 
+# Not part of `make check`: an hour or more on two cores. `make mutate MODULES="plan manifests"`
+# runs some modules only; docs/testing.md has the scores and what survives.
+MODULES ?=
+mutate: $(VENV)/.installed ## mutation testing (mutmut) of the modules the promise rests on
+	$(PY) scripts/mutate.py $(MODULES)
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
@@ -115,4 +121,4 @@ bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; m
 	$(PY) -m bench.plan_bench
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(VENV_313) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(VENV_313) .pytest_cache .mypy_cache .ruff_cache .aws-sam build/mutate

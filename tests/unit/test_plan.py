@@ -303,6 +303,7 @@ def test_dangling_referrer_rests_on_its_subject_being_absent() -> None:
     ids=["young", "recently-pulled", "archived", "pinned", "also-tagged"],
 )
 def test_an_accessory_with_a_root_of_its_own_stays(own: dict[str, object], reason: Reason) -> None:
+    own = dict(own)  # the parameter is shared: popping from it would change a second run
     r = Repo()
     r.index("live", [r.image("img-new")], tags=("latest",))
     old = r.index("old", [r.image("img-old")])
