@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sweeper.model import Descriptor, Image, Kind, Manifest, Pin, Reason, Scope, Verdict
-from sweeper.plan import Policy, make_plan
+from sweeper.plan import (
+    Policy,
+    make_plan,
+    may_delete,
+    may_mention_manifests,
+    metadata_kind,
+    needs_content,
+)
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=30)
@@ -381,3 +389,267 @@ def test_an_accessory_is_kept_out_of_scope_in_attestations_scope() -> None:
     plan = r.plan(Scope.ATTESTATIONS)
     assert plan.decisions[sig].reason is Reason.OUT_OF_SCOPE
     assert plan.decisions[sig].accessory == accessory_tag(old)
+
+
+# --- what the listing alone proves (no bytes read) ----------------------------------------------
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+ATTESTATION_ARTIFACT = "application/vnd.docker.attestation.manifest.v1+json"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+SUBJECT = d("subject")
+
+# listing -> (kind unmarked, kind when an index entry marks it an attestation, bytes needed
+# whatever else is known, bytes may name other manifests)
+LISTINGS: dict[str, tuple[Image, Kind | None, Kind | None, bool, bool]] = {
+    "index": (Image(d("x"), media_type=OCI_INDEX), Kind.INDEX, Kind.INDEX, True, True),
+    "referrers-index": (
+        Image(d("x"), media_type=OCI_INDEX, subject=SUBJECT),
+        Kind.REFERRER,
+        Kind.REFERRER,
+        True,
+        True,
+    ),
+    "type-not-stated": (Image(d("x")), None, None, True, True),
+    "docker-image": (
+        Image(d("x"), media_type=DOCKER_MANIFEST, artifact_media_type=DOCKER_CONFIG),
+        Kind.IMAGE,
+        Kind.ATTESTATION,
+        False,
+        False,
+    ),
+    "oci-image-or-legacy-attestation": (
+        Image(d("x"), media_type=OCI_MANIFEST, artifact_media_type=OCI_CONFIG),
+        None,
+        Kind.ATTESTATION,
+        False,
+        False,
+    ),
+    "artifact-attestation": (
+        Image(d("x"), media_type=OCI_MANIFEST, artifact_media_type=ATTESTATION_ARTIFACT),
+        Kind.ATTESTATION,
+        Kind.ATTESTATION,
+        False,
+        False,
+    ),
+    "referrer": (
+        Image(d("x"), media_type=OCI_MANIFEST, artifact_media_type=HELM_CONFIG, subject=SUBJECT),
+        Kind.REFERRER,
+        Kind.ATTESTATION,
+        False,
+        False,
+    ),
+    "artifact-of-unknown-type": (
+        Image(d("x"), media_type=OCI_MANIFEST, artifact_media_type=HELM_CONFIG),
+        None,
+        Kind.ATTESTATION,
+        False,
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("image", "unmarked", "marked", "content", "mentions"), LISTINGS.values(), ids=LISTINGS.keys()
+)
+def test_what_a_listing_proves_without_the_bytes(
+    image: Image, unmarked: Kind | None, marked: Kind | None, content: bool, mentions: bool
+) -> None:
+    assert metadata_kind(image, False) is unmarked
+    assert metadata_kind(image, True) is marked
+    assert needs_content(image) is content
+    assert may_mention_manifests(image) is mentions
+
+
+# listing -> scope -> whether an old untagged manifest of it may be deleted
+MAY_DELETE: dict[str, tuple[Image, dict[Scope, bool]]] = {
+    "index": (LISTINGS["index"][0], {Scope.ORPHANS: True, Scope.ATTESTATIONS: False}),
+    "referrers-index": (
+        LISTINGS["referrers-index"][0],
+        {Scope.ORPHANS: True, Scope.ATTESTATIONS: False},
+    ),
+    "type-not-stated": (LISTINGS["type-not-stated"][0], dict.fromkeys(Scope, True)),
+    # an index entry may mark any plain manifest an attestation
+    "docker-image": (LISTINGS["docker-image"][0], dict.fromkeys(Scope, True)),
+    "artifact-attestation": (LISTINGS["artifact-attestation"][0], dict.fromkeys(Scope, True)),
+}
+
+
+@pytest.mark.parametrize(("image", "scopes"), MAY_DELETE.values(), ids=MAY_DELETE.keys())
+def test_which_listings_may_be_deleted_in_each_scope(
+    image: Image, scopes: dict[Scope, bool]
+) -> None:
+    old = replace(image, pushed_at=OLD)
+    for scope, expected in scopes.items():
+        assert may_delete(old, {}, Policy(scope=scope), NOW) is expected
+        assert may_delete(replace(old, tags=("v1",)), {}, Policy(scope=scope), NOW) is False
+        assert may_delete(old, {}, Policy(scope=scope), NOW, expired={old.digest}) is expected
+
+
+def test_a_plain_manifest_an_index_marks_an_attestation_is_planned_as_one() -> None:
+    r = Repo()
+    img, marked = r.image("img"), r.image("looks-like-an-image")
+    r.index("old", [img, marked], attestations=(marked,))
+    orphan = r.image("orphan")
+    plan = r.plan()
+    assert plan.decisions[marked].kind is Kind.ATTESTATION
+    assert plan.decisions[img].kind is Kind.IMAGE
+    assert plan.decisions[orphan].cause == "container image"  # what its bytes said it is
+
+
+def test_a_kept_decision_carries_the_manifests_size() -> None:
+    r = Repo()
+    img = r.image("img", tags=("v1",))
+    assert r.plan().decisions[img].size == 100
+
+
+def test_a_manifest_whose_bytes_could_not_be_read_is_kept_with_what_describes_it() -> None:
+    unread = Image(d("unread"), (), OLD, 100, OCI_MANIFEST, OCI_CONFIG)
+    sig = Image(d("sig"), (), OLD, 100, OCI_MANIFEST, HELM_CONFIG, subject=unread.digest)
+    plan = make_plan(
+        "repo", [unread, sig], {}, {}, Policy(), NOW, unreadable={unread.digest: "AccessDenied: no"}
+    )
+    assert (plan.decisions[unread.digest].reason, plan.decisions[unread.digest].cause) == (
+        Reason.UNREADABLE,
+        "AccessDenied: no",
+    )
+    assert plan.decisions[sig.digest].reason is Reason.SUBJECT_KEPT
+    assert plan.deletions == []
+
+
+def test_a_referrer_judged_from_its_listing_follows_its_listed_subject() -> None:
+    live, old, gone = d("live"), d("old"), d("gone")
+    images = [
+        Image(live, ("v1",), OLD, 100, OCI_MANIFEST),
+        Image(old, (), OLD, 100, OCI_MANIFEST),
+        *(
+            Image(d(f"sig-{n}"), (), OLD, 100, OCI_MANIFEST, HELM_CONFIG, subject=s)
+            for n, s in (("live", live), ("old", old), ("gone", gone))
+        ),
+    ]
+    parsed = {live: Manifest(Kind.IMAGE, OCI_MANIFEST), old: Manifest(Kind.IMAGE, OCI_MANIFEST)}
+    plan = make_plan("repo", images, parsed, {}, Policy(), NOW)
+    assert plan.decisions[d("sig-live")].reason is Reason.SUBJECT_KEPT
+    assert plan.decisions[d("sig-old")].cause == f"refers to {old}, deleted first"
+    assert plan.decisions[d("sig-gone")].cause == (
+        f"judged from the listing; subject {gone} not in the repository"
+    )
+
+
+def test_a_provisional_plan_deletes_what_only_bytes_can_tell_as_not_read() -> None:
+    unread = Image(d("unread"), (), OLD, 100, OCI_MANIFEST, OCI_CONFIG)
+    plan = make_plan("repo", [unread], {}, {}, Policy(), NOW, provisional=True)
+    assert plan.deletions == [unread.digest]
+    assert plan.decisions[unread.digest].cause == "not read"
+    final = make_plan("repo", [unread], {}, {}, Policy(), NOW)
+    assert (final.decisions[unread.digest].reason, final.decisions[unread.digest].cause) == (
+        Reason.UNREADABLE,
+        "content not read",
+    )
+
+
+def test_a_kept_accessory_names_the_tag_of_the_subject_that_keeps_it() -> None:
+    r = Repo()
+    live = r.image("live", tags=("v1",))
+    # One manifest tagged as the accessory of two subjects: one gone, then the live one.
+    both = r.image("both", tags=(accessory_tag(d("gone")), accessory_tag(live, ".att")))
+    decision = r.plan().decisions[both]
+    assert (decision.reason, decision.cause) == (Reason.ACCESSORY_OF_KEPT, live)
+    assert decision.accessory == accessory_tag(live, ".att")
+
+
+def test_what_is_kept_for_what_it_is_is_not_live_nor_what_it_keeps() -> None:
+    """`live` is for what a root reaches; a manifest kept because it is unknown, out of scope,
+    unreadable, not read or on a cycle is not live, and neither is what it keeps."""
+    gone = Image(d("gone"), (), OLD, 100, OCI_MANIFEST, OCI_CONFIG)
+    unread = Image(d("unread"), (), OLD, 100, OCI_MANIFEST, OCI_CONFIG)
+    helm = Image(d("helm"), (), OLD, 100, OCI_MANIFEST, HELM_CONFIG)
+    index = Image(d("index"), (), OLD, 100, OCI_INDEX)
+    child = Image(d("child"), (), OLD, 100, OCI_MANIFEST, OCI_CONFIG)
+    a, b = (Image(d(n), (), OLD, 100, OCI_INDEX) for n in "ab")
+    parsed = {
+        helm.digest: Manifest(Kind.UNKNOWN, OCI_MANIFEST, note="Helm chart"),
+        index.digest: Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(child.digest),)),
+        child.digest: Manifest(Kind.ATTESTATION, OCI_MANIFEST),
+        # forged: two indexes listing each other
+        a.digest: Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(b.digest), Descriptor(child.digest))),
+        b.digest: Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(a.digest),)),
+    }
+    images = [gone, unread, helm, index, child, a, b]
+    plan = make_plan(
+        "repo", images, parsed, {}, Policy(Scope.ATTESTATIONS), NOW, unreadable={gone.digest: "x"}
+    )
+    decisions = plan.decisions
+    assert {d: (decisions[d].reason, decisions[d].cause) for d in (gone.digest, helm.digest)} == {
+        gone.digest: (Reason.UNREADABLE, "x"),
+        helm.digest: (Reason.UNKNOWN_KIND, "Helm chart"),
+    }
+    assert decisions[unread.digest].reason is Reason.UNREADABLE
+    assert decisions[index.digest].reason is Reason.OUT_OF_SCOPE
+    assert decisions[child.digest].reason is Reason.LISTED_BY_KEPT_INDEX
+    assert all(decision.live is False for decision in decisions.values())
+    # What only the cycle lists is on it too; a referrer of it is kept by it.
+    sig = Image(d("sig"), (), OLD, 100, OCI_MANIFEST, HELM_CONFIG, subject=a.digest)
+    cyclic = make_plan("repo", [a, b, child, sig], parsed, {}, Policy(), NOW).decisions
+    assert {d: (cyclic[d].reason, cyclic[d].cause) for d in cyclic} == {
+        a.digest: (Reason.REFERENCE_CYCLE, ""),
+        b.digest: (Reason.REFERENCE_CYCLE, ""),
+        child.digest: (Reason.REFERENCE_CYCLE, ""),
+        sig.digest: (Reason.SUBJECT_KEPT, a.digest),
+    }
+    assert all(decision.live is False for decision in cyclic.values())
+
+
+def test_a_child_an_index_marks_an_attestation_goes_with_the_index_unread() -> None:
+    r = Repo()
+    img, att = r.image("img"), r.image("att")
+    idx = r.index("old", [img, att], attestations=(att,))
+    del r.manifests[att]  # the listing and the index entry say enough
+    plan = r.plan()
+    assert set(plan.deletions) == {idx, img, att}
+    assert plan.decisions[att].kind is Kind.ATTESTATION
+
+
+def test_the_grace_period_ends_exactly_min_age_after_the_push() -> None:
+    policy = Policy(min_age=timedelta(hours=72))
+    at_the_end = Image(d("at-the-end"), (), NOW - timedelta(hours=72), 100, OCI_MANIFEST)
+    just_inside = Image(d("inside"), (), NOW - timedelta(hours=72) + timedelta(seconds=1))
+    no_time = Image(d("no-time"), (), None, 100, OCI_MANIFEST)
+    parsed = {
+        i.digest: Manifest(Kind.IMAGE, OCI_MANIFEST) for i in (at_the_end, just_inside, no_time)
+    }
+    plan = make_plan("repo", [at_the_end, just_inside, no_time], parsed, {}, policy, NOW)
+    assert plan.repository == "repo"
+    assert plan.deletions == [at_the_end.digest]
+    gone = plan.decisions[at_the_end.digest]
+    assert (gone.size, gone.live, gone.expired_by, gone.accessory) == (100, False, "", "")
+    assert plan.decisions[just_inside.digest].reason is Reason.YOUNG
+    assert (plan.decisions[no_time.digest].reason, plan.decisions[no_time.digest].cause) == (
+        Reason.YOUNG,
+        "unknown push time",
+    )
+
+
+def test_the_pull_window_ends_exactly_keep_pulled_within_after_the_pull() -> None:
+    r = Repo()
+    at_the_end = r.image("at-the-end", pulled=NOW - timedelta(days=30))
+    inside = r.image("inside", pulled=NOW - timedelta(days=30) + timedelta(seconds=1))
+    archived = r.image("archived", archived=True)
+    plan = r.plan()
+    assert plan.deletions == [at_the_end]
+    assert plan.decisions[inside].reason is Reason.PULLED
+    assert (plan.decisions[archived].reason, plan.decisions[archived].cause) == (
+        Reason.ARCHIVED,
+        "",
+    )
+
+
+def test_a_subject_goes_in_a_wave_before_what_describes_it() -> None:
+    r = Repo()
+    img = r.image("img")
+    sig = referrer(r, "sig", img)
+    acc = r.image("acc", tags=(accessory_tag(img),))
+    plan = r.plan()
+    assert plan.waves == ((img,), tuple(sorted((sig, acc))))
+    assert plan.referrers == {img: (sig, acc)}
