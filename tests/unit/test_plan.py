@@ -576,7 +576,11 @@ def test_what_is_kept_for_what_it_is_is_not_live_nor_what_it_keeps() -> None:
         a.digest: Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(b.digest), Descriptor(child.digest))),
         b.digest: Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(a.digest),)),
     }
-    images = [gone, unread, helm, index, child, a, b]
+    # what describes a manifest kept as not read is kept with it
+    described = Image(
+        d("described"), (), OLD, 100, OCI_MANIFEST, ATTESTATION_ARTIFACT, subject=unread.digest
+    )
+    images = [gone, unread, described, helm, index, child, a, b]
     plan = make_plan(
         "repo", images, parsed, {}, Policy(Scope.ATTESTATIONS), NOW, unreadable={gone.digest: "x"}
     )
@@ -586,6 +590,7 @@ def test_what_is_kept_for_what_it_is_is_not_live_nor_what_it_keeps() -> None:
         helm.digest: (Reason.UNKNOWN_KIND, "Helm chart"),
     }
     assert decisions[unread.digest].reason is Reason.UNREADABLE
+    assert decisions[described.digest].reason is Reason.SUBJECT_KEPT
     assert decisions[index.digest].reason is Reason.OUT_OF_SCOPE
     assert decisions[child.digest].reason is Reason.LISTED_BY_KEPT_INDEX
     assert all(decision.live is False for decision in decisions.values())
