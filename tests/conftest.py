@@ -13,12 +13,22 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 from freezegun import freeze_time
 from hypothesis import HealthCheck, settings
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import app
 from harness import BuildxPush, FakeRegistry
+from harness.ecr import MOTO_USER
 from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
 from sweeper.settings import ENVIRONMENT_VARIABLES
+
+# Every variable settings.load reads, from the settings code itself: a new setting cannot be
+# forgotten here.
+SETTINGS_ENV = ENVIRONMENT_VARIABLES
+# The principal the suite's credentials call ECR as (harness.ecr: moto's stand-in user), standing
+# in for the function's role: SWEEPER_ROLE_ARN names it, as the template names the role, so a
+# run finds itself among the pull-time update exclusions as a deployed one does.
+FUNCTION_PRINCIPAL = MOTO_USER.format(account=DEFAULT_ACCOUNT_ID)
 
 # What would point boto3 somewhere else than moto, or at other credentials.
 _AWS_ELSEWHERE = (
@@ -28,7 +38,6 @@ _AWS_ELSEWHERE = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_ECR",
 )
-
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)
 
@@ -72,10 +81,11 @@ def _parse_botocore_models_once() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No setting leaks in from the developer's shell; every test talks to moto only."""
-    for name in ENVIRONMENT_VARIABLES:  # every variable settings.load reads, new ones too
+    for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     for name in _AWS_ELSEWHERE:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SWEEPER_ROLE_ARN", FUNCTION_PRINCIPAL)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

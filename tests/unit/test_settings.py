@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from conftest import FUNCTION_PRINCIPAL
 from sweeper.model import Scope
 from sweeper.run import select_repositories
 from sweeper.settings import (
@@ -86,7 +87,9 @@ def test_every_setting_has_an_environment_variable_that_load_reads_and_names() -
 
 
 def test_no_setting_of_the_developers_shell_reaches_a_test() -> None:
-    assert [name for name in ENVIRONMENT_VARIABLES if name in os.environ] == []
+    # Only what the suite itself sets (conftest: the function's role, for pull-time exclusions).
+    found = {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ}
+    assert found == {"SWEEPER_ROLE_ARN": FUNCTION_PRINCIPAL}
 
 
 def test_a_request_adds_to_the_deployments_pins_sources_and_exclusions() -> None:
