@@ -223,3 +223,26 @@ def test_hazards_come_in_digest_order_for_every_repository_alike() -> None:
     repo.ci(2)
     found = repo.hazards(ecr_policy(KEEP_2_CI), *olds)
     assert [h.digest for h in found] == sorted(olds)
+
+
+def test_ecr_protects_what_an_index_lists_not_what_an_unknown_manifest_mentions() -> None:
+    image = Image(d("image"), (), NOW - timedelta(days=10), media_type=OCI_MANIFEST)
+    unknown = Image(d("unknown"), ("chart",), NOW, media_type=OCI_MANIFEST)
+    manifests = {unknown.digest: Manifest(Kind.UNKNOWN, OCI_MANIFEST, (Descriptor(image.digest),))}
+    policy = parse_policy_text(ecr_policy(UNTAGGED_AFTER_3_DAYS))
+    predicted = predict(policy, [image, unknown], manifests, NOW)
+    assert list(predicted) == [image.digest]
+    assert predicted[image.digest].after == ""  # expired at the first evaluation, by itself
+
+
+def test_the_pull_window_of_the_audit_ends_exactly_keep_pulled_within_after_the_pull() -> None:
+    policy = parse_policy_text(ecr_policy(UNTAGGED_AFTER_3_DAYS))
+    edge, inside = (
+        Image(d(n), (), NOW - timedelta(days=10), media_type=OCI_MANIFEST, last_pulled=when)
+        for n, when in (
+            ("edge", NOW - timedelta(days=30)),
+            ("inside", NOW - timedelta(days=30) + timedelta(seconds=1)),
+        )
+    )
+    found = hazards("app", [edge, inside], {}, policy, {}, SETTINGS, NOW)
+    assert [(h.digest, h.reason) for h in found] == [(inside.digest, HazardReason.PULLED)]
