@@ -246,3 +246,14 @@ def test_the_pull_window_of_the_audit_ends_exactly_keep_pulled_within_after_the_
     )
     found = hazards("app", [edge, inside], {}, policy, {}, SETTINGS, NOW)
     assert [(h.digest, h.reason) for h in found] == [(inside.digest, HazardReason.PULLED)]
+
+
+def test_every_image_one_evaluation_archives_is_predicted() -> None:
+    # More than MAX_ROUNDS of them at once: each is predicted, not one per evaluation.
+    images = [
+        Image(d(f"old-{i}"), (), NOW - timedelta(days=10 + i), media_type=OCI_MANIFEST)
+        for i in range(12)
+    ]
+    policy = parse_policy_text(ecr_policy(UNTAGGED_AFTER_3_DAYS, action="transition"))
+    predicted = predict(policy, images, {}, NOW)
+    assert set(predicted) == {image.digest for image in images}
