@@ -531,3 +531,78 @@ def test_a_requests_repositories_narrow_the_deployments_never_widen_them() -> No
         settings.within_repositories,
     )
     assert selected == ["team-a-web"]
+
+
+# --- limits, exactly (what mutation testing found unguarded) -------------------------------------
+
+
+RETENTION_ENTRY = {
+    "rules": [
+        {
+            "rulePriority": 1,
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "imageCountMoreThan",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        }
+    ]
+}
+# field -> (the largest or smallest value accepted, the first refused)
+LIMITS: dict[str, tuple[Any, Any]] = {
+    "max_deletions": (0, -1),
+    "concurrency": (1, 0),
+    "keep_pulled_within_days": (365 * 10, 365 * 10 + 0.5),
+    "min_age_hours": (24 * 365 * 10, 24 * 365 * 10 + 1),
+    "exclude_repositories": (["a"] * 100, ["a"] * 101),
+    "pins": ([DIGEST] * 10_000, [DIGEST] * 10_001),
+    "pin_parameter_path": ("/" + "p" * 2047, "/" + "p" * 2048),
+    "retention": ([RETENTION_ENTRY] * 100, [RETENTION_ENTRY] * 101),
+}
+
+
+@pytest.mark.parametrize(("field", "values"), LIMITS.items(), ids=LIMITS.keys())
+def test_each_limit_accepts_its_last_value_and_refuses_the_next(
+    field: str, values: tuple[Any, Any]
+) -> None:
+    accepted, refused = values
+    load({field: accepted}, {})
+    with pytest.raises(InvalidSettings) as error:
+        load({field: refused}, {})
+    assert error.value.field == field
+
+
+def test_a_pattern_has_at_most_256_characters_and_brackets_that_close_once() -> None:
+    for fine in ("a" * 256, "[ab]c[de]", "x[!a]"):
+        assert load({"exclude_repositories": [fine]}, {}).exclude_repositories == (fine,)
+    for bad, why in (("a" * 257, "1 to 256"), ("[a[b]]", "nested"), ("a]", "without")):
+        with pytest.raises(InvalidSettings, match=why):
+            load({"exclude_repositories": [bad]}, {})
+    with pytest.raises(InvalidSettings, match="at most 10000 entries"):
+        load({}, {"PINS": " ".join([DIGEST] * 10_001)})
+
+
+def test_a_request_equal_to_the_deployments_floor_or_scope_is_no_loosening() -> None:
+    deployed = {"MIN_AGE_HOURS": "72", "KEEP_PULLED_WITHIN_DAYS": "30", "SCOPE": "orphans"}
+    settings = load(
+        {"min_age_hours": 72, "keep_pulled_within_days": 30, "scope": "orphans"}, deployed
+    )
+    assert (settings.min_age_hours, settings.keep_pulled_within_days) == (72, 30)
+    assert load({"scope": "attestations"}, deployed).scope is Scope.ATTESTATIONS
+
+
+def test_only_an_eventbridge_schedule_is_an_envelope_without_settings() -> None:
+    assert load(None, {"SCOPE": "attestations"}).scope is Scope.ATTESTATIONS
+    for half in ({"detail-type": "Scheduled Event"}, {"source": "aws.events"}):
+        with pytest.raises(InvalidSettings, match="unknown field"):
+            load(half, {})
+
+
+def test_every_pin_says_where_it_came_from() -> None:
+    uri = f"app@{DIGEST}"
+    settings = load({"pins": [uri]}, {"PINS": f"other@{OTHER}"})
+    assert [(p.digest, p.source) for p in settings.pins] == [
+        (OTHER, f"env:other@{OTHER}"),
+        (DIGEST, f"event:{uri}"),
+    ]
