@@ -579,8 +579,17 @@ def test_a_pattern_has_at_most_256_characters_and_brackets_that_close_once() -> 
     for bad, why in (("a" * 257, "1 to 256"), ("[a[b]]", "nested"), ("a]", "without")):
         with pytest.raises(InvalidSettings, match=why):
             load({"exclude_repositories": [bad]}, {})
+    assert len(load({}, {"PINS": " ".join([DIGEST] * 10_000)}).pins) == 10_000
     with pytest.raises(InvalidSettings, match="at most 10000 entries"):
         load({}, {"PINS": " ".join([DIGEST] * 10_001)})
+
+
+def test_the_upper_limits_of_whole_numbers_are_accepted() -> None:
+    settings = load({"concurrency": 64, "max_deletions": 1_000_000}, {})
+    assert (settings.concurrency, settings.max_deletions) == (64, 1_000_000)
+    with pytest.raises(InvalidSettings) as error:
+        load({"pin_parameter_path": [f"/p{i}" for i in range(11)]}, {})
+    assert error.value.field == "pin_parameter_path"
 
 
 def test_a_request_equal_to_the_deployments_floor_or_scope_is_no_loosening() -> None:
