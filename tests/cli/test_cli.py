@@ -759,11 +759,16 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
         handled.set()
 
     delete = EcrRegistry.delete
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
 
     def delete_then_ctrl_c(self: EcrRegistry, repository: str, digests: Sequence[str]) -> Deleted:
         outcome = delete(self, repository, digests)
         if not handled.is_set():
-            os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl-C
+            # The operator presses Ctrl-C. Sent to the main thread, which runs Python's handlers:
+            # os.kill may land on this worker, and the main thread, blocked waiting for it, would
+            # run the handler only after the wait below gave up.
+            signal.pthread_kill(main_thread, signal.SIGINT)
             assert handled.wait(10)
         return outcome
 
