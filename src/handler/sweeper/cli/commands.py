@@ -161,9 +161,10 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """The audit of ECR's own lifecycle policies, alone: a dry run whose report is read for its
-    hazards (what the policy will expire that is pinned, recently pulled or carries a tag its rule
-    does not select). Exit 1 when there is one, or when the run is not complete."""
+    """The audit of ECR's own lifecycle policies, alone: what each policy will expire that is
+    pinned, recently pulled or carries a tag its rule does not select. It reads the listing, the
+    policy and the manifests the prediction needs (`audit_only`), not a whole dry run. Exit 1
+    when there is a hazard, or when the run is not complete."""
     settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
     session, registry = connect(args)
     pinned, _ = pins_from(session, settings)
@@ -172,6 +173,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             pins=pinned,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
+            audit_only=True,
         )
         report = Sweeper(registry, settings, clock.now(), options).run()
     hazards = report.lifecycle_hazards

@@ -21,7 +21,7 @@ from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
 from .decision_log import log_decisions, log_repository
 from .report import CircuitBreaker, Report, listing_quotas
-from .scan import plan_repository
+from .scan import audit_repository, plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
 
@@ -147,8 +147,9 @@ class Sweeper:
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
         selected = rotate(opt.selected, ctx.now)
         repos: list[RepositoryRun] = []
+        scan = audit_repository if ctx.options.audit_only else plan_repository
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
-            for repo in pool.map(lambda name: plan_repository(ctx, name), selected):
+            for repo in pool.map(lambda name: scan(ctx, name), selected):
                 repos.append(repo)
                 if ctx.options.on_repository_planned is not None:
                     ctx.options.on_repository_planned(repo, len(repos), len(selected))
