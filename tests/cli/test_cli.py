@@ -44,10 +44,11 @@ from sweeper.explain import short
 from sweeper.model import Scope
 from sweeper.ports import Deleted
 from sweeper.registry import EcrRegistry
-from sweeper.run import rotate
+from sweeper.run import NO_PIN_SOURCE_WARNING, rotate
 from sweeper.settings import _FIELDS, InvalidSettings
 
 REPO = "app"
+UNPROTECTED = f"ecr-sweeper: warning: {NO_PIN_SOURCE_WARNING}\n"  # a sweep with no pin source
 Output = tuple[int, str, str]
 Run = Callable[..., Output]
 
@@ -210,7 +211,7 @@ UNMATCHED = {
     ),
     "sweep-goes-on-with-the-rest": (
         ["sweep", "--yes", "--scope", "orphans", "--repository", "nosuch", "--repository", REPO],
-        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        UNPROTECTED + "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
         "Deleted 3 of 3 planned manifests",
     ),
     "validate": (
@@ -315,7 +316,7 @@ EVENT_DRY_RUN: dict[str, tuple[list[str], object, int, str]] = {
         'ecr-sweeper: note: this event asks for a real run ("dry_run": false in {event}); plan '
         "is a dry run, and plans anyway (`ecr-sweeper sweep` deletes)\n",
     ),
-    "sweep-given-a-real-run-event-sweeps": (["sweep", "--yes"], False, EXIT_OK, ""),
+    "sweep-given-a-real-run-event-sweeps": (["sweep", "--yes"], False, EXIT_OK, UNPROTECTED),
     "plan-given-a-dry-run-event-plans": (["plan"], True, EXIT_OK, ""),
     # Refused as the Lambda refuses it: "false" is a string, and a truthy one.
     "dry-run-as-a-string-refused-by-plan": (
@@ -784,7 +785,7 @@ def test_no_credentials_says_so_and_prints_no_empty_summary(
     for command in (["plan"], ["sweep", "--yes"], ["validate"]):
         code, out, err = cli(*command)
         assert (code, out) == (EXIT_FAILURES, ""), command
-        assert err == (
+        assert err == (UNPROTECTED if command[0] == "sweep" else "") + (
             "ecr-sweeper: DescribeRepositories: NoCredentialsError: Unable to locate credentials "
             "(no AWS credentials: pass --profile, or run `aws configure`)\n"
         )
@@ -923,6 +924,20 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
     monkeypatch.setattr(EcrRegistry, "delete", delete)
     code, out, _ = cli("validate")
     assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")
+
+
+def test_a_sweep_without_any_pin_source_warns_before_deleting_and_in_its_report(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    _, new = moved_tag
+    code, out, err = cli("plan")  # a dry run deletes nothing: no warning
+    assert (code, err) == (EXIT_OK, "")
+    code, out, err = cli("sweep", "--yes", "--json")
+    assert (code, err) == (EXIT_OK, UNPROTECTED)
+    assert json.loads(out)["warnings"] == [NO_PIN_SOURCE_WARNING]
+    assert registry.digests(REPO) == new.all  # a warning, not a refusal
+    code, out, err = cli("sweep", "--yes", "--pin", f"app@sha256:{'e' * 64}")
+    assert (code, err) == (EXIT_OK, "")
 
 
 def test_sweep_honours_pins_from_ssm_and_fails_closed_on_a_missing_path(

@@ -34,6 +34,7 @@ from ..run import (
     check_repository,
     select_repositories,
     unmatched_patterns,
+    warnings_for,
 )
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
@@ -208,6 +209,8 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
+    for warning in warnings_for(settings):  # before the question: the report says it too
+        print(f"{PROG}: warning: {warning}", file=err)
     session, registry = connect(args)
     pinned, reload_pins = pins_from(session, settings)
     now = clock.now()

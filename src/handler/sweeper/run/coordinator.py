@@ -19,7 +19,7 @@ from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
-from .decision_log import log_decisions, log_repository
+from .decision_log import log, log_decisions, log_repository
 from .report import CircuitBreaker, Report, listing_quotas
 from .scan import audit_repository, plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
@@ -65,6 +65,28 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
         for p in dict.fromkeys(include)
         if not any(matches(name, [p]) for name in names)
     ]
+
+
+NO_PIN_SOURCE = "NoPinSource"
+NO_PIN_SOURCE_WARNING = (
+    "no pin source configured: an untagged image that something runs by digest (an ECS task, "
+    "a Lambda function) is unprotected; set pins, pin_parameter_path, pin_object_uris, "
+    "pin_from_ecs or pin_from_lambda"
+)
+
+
+def warnings_for(settings: Settings) -> list[str]:
+    """What a real run is about to do unprotected, from its settings alone: said in the
+    report's `warnings`, a log line and the command's output. A dry run deletes nothing: the
+    warning would only be noise on the default deployment."""
+    configured = (
+        settings.pins
+        or settings.pin_parameter_path
+        or settings.pin_object_uris
+        or settings.pin_from_ecs
+        or settings.pin_from_lambda
+    )
+    return [] if settings.dry_run or configured else [NO_PIN_SOURCE_WARNING]
 
 
 def rotate(names: Sequence[str], now: datetime) -> list[str]:
@@ -122,7 +144,9 @@ class Sweeper:
     def run(self) -> Report:
         ctx = self.ctx
         started = time.monotonic()
-        report = Report(dry_run=ctx.settings.dry_run)
+        report = Report(dry_run=ctx.settings.dry_run, warnings=warnings_for(ctx.settings))
+        for warning in report.warnings:
+            log.warning(warning, extra={"warning": NO_PIN_SOURCE})
         if not report.dry_run:
             ctx.budget.reserve_for_sweep()
         try:

@@ -64,6 +64,7 @@ class Report:
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
+    warnings: list[str] = field(default_factory=list)  # what the run does unprotected
 
     @property
     def complete(self) -> bool:
@@ -146,6 +147,7 @@ class Report:
             "already_gone": {"manifests": sum(r.already_gone for r in self.repositories)},
             "kept": self.kept,
             "failures": [f.as_dict() for f in self.all_failures],
+            "warnings": list(self.warnings),
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
