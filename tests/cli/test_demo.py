@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,13 @@ def test_a_command_of_yours_runs_on_the_demos_registry_with_the_same_digests_eac
     # ECR's own policy on shop/ci expires builds in use: the audit's exit 1.
     assert demo.one_command(["audit", "--repository", "shop/ci"]) == 1
     assert "Audited 1 repository: 2 hazards" in capsys.readouterr().out
+
+
+def test_the_readmes_demo_cli_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = Path("README.md").read_text()
+    examples = re.findall(r"make demo-cli CMD='([^']+)'", readme)
+    assert [example.split()[0] for example in examples] == ["plan", "explain"]
+    demo = load_demo()
+    for example in examples:
+        assert demo.one_command(example.split()) == 0, example
+    assert "verdict:" in capsys.readouterr().out  # the digest prefix is in the demo's registry
