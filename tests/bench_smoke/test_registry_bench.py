@@ -13,6 +13,8 @@ import pytest
 from bench import registry_bench
 
 OPERATIONS = {
+    "ListPullTimeUpdateExclusions",
+    "RegisterPullTimeUpdateExclusion",
     "DescribeRepositories",
     "DescribeImages(listing)",
     "GetLifecyclePolicy",

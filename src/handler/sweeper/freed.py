@@ -57,27 +57,34 @@ def freed_bytes(
 
 
 @dataclass(frozen=True, slots=True)
+class Unknown:
+    """Why a ledger's figures cannot be known (a manifest not read, say)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FreedLedger:
     """What a repository's planned deletions can free, worked out once, at planning.
 
     Only the blobs that planned deletions reference and no other manifest does count, grouped by
     who references them: `own` holds, for each planned manifest, the bytes of the blobs that it
     alone references; `shared` the bytes of the blobs that several planned manifests reference,
-    by that set (freed once all of them are gone). `unknown` says why the figure cannot be known
-    (then every figure with something gone is None). Keeping this, not the parsed manifests,
-    lets a run forget a repository's manifests as soon as it is planned.
+    by that set (freed once all of them are gone). `unknown`, when set, says why the figure
+    cannot be known (then every figure with something gone is None). Keeping this, not the
+    parsed manifests, lets a run forget a repository's manifests as soon as it is planned.
     """
 
     own: Mapping[str, int]
     shared: Mapping[frozenset[str], int]
-    unknown: str = ""
+    unknown: Unknown | None = None
 
     def freed(self, gone: Iterable[str]) -> int | None:
         """Bytes of the blobs only manifests in `gone` (a subset of the planned) referenced."""
         gone = set(gone)
         if not gone:
             return 0
-        if self.unknown:
+        if self.unknown is not None:
             return None
         alone = sum(self.own.get(digest, 0) for digest in gone)
         return alone + sum(size for refs, size in self.shared.items() if refs <= gone)
@@ -125,4 +132,4 @@ def ledger(
 
 def unknown(reason: str) -> FreedLedger:
     """A ledger whose figures cannot be known, and why."""
-    return FreedLedger({}, {}, reason)
+    return FreedLedger({}, {}, Unknown(reason))

@@ -15,6 +15,7 @@ from .model import Image
 
 BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
 NOT_FOUND = "ImageNotFound"
+REPOSITORY_NOT_FOUND = "RepositoryNotFoundException"  # the code of a call on no such repository
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
 
 

@@ -249,7 +249,9 @@ def _same_or_added(name: str, asked: str, deployed: str) -> str:
 
 def _bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise InvalidSettings(name, f"must be true or false, got {value!r}")
+        # `"false"` is the usual slip, and a truthy string: say it is a string, not a boolean.
+        got = f"a string ({json.dumps(value)})" if isinstance(value, str) else repr(value)
+        raise InvalidSettings(name, f"must be true or false (a JSON boolean), got {got}")
     return value
 
 

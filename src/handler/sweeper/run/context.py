@@ -42,6 +42,8 @@ class RunOptions:
       returns False nothing is.
     - `on_repository_done(repo)`: from a worker thread, once the repository's decisions are final
       (swept, or not to be swept), before the run forgets all but its summary.
+    - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
+      and plan nothing (the command's `audit`; see scan.audit_repository).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
@@ -64,6 +66,7 @@ class RunOptions:
     retain_decisions: bool = False
     principal: str | None = None
     exclusion: PullTimeExclusion | None = None
+    audit_only: bool = False
 
 
 class Budget:

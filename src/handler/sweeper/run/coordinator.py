@@ -22,7 +22,7 @@ from .context import Budget, Context, ReadAllowance, RunOptions
 from .decision_log import log, log_decisions, log_repository
 from .exclusion import PullTimeExclusion, check
 from .report import CircuitBreaker, Report, listing_quotas
-from .scan import plan_repository
+from .scan import audit_repository, plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
 
@@ -66,6 +66,28 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
         for p in dict.fromkeys(include)
         if not any(matches(name, [p]) for name in names)
     ]
+
+
+NO_PIN_SOURCE = "NoPinSource"
+NO_PIN_SOURCE_WARNING = (
+    "no pin source configured: an untagged image that something runs by digest (an ECS task, "
+    "a Lambda function) is unprotected; set pins, pin_parameter_path, pin_object_uris, "
+    "pin_from_ecs or pin_from_lambda"
+)
+
+
+def warnings_for(settings: Settings) -> list[str]:
+    """What a real run is about to do unprotected, from its settings alone: said in the
+    report's `warnings`, a log line and the command's output. A dry run deletes nothing: the
+    warning would only be noise on the default deployment."""
+    configured = (
+        settings.pins
+        or settings.pin_parameter_path
+        or settings.pin_object_uris
+        or settings.pin_from_ecs
+        or settings.pin_from_lambda
+    )
+    return [] if settings.dry_run or configured else [NO_PIN_SOURCE_WARNING]
 
 
 def rotate(names: Sequence[str], now: datetime) -> list[str]:
@@ -122,8 +144,10 @@ class Sweeper:
 
     def run(self) -> Report:
         started = time.monotonic()
-        report = Report(dry_run=self.ctx.settings.dry_run)
         self.ctx = ctx = replace(self.ctx, exclusion=self._pull_time_exclusion())
+        report = Report(dry_run=ctx.settings.dry_run, warnings=warnings_for(ctx.settings))
+        for warning in report.warnings:
+            log.warning(warning, extra={"warning": NO_PIN_SOURCE})
         report.pull_time_exclusion = ctx.exclusion
         if ctx.exclusion is not None and ctx.exclusion.warning:
             report.warnings.append(ctx.exclusion.warning)
@@ -158,8 +182,9 @@ class Sweeper:
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
         selected = rotate(opt.selected, ctx.now)
         repos: list[RepositoryRun] = []
+        scan = audit_repository if ctx.options.audit_only else plan_repository
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
-            for repo in pool.map(lambda name: plan_repository(ctx, name), selected):
+            for repo in pool.map(lambda name: scan(ctx, name), selected):
                 repos.append(repo)
                 if ctx.options.on_repository_planned is not None:
                     ctx.options.on_repository_planned(repo, len(repos), len(selected))

@@ -151,6 +151,7 @@ class Report:
             "already_gone": {"manifests": sum(r.already_gone for r in self.repositories)},
             "kept": self.kept,
             "failures": [f.as_dict() for f in self.all_failures],
+            "warnings": list(self.warnings),
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
             "pull_time_exclusion": (
@@ -159,7 +160,6 @@ class Report:
             "pull_time_exclusions": (
                 self.pull_time_exclusion.as_dict() if self.pull_time_exclusion else None
             ),
-            "warnings": list(self.warnings),
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
             "validated": sum(1 for r in self.repositories if r.validated),
             "broken": [p.as_dict() for p in self.broken],

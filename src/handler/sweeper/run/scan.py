@@ -41,6 +41,24 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
     return repo
 
 
+def audit_repository(ctx: Context, name: str) -> RepositoryRun:
+    """What the audit of ECR's own lifecycle policy needs of one repository, and no more (the
+    command's `audit`): the listing, the policy and, when there is one, the manifests that may
+    list others (the prediction counts images as people mean them, not index children). Plans
+    nothing: no manifest is decided, and a failed read leaves the repository unaudited."""
+    repo = RepositoryRun(name)
+    if ctx.budget.out_for_scanning():
+        repo.out_of_time = True
+        repo.fail("", ctx.budget.code, "not audited: the time budget ran out first")
+        return repo
+    try:
+        _Scan(ctx, repo).audit()
+    except RegistryError as exc:
+        repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        repo.fail("", exc.code, str(exc))
+    return repo
+
+
 class _Scan:
     """One repository's scan; its working state (listing, parsed bytes) dies with it."""
 
@@ -148,6 +166,27 @@ class _Scan:
             others = [d for d in self.images if d not in leaving]
             repo.ledger = freed.ledger(parsed, planned, others)
         self.keep(plan, parsed)
+        repo.scanned = True
+
+    def audit(self) -> None:
+        ctx, repo, name = self.ctx, self.repo, self.repo.repository
+        images = ctx.registry.images(name, stop=ctx.budget.out)
+        self.images = {image.digest: image for image in images}
+        repo.manifests = len(images)
+        audited = self.read_lifecycle_policy()
+        if audited is None:
+            return
+        parsed, unreadable = self.read([i.digest for i in images if may_mention_manifests(i)])
+        for digest, (code, message) in unreadable.items():
+            repo.fail(
+                digest, code, f"not audited: cannot read a manifest that may list others: {message}"
+            )
+        if unreadable:
+            return
+        present = [i for i in images if i.digest not in self.already_gone]
+        repo.hazards = audit.hazards(name, present, parsed, audited, ctx.pins, ctx.policy, ctx.now)
+        for hazard in repo.hazards:
+            log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
         repo.scanned = True
 
     def read_lifecycle_policy(self) -> lifecycle.LifecyclePolicy | None:

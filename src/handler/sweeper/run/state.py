@@ -102,7 +102,7 @@ class RepositoryRun:
             deleted_bytes=sum(self.images[d].size for d in self.deleted),
             planned_bytes_freed=self.ledger.freed(planned),
             deleted_bytes_freed=self.ledger.freed(self.deleted),
-            bytes_freed_unknown=self.ledger.unknown,
+            bytes_freed_unknown=self.ledger.unknown.reason if self.ledger.unknown else None,
             already_gone=len(self.already_gone),
             delete_failures=len(self.delete_failed),
             kept=kept,
@@ -189,7 +189,7 @@ class Deletion:
 @dataclass(frozen=True, slots=True)
 class RepositorySummary:
     """All a run keeps of a repository once it is done. `*_bytes_freed` is None when unknown;
-    `bytes_freed_unknown` then says why."""
+    `bytes_freed_unknown` then says why (None when they are known)."""
 
     repository: str
     scanned: bool
@@ -200,7 +200,7 @@ class RepositorySummary:
     deleted_bytes: int
     planned_bytes_freed: int | None
     deleted_bytes_freed: int | None
-    bytes_freed_unknown: str
+    bytes_freed_unknown: str | None
     already_gone: int
     delete_failures: int
     kept: Counter[str]
