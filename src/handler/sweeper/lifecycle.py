@@ -50,7 +50,7 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 
 from .manifests import attestation_entries
-from .model import Decision, Image, Kind, Manifest, Verdict, accessory_subject
+from .model import Decision, Image, Kind, Manifest, Verdict, accessory_of
 from .plan import metadata_kind
 
 MAX_RULES = 100  # per policy: ECR's own limit is lower; anything above is a mistake
@@ -417,7 +417,7 @@ def top_level(images: Sequence[Image], manifests: Mapping[str, Manifest]) -> lis
         subject = own.subject if own is not None else None
         if digest in listed or subject is not None or image.subject is not None:
             continue
-        if any(accessory_subject(tag) for tag in image.tags):
+        if any(accessory_of(tag, digest) for tag in image.tags):
             continue
         kind = own.kind if own is not None else metadata_kind(image, digest in marked)
         if kind in (Kind.ATTESTATION, Kind.REFERRER):

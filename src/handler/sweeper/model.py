@@ -44,6 +44,16 @@ def accessory_subject(tag: str) -> str | None:
     return f"sha256:{match.group(1)}" if match else None
 
 
+def accessory_of(tag: str, digest: str) -> str | None:
+    """The subject a tag of manifest `digest` makes it an accessory of, or None.
+
+    A manifest tagged with its own digest's tag (`sha256-<its own hex>`, a mirror's convention)
+    is no accessory of itself: that tag is an ordinary tag, and the manifest a tagged root.
+    """
+    subject = accessory_subject(tag)
+    return None if subject == digest else subject
+
+
 class Kind(StrEnum):
     """What a manifest is, as far as garbage collection cares."""
 
