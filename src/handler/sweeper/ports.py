@@ -16,6 +16,14 @@ from .model import Image
 BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
 NOT_FOUND = "ImageNotFound"
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
+# The failure code of an unexpected exception (a bug, an answer nobody foresaw): it is contained
+# to the repository it happened in, which deletes nothing more this run (docs/design.md).
+INTERNAL = "Internal"
+
+
+def internal_message(exc: BaseException) -> str:
+    """What an INTERNAL failure says: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RegistryError(Exception):

@@ -20,6 +20,7 @@ from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
 from .decision_log import log_decisions, log_repository
+from .elsewhere import keep_subjects_elsewhere
 from .report import CircuitBreaker, Report, listing_quotas
 from .scan import plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
@@ -131,8 +132,12 @@ class Sweeper:
             report.failures.append(Failure("", "", exc.code, str(exc)))
             report.duration_seconds = time.monotonic() - started
             return report
-        report.failures.extend(unmatched_patterns(list(arns), ctx.settings.repositories))
         settings = ctx.settings
+        # The function may read and delete only in these (its IAM grants); DescribeRepositories
+        # is granted on every repository, as ECR authorises it, so the listing shows them all.
+        granted = settings.granted_repositories
+        arns = {n: a for n, a in arns.items() if fnmatch.fnmatchcase(n, granted)}
+        report.failures.extend(unmatched_patterns(list(arns), settings.repositories))
         names = select_repositories(
             arns,
             settings.repositories,
@@ -152,6 +157,8 @@ class Sweeper:
                 repos.append(repo)
                 if ctx.options.on_repository_planned is not None:
                     ctx.options.on_repository_planned(repo, len(repos), len(selected))
+            # Before the breaker counts: a subject another repository holds keeps what describes it.
+            keep_subjects_elsewhere(repos, ctx.listings)
             # The breaker is judged in dry runs too, so a dry run reports what the real run does.
             report.stopped_early = self._trip_circuit_breaker(repos, report)
             sweep = report.stopped_early is None and not report.dry_run
