@@ -183,8 +183,12 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
             },
         ]
     }
+    every = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
     for statement in _statements(cfn):
-        if any(action.startswith("ecr:") for action in _actions(statement)):
+        if _actions(statement) == ["ecr:DescribeRepositories"]:
+            # ECR authorises the listing against repository/*: it is granted there, alone.
+            assert statement["Resource"] == every
+        elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""
 
