@@ -19,7 +19,8 @@ patched                                    correction (numbers as in the harness
 ``ECRBackend.batch_delete_image``          3. children of an index that exists when the call starts
                                            are refused (``ImageReferencedByManifestList``); by
                                            digest removes the image and all its tags; deleted
-                                           untagged images are listed; 4. more than 100 ids.
+                                           untagged images are listed (configurable, below);
+                                           4. more than 100 ids.
 ``ECRBackend.batch_get_image`` and         9. exact bytes, ``acceptedMediaTypes`` accepted and
 ``ECRResponse.batch_get_image``            ignored, archived images readable (configurable: or
                                            refused per item, with a configurable code);
@@ -28,7 +29,8 @@ patched                                    correction (numbers as in the harness
                                            ``maxResults`` 1..1000 (default 100) and ``nextToken``;
                                            6. ``imageSizeInBytes``; 7. ``artifactMediaType``,
                                            ``subjectManifestDigest``, ``lastRecordedPullTime``,
-                                           ``imageStatus``; 10. ``imageTags`` only when tagged;
+                                           ``imageStatus``, ``lastActivatedAt`` (``restore``);
+                                           10. ``imageTags`` only when tagged;
                                            4. at most 100 ``imageIds``; with ``imageIds``, what
                                            ECR does not document is configurable (below).
 ``ECRResponse.list_images``                5. same filters and paging.
@@ -60,6 +62,9 @@ Where ECR's behaviour is not documented, the harness can play each plausible one
   as ARCHIVED), or hidden as if it were not ACTIVE, whatever the filter says (a filter that is
   accepted but ignored): the call fails with ``ImageNotFoundException`` as for a missing id
   (``"not-found"``), or the id is silently left out of the answer (``"omitted"``);
+- ``delete_untagged_answer``: ``BatchDeleteImage`` lists a deleted untagged digest in its
+  ``imageIds`` (``"listed"``, the default) or deletes it and lists nothing for it
+  (``"omitted"``, as moto does): ECR does not document which;
 - ``archived_manifests_readable`` / ``archived_manifest_failure``: ``BatchGetImage`` serves an
   archived manifest (the default), or refuses it per item with that failure code
   (``ImageInaccessible`` by default; ``ImageNotFound`` is as plausible: an archived image
@@ -170,6 +175,7 @@ class _Meta:
     archived: bool = False
     archived_at: datetime | None = None
     last_pulled: datetime | None = None
+    activated_at: datetime | None = None  # lastActivatedAt: when last restored from archive
 
 
 @dataclass(frozen=True)
@@ -510,8 +516,9 @@ def _batch_delete(
             deleted.append({"imageDigest": image_digest, "imageTag": tag})
         elif image.image_tags:
             deleted.extend({"imageDigest": image_digest, "imageTag": t} for t in image.image_tags)
-        else:
+        elif getattr(backend, "_harness_delete_untagged", "listed") == "listed":
             deleted.append({"imageDigest": image_digest})  # moto listed nothing here
+        # else "omitted": deleted, and not listed (what moto does; ECR does not document it)
         _remove(repo, state, image)
     return {"imageIds": deleted, "failures": failures}
 
@@ -593,6 +600,8 @@ def _image_detail(repo: Repository, image: Image) -> dict[str, Any]:
         detail["lastRecordedPullTime"] = meta.last_pulled
     if meta.archived and meta.archived_at is not None:
         detail["lastArchivedAt"] = meta.archived_at
+    if meta.activated_at is not None:
+        detail["lastActivatedAt"] = meta.activated_at
     return detail
 
 
@@ -1054,6 +1063,7 @@ class FakeRegistry:
         archived_manifest_failure: str = "ImageInaccessible",
         describe_ids_filter: Literal["accepted", "refused"] = "accepted",
         describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
+        delete_untagged_answer: Literal["listed", "omitted"] = "listed",
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -1064,6 +1074,7 @@ class FakeRegistry:
             "_harness_archived_failure": archived_manifest_failure,
             "_harness_describe_ids_filter": describe_ids_filter,
             "_harness_describe_ids_archived": describe_ids_archived,
+            "_harness_delete_untagged": delete_untagged_answer,
         }
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None
@@ -1289,6 +1300,13 @@ class FakeRegistry:
         meta.archived = archived
         if not archived:
             meta.archived_at = None
+
+    def restore(self, repo: str, digest: str, when: datetime | None = None) -> None:
+        """Restore an archived image as ECR does (UpdateImageStorageClass to STANDARD, then
+        ACTIVE): it "behaves like a newly pushed image", and DescribeImages reports
+        `lastActivatedAt` (``when``, default now); `imagePushedAt` stays the push's."""
+        self.set_archived(repo, digest, False)
+        _meta(self._image(repo, digest)).activated_at = _aware(when or _now())
 
     def put_lifecycle_policy(self, repo: str, policy: Mapping[str, Any] | str) -> None:
         """Give ``repo`` an ECR lifecycle policy through ``PutLifecyclePolicy`` (a document, or

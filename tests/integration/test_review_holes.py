@@ -7,13 +7,15 @@ repository, re-reads past 100 ids, and an unexpected exception contained to its 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 import pytest
 
-from conftest import OLD, Invoke
+from conftest import NOW, OLD, Invoke
 from harness import FakeRegistry, oci
 from harness.faults import Attempt, Wire, intercept_clients
+from harness.fresh import fresh_registry
 
 REPO = "app"
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -205,3 +207,39 @@ def test_an_unexpected_exception_is_contained_to_its_repository(
     assert failure["code"] == "Internal"
     assert failure["message"] == f"Boom: unexpected answer to {operation}"
     assert report["deleted"]["manifests"] == 3
+
+
+@pytest.mark.parametrize("shape", ["listed", "omitted"])
+def test_a_delete_answer_with_or_without_the_untagged_digests_clears_the_tree_in_one_run(
+    invoke: Invoke, shape: Literal["listed", "omitted"]
+) -> None:
+    """Item 10: whether ECR lists a deleted untagged digest in `imageIds` is undocumented. A
+    digest it does not confirm never counts as deleted; a read shows it gone, so it counts as
+    already gone and the children it listed go in the same run (not one level per night)."""
+    with fresh_registry(delete_untagged_answer=shape) as registry:
+        old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+        registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+        report = invoke(**REQUEST)
+
+        assert not set(old.all) & registry.digests(REPO)
+        assert report["complete"], report["failures"]
+        assert report["broken"] == []
+        confirmed = len(old.all) if shape == "listed" else 0
+        assert report["deleted"]["manifests"] == confirmed
+        assert report["already_gone"]["manifests"] == len(old.all) - confirmed
+
+
+def test_an_untagged_image_restored_for_a_rollback_is_young_again(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    """Item 9: ECR says a restored image "behaves like a newly pushed image" and reports
+    `lastActivatedAt`; the grace period counts from the later of push and restore."""
+    restored = registry.push(REPO, oci.image_manifest("rollback"), pushed_at=OLD, archived=True)
+    registry.restore(REPO, restored, NOW - timedelta(hours=2))
+    never = registry.push(REPO, oci.image_manifest("never archived"), pushed_at=OLD)
+
+    report = invoke(**REQUEST)
+
+    assert registry.digests(REPO) == {restored}
+    assert never not in registry.digests(REPO)
+    assert report["kept"] == {"within-grace-period": 1}

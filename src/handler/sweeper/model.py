@@ -123,6 +123,18 @@ class Image:
     subject: str | None = None
     last_pulled: datetime | None = None
     archived: bool = False
+    # When it was last restored from archive storage: a restored image "behaves like a newly
+    # pushed image", so the grace period counts from the later of this and `pushed_at`.
+    activated_at: datetime | None = None
+
+    @property
+    def young_since(self) -> datetime | None:
+        """Where the grace period starts: the push, or a later restore (None: no push time)."""
+        if self.pushed_at is None:
+            return None
+        if self.activated_at is not None and self.activated_at > self.pushed_at:
+            return self.activated_at
+        return self.pushed_at
 
 
 class Verdict(StrEnum):

@@ -305,9 +305,10 @@ def _root(
         return Reason.TAGGED, tags[0]
     if image.digest in pins:
         return Reason.PINNED, pins[image.digest].source
-    if image.pushed_at is None or image.pushed_at > now - policy.min_age:
+    since = image.young_since  # the push, or a later restore from archive
+    if since is None or since > now - policy.min_age:
         # No push time means we cannot prove it is old: keep.
-        when = image.pushed_at.isoformat() if image.pushed_at else "unknown push time"
+        when = since.isoformat() if since else "unknown push time"
         return Reason.YOUNG, when
     if (
         policy.keep_pulled_within is not None

@@ -7,7 +7,7 @@ botocore's client-side validation checks types and required members, not these m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -343,10 +343,22 @@ class EcrRegistry:
                 outcome.already_gone.add(digest)
             else:
                 outcome.failures[digest] = (code, failure.get("failureReason", ""))
-        for digest in asked - outcome.deleted - outcome.already_gone - set(outcome.failures):
-            # Neither confirmed nor refused: never count a deletion that was not confirmed.
-            outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
         outcome.deleted -= outcome.already_gone | set(outcome.failures)
+        unconfirmed = sorted(asked - outcome.deleted - outcome.already_gone - set(outcome.failures))
+        if unconfirmed:
+            # Neither confirmed nor refused: whether ECR lists a deleted untagged digest in
+            # `imageIds` is undocumented. Never counted as deleted; a read by digest tells
+            # whether it is gone (then it counts as already gone, and what it listed may go
+            # this run) or still there (a failure: what it lists stays).
+            try:
+                present: Collection[str] = self.describe(repository, unconfirmed)
+            except RegistryError:
+                present = unconfirmed  # not known gone: failures, as if still there
+            for digest in unconfirmed:
+                if digest in present:
+                    outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
+                else:
+                    outcome.already_gone.add(digest)
         return outcome
 
 
@@ -362,6 +374,7 @@ def image_from_detail(detail: Any) -> Image:
         subject=detail.get("subjectManifestDigest"),
         last_pulled=_utc(detail.get("lastRecordedPullTime")),
         archived=detail.get("imageStatus", "ACTIVE") not in ("ACTIVE",),
+        activated_at=_utc(detail.get("lastActivatedAt")),
     )
 
 

@@ -302,9 +302,7 @@ def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSettings(name, f"must be a whole number, got {value!r}")
     if not minimum <= value <= maximum:
-        raise InvalidSettings(
-            name, f"must be between {minimum} and {maximum}, got {_shown(value)}"
-        )
+        raise InvalidSettings(name, f"must be between {minimum} and {maximum}, got {_shown(value)}")
     return value
 
 

@@ -25,7 +25,8 @@ def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
     sweep = _Sweep(ctx, repo)
     try:
         sweep.run()
-        if repo.deleted and not ctx.budget.out():
+        # Deleted, or found gone after a delete call that did not confirm it: check either way.
+        if (repo.deleted or repo.already_gone) and not ctx.budget.out():
             check = check_repository(ctx.registry, repo.repository, known=repo.known)
             repo.validated = not check.failures
             repo.broken = check.problems
