@@ -243,3 +243,39 @@ def test_an_untagged_image_restored_for_a_rollback_is_young_again(
     assert registry.digests(REPO) == {restored}
     assert never not in registry.digests(REPO)
     assert report["kept"] == {"within-grace-period": 1}
+
+
+TRANSITIONED_90_DAYS = {
+    "rules": [
+        {
+            "rulePriority": 1,
+            "selection": {
+                "tagStatus": "any",
+                "storageClass": "archive",
+                "countType": "sinceImageTransitioned",
+                "countUnit": "days",
+                "countNumber": 90,
+            },
+            "action": {"type": "expire"},
+        }
+    ]
+}
+
+
+def test_a_lifecycle_rule_the_audit_cannot_evaluate_is_in_the_report(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    """Item 13: never silent; and an archived pinned image it may expire is a hazard."""
+    archived = registry.push(
+        REPO, oci.image_manifest("archived"), tags=["v1"], pushed_at=OLD, archived=True
+    )
+    registry.put_lifecycle_policy(REPO, TRANSITIONED_90_DAYS)
+
+    report = invoke(dry_run=True, pins=[archived])
+
+    (rule,) = report["lifecycle_unevaluated"]
+    assert (rule["repository"], rule["rule"]) == (REPO, 1)
+    assert "sinceImageTransitioned" in rule["why"]
+    assert [(h["digest"], h["reason"]) for h in report["lifecycle_hazards"]] == [
+        (archived, "pinned")
+    ]

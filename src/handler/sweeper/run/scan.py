@@ -109,6 +109,9 @@ class _Scan:
             for hazard in hazards:
                 log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
             repo.hazards = hazards
+            repo.unevaluated = audit.unevaluated(name, audited)
+            for rule in repo.unevaluated:
+                log.warning(audit.UNEVALUATED_MESSAGE, extra=rule.as_dict())
         first = make_plan(
             name,
             present,
