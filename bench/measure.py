@@ -23,6 +23,7 @@ VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
 OPERATIONS = (
     "DescribeRepositories",
+    "GetAccountSetting",
     LIST,
     "GetLifecyclePolicy",
     "BatchGetImage",

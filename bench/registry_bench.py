@@ -18,7 +18,9 @@ also counts moto's answers in flight (about one page per worker) and moto's book
 deletes. The process's RSS before the run is printed alongside, for scale. The target: at the
 large size (100,000 manifests over 1,000 repositories), at most 150 MiB.
 
-The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages):
+The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages, and
+one GetAccountSetting where there are several repositories: whether they share layers decides
+which blobs a deletion frees):
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
@@ -134,6 +136,7 @@ def lower_bound(
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+    bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
     for name, repo in backend.repositories.items():

@@ -14,6 +14,7 @@ from bench import registry_bench
 
 OPERATIONS = {
     "DescribeRepositories",
+    "GetAccountSetting",
     "DescribeImages(listing)",
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -35,6 +35,8 @@ patched                                    correction (numbers as in the harness
                                            ECR does not document is configurable (below).
 ``ECRResponse.list_images``                5. same filters and paging.
 ``ECRResponse.describe_repositories``      5. ``maxResults``/``nextToken`` paging.
+``ECRResponse.get_account_setting``        12. moto has no GetAccountSetting: ``BLOB_MOUNTING``
+                                           answers ``FakeRegistry(blob_mounting=...)``.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
                                            without a digest.
 ``ECRBackend.put_lifecycle_policy``        11. today's ECR policy language: moto 5.2.1 refuses
@@ -977,6 +979,20 @@ def _response_describe_repositories(self: ECRResponse) -> ActionResult:
     return ActionResult(result)
 
 
+def _response_get_account_setting(self: ECRResponse) -> ActionResult:
+    """GetAccountSetting (moto 5.2 has none): `BLOB_MOUNTING` is ENABLED or DISABLED, as
+    ``FakeRegistry(blob_mounting=...)`` says; the other names ECR documents answer their one
+    value; anything else is refused."""
+    name = self._get_param("name")
+    known = {"BASIC_SCAN_TYPE_VERSION": "AWS_NATIVE", "REGISTRY_POLICY_SCOPE": "V2"}
+    if name == "BLOB_MOUNTING":
+        mounting = getattr(self.ecr_backend, "_harness_blob_mounting", False)
+        return ActionResult({"name": name, "value": "ENABLED" if mounting else "DISABLED"})
+    if name in known:
+        return ActionResult({"name": name, "value": known[name]})
+    raise InvalidParameterException(f"Invalid parameter: unknown account setting {name!r}")
+
+
 _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRBackend, "put_image", _backend_put_image),
     (ECRBackend, "batch_delete_image", _backend_batch_delete_image),
@@ -988,6 +1004,7 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "describe_images", _response_describe_images),
     (ECRResponse, "list_images", _response_list_images),
     (ECRResponse, "describe_repositories", _response_describe_repositories),
+    (ECRResponse, "get_account_setting", _response_get_account_setting),
 )
 
 
@@ -1007,7 +1024,7 @@ class _Corrections:
         with self._lock:
             if self._users == 0:
                 for target, name, replacement in _PATCHES:
-                    patcher = mock.patch.object(target, name, replacement)
+                    patcher = mock.patch.object(target, name, replacement, create=True)
                     patcher.start()
                     self._patchers.append(patcher)
             self._users += 1
@@ -1064,6 +1081,7 @@ class FakeRegistry:
         describe_ids_filter: Literal["accepted", "refused"] = "accepted",
         describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
         delete_untagged_answer: Literal["listed", "omitted"] = "listed",
+        blob_mounting: bool = False,
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -1075,6 +1093,9 @@ class FakeRegistry:
             "_harness_describe_ids_filter": describe_ids_filter,
             "_harness_describe_ids_archived": describe_ids_archived,
             "_harness_delete_untagged": delete_untagged_answer,
+            # The account setting BLOB_MOUNTING (GetAccountSetting): layers shared between the
+            # registry's repositories.
+            "_harness_blob_mounting": blob_mounting,
         }
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None

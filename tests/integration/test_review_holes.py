@@ -279,3 +279,40 @@ def test_a_lifecycle_rule_the_audit_cannot_evaluate_is_in_the_report(
     assert [(h["digest"], h["reason"]) for h in report["lifecycle_hazards"]] == [
         (archived, "pinned")
     ]
+
+
+@pytest.mark.parametrize(
+    ("mounting", "request_", "freed"),
+    [
+        ("off", {}, "own and shared"),  # each repository stores its layers: both are freed
+        ("on", {}, "own only"),  # the base layer stays for the other repository
+        ("on", {"exclude_repositories": ["base"]}, "unknown"),  # its blobs were not read
+    ],
+    ids=["without-blob-mounting", "with-blob-mounting", "with-blob-mounting-unread"],
+)
+def test_bytes_freed_counts_a_layer_shared_between_repositories_once_no_repository_uses_it(
+    invoke: Invoke, mounting: str, request_: dict[str, Any], freed: str
+) -> None:
+    """Item 15: with BLOB_MOUNTING (an account setting) layers are shared between the
+    registry's repositories; a blob is freed only when no manifest of any repository uses it,
+    and where the run lacks that evidence the report says so (`bytes_freed_unknown`)."""
+    base = oci.layer("shared base", 10_000)
+    own = oci.layer("only the orphan", 2_000)
+    orphan = oci.image_manifest("orphan", base_layers=[base], layer_sizes=[own["size"]])
+    with fresh_registry(blob_mounting=mounting == "on") as registry:
+        registry.push("base", oci.image_manifest("base", base_layers=[base]), tags=["v1"])
+        registry.push(REPO, orphan, pushed_at=OLD)
+        registry.push(REPO, oci.image_manifest("kept"), tags=["v1"], pushed_at=OLD)
+
+        report = invoke(dry_run=True, **request_)
+
+    assert [d["digest"] for d in report["deletions"]] == [orphan.digest]
+    config = orphan.json["config"]["size"]
+    layer_bytes = sum(layer["size"] for layer in orphan.json["layers"])
+    if freed == "unknown":
+        assert report["bytes_freed_unknown"] == 1
+        assert report["planned"]["bytes_freed"] == 0
+    else:
+        assert report["bytes_freed_unknown"] == 0
+        shared = base["size"] if freed == "own and shared" else 0
+        assert report["planned"]["bytes_freed"] == config + layer_bytes - base["size"] + shared

@@ -93,10 +93,14 @@ def test_every_ecr_grant_but_the_listing_is_on_the_patterns_repositories_here(
     listing = [s for s in statements if _actions(s) == ["ecr:DescribeRepositories"]]
     # ECR authorises DescribeRepositories without names against repository/*: names only.
     assert [s["Resource"] for s in listing] == [EVERY_REPOSITORY]
-    assert {s["Resource"] for s in statements if s not in listing} == {resource}
-    assert {a for s in statements if s not in listing for a in _actions(s)} == set(
-        REQUIRED_IAM_ACTIONS
-    ) - {"ecr:DescribeRepositories"}
+    account = [s for s in statements if _actions(s) == ["ecr:GetAccountSetting"]]
+    assert [s["Resource"] for s in account] == ["*"]  # an account-level action
+    scoped = [s for s in statements if s not in listing + account]
+    assert {s["Resource"] for s in scoped} == {resource}
+    assert {a for s in scoped for a in _actions(s)} == set(REQUIRED_IAM_ACTIONS) - {
+        "ecr:DescribeRepositories",
+        "ecr:GetAccountSetting",
+    }
 
 
 @pytest.mark.parametrize(
@@ -200,6 +204,8 @@ def resources_of(attempt: Attempt) -> list[str]:
         return [ARN + n for n in names] if names else [ARN + "*"]
     if attempt.operation == "ListTagsForResource":
         return [params["resourceArn"]]
+    if attempt.operation == "GetAccountSetting":
+        return ["*"]
     return [ARN + params["repositoryName"]]
 
 

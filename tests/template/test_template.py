@@ -188,6 +188,8 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
         if _actions(statement) == ["ecr:DescribeRepositories"]:
             # ECR authorises the listing against repository/*: it is granted there, alone.
             assert statement["Resource"] == every
+        elif _actions(statement) == ["ecr:GetAccountSetting"]:
+            assert statement["Resource"] == "*"  # an account-level action
         elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""

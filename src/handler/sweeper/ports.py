@@ -94,6 +94,11 @@ class Registry(Protocol):
         """The repository's lifecycle policy text, or None when it has none."""
         ...
 
+    def blob_mounting(self) -> bool:
+        """Whether the registry shares layers between its repositories (ECR's account setting
+        BLOB_MOUNTING)."""
+        ...
+
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
         ...

@@ -42,7 +42,10 @@ REPOSITORY_ACTIONS = (
     "ecr:GetLifecyclePolicy",  # the audit of ECR's own policy (`lifecycle_policy`)
     "ecr:ListTagsForResource",  # the repository's tags, when a tag must opt it in (opt_in.py)
 )
-ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
+ACCOUNT_ACTIONS = (
+    "ecr:DescribeRepositories",
+    "ecr:GetAccountSetting",  # BLOB_MOUNTING, for the bytes-freed figure (`blob_mounting`)
+)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
@@ -302,6 +305,15 @@ class EcrRegistry:
             # A policy that exists but whose text did not come: nothing proves there is none.
             raise RegistryError("GetLifecyclePolicy", "Missing", "no lifecyclePolicyText")
         return text
+
+    def blob_mounting(self) -> bool:
+        """Whether the account setting BLOB_MOUNTING is ENABLED: layers are then shared between
+        the registry's repositories, and a blob is freed only when no repository uses it."""
+        try:
+            response = self._client.get_account_setting(name="BLOB_MOUNTING")
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("GetAccountSetting", exc) from exc
+        return response.get("value") == "ENABLED"
 
     def _still_there(self, repository: str, digests: list[str]) -> dict[str, Image]:
         """Of manifests DescribeImages did not show, those BatchGetImage does not call gone."""

@@ -12,7 +12,7 @@ from ..model import Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry
 from ..settings import Settings
-from .elsewhere import Listings
+from .elsewhere import Listings, SharedBlobs
 from .state import StopReason
 
 if TYPE_CHECKING:
@@ -126,3 +126,4 @@ class Context:
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
     listings: Listings = field(default_factory=Listings)  # what every listed repository holds
+    shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 
+from .. import freed
 from ..model import Reason, Verdict
 from .decision_log import log_decisions
 from .state import RepositoryRun
@@ -97,3 +98,62 @@ def _keep(repo: RepositoryRun, held: dict[str, tuple[Reason, str]]) -> None:
         left for left in (tuple(d for d in wave if d not in kept) for wave in repo.waves) if left
     )
     log_decisions(repo.repository, decisions)
+
+
+class SharedBlobs:
+    """Layers shared between the registry's repositories (ECR's BLOB_MOUNTING): which blobs
+    each repository's manifests use, so that a blob counts as freed only where no other
+    repository uses it (bytes freed, never what is deleted).
+
+    `repositories` are all of the registry's; the figure of a repository is known only once every
+    other one was read in full (`read`). `reason`, when set, says why nothing can be known (the
+    setting could not be read).
+    """
+
+    def __init__(self, repositories: Iterable[str], reason: str = "") -> None:
+        self.reason = reason
+        self._unread = set(repositories)
+        self._held: dict[int, str] = {}  # blob -> the one repository using it, "" for several
+        self._lock = threading.Lock()
+
+    def read(self, repository: str, blobs: Iterable[str]) -> None:
+        """Every blob `repository`'s manifests use (all of them read)."""
+        keys = {_key(b) for b in blobs}
+        with self._lock:
+            self._unread.discard(repository)
+            for key in keys:
+                holder = self._held.setdefault(key, repository)
+                if holder != repository:
+                    self._held[key] = ""
+
+    def unknown(self, repository: str) -> str:
+        """Why `repository`'s figure cannot be known, or ""."""
+        if self.reason:
+            return self.reason
+        unread = sorted(self._unread - {repository})
+        if not unread:
+            return ""
+        more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
+        return (
+            "blob mounting is on: layers may be shared with repositories not read in full "
+            f"({unread[0]}{more})"
+        )
+
+    def held_elsewhere(self, repository: str, blobs: Iterable[str]) -> set[str]:
+        return {b for b in blobs if self._held.get(_key(b), repository) != repository}
+
+
+def settle_shared_blobs(repos: Iterable[RepositoryRun], shared: SharedBlobs | None) -> None:
+    """Each repository's bytes-freed ledger, counting only blobs no other repository uses."""
+    if shared is None:
+        return
+    for repo in repos:
+        found, repo.freed_candidates = repo.freed_candidates, None
+        if found is None or not repo.waves:
+            continue
+        why = shared.unknown(repo.repository)
+        repo.ledger = (
+            freed.unknown(why)
+            if why
+            else freed.from_candidates(found, shared.held_elsewhere(repo.repository, found))
+        )

@@ -155,14 +155,24 @@ class _Scan:
         # Read once per run: a survivor we could not read may hold any blob.
         count = len(unreadable)
         unknown = f"{count} manifest{'' if count == 1 else 's'} unreadable" if count else ""
-        if planned and not unknown:
+        shared = ctx.shared_blobs
+        # Where layers are shared between repositories, every repository's blobs are evidence
+        # for the others' figures: read in full even with nothing to delete.
+        if (planned or (shared is not None and not shared.reason)) and not unknown:
             unknown = self.read_survivors(parsed)
         if unknown:
             repo.ledger = freed.unknown(unknown)
         else:
             leaving = set(planned) | repo.already_gone | self.vanished
             others = [d for d in self.images if d not in leaving]
-            repo.ledger = freed.ledger(parsed, planned, others)
+            found = freed.candidates(parsed, planned, others)
+            repo.ledger = (
+                freed.unknown(found) if isinstance(found, str) else freed.from_candidates(found)
+            )
+            if shared is not None and not shared.reason:
+                shared.read(name, (b for m in parsed.values() for b in freed.held_digests(m)))
+                if planned and not isinstance(found, str):
+                    repo.freed_candidates = found
         self.keep(plan, parsed)
         repo.scanned = True
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..audit import Hazard, Unevaluated
-from ..freed import FreedLedger
+from ..freed import Candidates, FreedLedger
 from ..lifecycle import retention_section
 from ..model import Decision, Image, Manifest, Verdict
 from ..validate import Problem
@@ -67,6 +67,9 @@ class RepositoryRun:
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
+    # Where the registry shares layers between repositories: the blobs the ledger counted,
+    # until the other repositories' blobs are known (run/elsewhere.py, SharedBlobs).
+    freed_candidates: Candidates | None = None
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)
     delete_failed: set[str] = field(default_factory=set)
