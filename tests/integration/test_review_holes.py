@@ -14,7 +14,7 @@ import pytest
 
 from conftest import NOW, OLD, Invoke
 from harness import FakeRegistry, oci
-from harness.faults import Attempt, Wire, intercept_clients
+from harness.faults import Attempt, Inject, ServerError, Wire, intercept_clients
 from harness.fresh import fresh_registry
 
 REPO = "app"
@@ -316,3 +316,19 @@ def test_bytes_freed_counts_a_layer_shared_between_repositories_once_no_reposito
         assert report["bytes_freed_unknown"] == 0
         shared = base["size"] if freed == "own and shared" else 0
         assert report["planned"]["bytes_freed"] == config + layer_bytes - base["size"] + shared
+
+
+def test_bytes_freed_is_unknown_when_blob_mounting_cannot_be_read(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    """Item 15: a refused GetAccountSetting makes the figure unknown, never the run fail."""
+    registry.push_buildx("other", tag="v1", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    refused = ServerError(status=400, code="AccessDeniedException")
+    with intercept_clients(Wire(Inject("GetAccountSetting", refused))):
+        report = invoke(dry_run=True)
+
+    assert report["complete"], report["failures"]
+    assert report["planned"]["manifests"] == 3
+    assert report["bytes_freed_unknown"] == 1

@@ -149,11 +149,12 @@ def settle_shared_blobs(repos: Iterable[RepositoryRun], shared: SharedBlobs | No
         return
     for repo in repos:
         found, repo.freed_candidates = repo.freed_candidates, None
-        if found is None or not repo.waves:
+        if not repo.waves or repo.ledger.unknown:
             continue
         why = shared.unknown(repo.repository)
-        repo.ledger = (
-            freed.unknown(why)
-            if why
-            else freed.from_candidates(found, shared.held_elsewhere(repo.repository, found))
-        )
+        if why:
+            repo.ledger = freed.unknown(why)
+        elif found is not None:
+            repo.ledger = freed.from_candidates(
+                found, shared.held_elsewhere(repo.repository, found)
+            )
