@@ -332,3 +332,27 @@ def test_bytes_freed_is_unknown_when_blob_mounting_cannot_be_read(
     assert report["complete"], report["failures"]
     assert report["planned"]["manifests"] == 3
     assert report["bytes_freed_unknown"] == 1
+
+
+def test_a_repository_whose_listing_failed_keeps_every_signature_resting_on_an_absent_subject(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    """Item 3: a selected repository that could not be listed could hold any subject."""
+    registry.push_buildx("broken", tag="v1", pushed_at=OLD)
+    live = registry.push_buildx(REPO, tag="v1", pushed_at=OLD)
+    registry.push(
+        REPO, oci.cosign_legacy(live.index), tags=[oci.accessory_tag(live.index)], pushed_at=OLD
+    )
+    elsewhere = oci.sha256_digest("an image of a repository not listed")
+    waiting = registry.push(
+        REPO, oci.cosign_legacy(elsewhere), tags=[oci.accessory_tag(elsewhere)], pushed_at=OLD
+    )
+    refused = ServerError(status=400, code="AccessDeniedException")
+    listing = Inject("DescribeImages", refused, repository="broken")
+    with intercept_clients(Wire(listing)):
+        report = invoke(**REQUEST)
+
+    assert registry.exists(REPO, waiting)
+    assert report["deleted"]["manifests"] == 0
+    assert report["kept"]["unreadable"] == 1
+    assert report["complete"] is False  # the failed listing
