@@ -13,7 +13,7 @@ import pytest
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.faults import Attempt, Wire, intercept_clients
-from sweeper.registry import REQUIRED_IAM_ACTIONS
+from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.settings import MIN_AGE_HOURS, REQUIRED_TAG_PATTERN, InvalidSettings, load
 
 from .cfn import Template, evaluate
@@ -93,14 +93,28 @@ def test_every_ecr_grant_but_the_listing_is_on_the_patterns_repositories_here(
     listing = [s for s in statements if _actions(s) == ["ecr:DescribeRepositories"]]
     # ECR authorises DescribeRepositories without names against repository/*: names only.
     assert [s["Resource"] for s in listing] == [EVERY_REPOSITORY]
-    account = [s for s in statements if _actions(s) == ["ecr:GetAccountSetting"]]
-    assert [s["Resource"] for s in account] == ["*"]  # an account-level action
-    scoped = [s for s in statements if s not in listing + account]
+    unscoped = [s for s in statements if s["Resource"] == "*"]  # account and registry level
+    scoped = [s for s in statements if s not in listing + unscoped]
     assert {s["Resource"] for s in scoped} == {resource}
     assert {a for s in scoped for a in _actions(s)} == set(REQUIRED_IAM_ACTIONS) - {
         "ecr:DescribeRepositories",
         "ecr:GetAccountSetting",
+        *EXCLUSION_ACTIONS,
     }
+
+
+@pytest.mark.parametrize("pattern", ["", "arn:aws:ecr:eu-west-1:123456789012:repository/team-a/*"])
+def test_the_account_and_registry_level_grants_are_on_everything_and_only_those_actions(
+    sam: Template, pattern: str
+) -> None:
+    """ListPullTimeUpdateExclusions and RegisterPullTimeUpdateExclusion act on the registry, and
+    GetAccountSetting on the account, not a repository: they take no resource-level
+    permissions, so their grants alone are on `*`."""
+    statements = ecr_statements(sam, {"RepositoryArnPattern": pattern})
+    on_everything = [s for s in statements if s["Resource"] == "*"]
+    assert sorted(sorted(_actions(s)) for s in on_everything) == sorted(
+        [["ecr:GetAccountSetting"], sorted(EXCLUSION_ACTIONS)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -204,8 +218,8 @@ def resources_of(attempt: Attempt) -> list[str]:
         return [ARN + n for n in names] if names else [ARN + "*"]
     if attempt.operation == "ListTagsForResource":
         return [params["resourceArn"]]
-    if attempt.operation == "GetAccountSetting":
-        return ["*"]
+    if f"ecr:{attempt.operation}" in {"ecr:GetAccountSetting", *EXCLUSION_ACTIONS}:
+        return ["*"]  # account- and registry-level actions
     return [ARN + params["repositoryName"]]
 
 

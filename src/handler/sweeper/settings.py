@@ -65,6 +65,10 @@ REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1
 _REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
 # The template's RepositoryArnPattern AllowedPattern, but for the empty string (a test checks).
 REPOSITORY_ARN_PATTERN = r"^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/*?-]+$"
+# An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
+# pattern; a role's ARN includes its path).
+PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -106,6 +110,13 @@ class Settings:
     # The deployment's RepositoryArnPattern (environment only, never a request): the function's
     # IAM grants cover these repositories alone, so the run sweeps only them; "" means all.
     repository_arn_pattern: str = ""
+    # The deployment's alone (REGISTER_PULL_TIME_EXCLUSION; no request field): register the
+    # function's role as an ECR pull-time update exclusion when a run finds it missing
+    # (sweeper.run.exclusion). Off for a registry whose exclusions are managed elsewhere.
+    register_pull_time_exclusion: bool = True
+    # The deployment's alone (SWEEPER_ROLE_ARN): the function's role, the principal its reads are
+    # made as, which the template passes in ("" when not known: the exclusion is then unknown).
+    sweeper_role_arn: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -165,15 +176,10 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         values[name] = asked if deployed is None else _MERGE[name](name, asked, deployed)
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
-    arn_pattern = environ.get("REPOSITORY_ARN_PATTERN", "").strip()
-    if arn_pattern:
-        if not re.fullmatch(REPOSITORY_ARN_PATTERN, arn_pattern):
-            raise InvalidSettings(
-                "REPOSITORY_ARN_PATTERN",
-                f"{arn_pattern!r} is not an ECR repository ARN with wildcards (* ?) only in "
-                "the repository name",
-            )
-        values["repository_arn_pattern"] = arn_pattern
+    for name, parse in _DEPLOYMENT_FIELDS.items():
+        variable = name.upper()
+        if environ.get(variable, "").strip():
+            values[name] = parse(variable, environ[variable].strip())
     settings = Settings(**values)
     if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
@@ -555,3 +561,32 @@ _MERGE: dict[str, Any] = {
     "retention": _replace,
     "audit_lifecycle_policies": _either,
 }
+
+
+# Settings of the deployment alone: read from the environment, never from a request.
+def _principal(name: str, value: str) -> str:
+    if not _PRINCIPAL.fullmatch(value):
+        raise InvalidSettings(
+            name, f"{value!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    return value
+
+
+def _repository_arn_pattern(name: str, value: str) -> str:
+    if not re.fullmatch(REPOSITORY_ARN_PATTERN, value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not an ECR repository ARN with wildcards (* ?) only in the "
+            "repository name",
+        )
+    return value
+
+
+_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "register_pull_time_exclusion": _env_bool,
+    "sweeper_role_arn": _principal,
+    "repository_arn_pattern": _repository_arn_pattern,
+}
+
+# Every environment variable `load` reads (tests clear them all: none leaks in from a shell).
+ENVIRONMENT_VARIABLES = tuple(name.upper() for name in (*_FIELDS, *_DEPLOYMENT_FIELDS))

@@ -13,6 +13,7 @@ from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry
 from ..settings import Settings
 from .elsewhere import Listings, SharedBlobs
+from .exclusion import PullTimeExclusion
 from .state import StopReason
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class RunOptions:
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `principal`: the IAM role or user ARN the run reads as (default: the settings'
+      `sweeper_role_arn`, the function's role); before its first read the run
+      finds it among the registry's pull-time update exclusions (`exclusion.check`), and
+      registers it when the settings allow. `exclusion`: that check, made already by the edge
+      (the command asks its operator first); the run then makes no call of its own for it.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -57,6 +63,8 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    principal: str | None = None
+    exclusion: PullTimeExclusion | None = None
 
 
 class Budget:
@@ -127,3 +135,9 @@ class Context:
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
     listings: Listings = field(default_factory=Listings)  # what every listed repository holds
     shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
+    exclusion: PullTimeExclusion | None = None  # the run's check, once made
+
+    @property
+    def pull_times_trusted(self) -> bool:
+        """Whether a pull time that moves during the run is a workload's (not the run's own)."""
+        return self.exclusion is not None and self.exclusion.in_place

@@ -108,6 +108,22 @@ class _Sweep:
                     repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
                 )
 
+    def pulled_since_scan(self, digest: str, image: Image) -> bool:
+        """A pull recorded after the listing's that the plan would have kept it for (the pull
+        window, judged as `plan` judges it): a workload pulled it mid-run. Only with the
+        pull-time exclusion in place: otherwise the run's own reads moved the time, and every
+        manifest it read would look pulled (the report says so: run/exclusion.py)."""
+        ctx = self.ctx
+        window = ctx.policy.keep_pulled_within
+        pulled, scanned = image.last_pulled, self.repo.images[digest].last_pulled
+        return (
+            ctx.pull_times_trusted
+            and window is not None
+            and pulled is not None
+            and (scanned is None or pulled > scanned)
+            and pulled > ctx.now - window
+        )
+
     def delete(self, batch: list[str]) -> None:
         """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
         still deletable, and read every per-item answer."""
@@ -140,6 +156,8 @@ class _Sweep:
                 self.block(digest, Reason.GAINED_TAG, sorted(set(image.tags) - listed)[0])
             elif image.archived:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
+            elif self.pulled_since_scan(digest, image):
+                self.block(digest, Reason.PULLED_SINCE_SCAN, f"pulled at {image.last_pulled}")
             else:
                 ready.append(digest)
         # A member blocked after it was found ready (by a subject or an index later in the
