@@ -29,6 +29,7 @@ OPERATIONS = (
     LIST_EXCLUSIONS,
     REGISTER_EXCLUSION,
     "DescribeRepositories",
+    "GetAccountSetting",
     LIST,
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -20,7 +20,8 @@ large size (100,000 manifests over 1,000 repositories), at most 150 MiB.
 
 The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages, and
 the pull-time exclusion check: one ListPullTimeUpdateExclusions, and one
-RegisterPullTimeUpdateExclusion on this fresh registry):
+RegisterPullTimeUpdateExclusion on this fresh registry; one GetAccountSetting where there are
+several repositories: whether they share layers decides which blobs a deletion frees):
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
@@ -147,6 +148,7 @@ def lower_bound(
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+    bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
     bound.calls[LIST_EXCLUSIONS] = 1

@@ -16,6 +16,7 @@ OPERATIONS = {
     "ListPullTimeUpdateExclusions",
     "RegisterPullTimeUpdateExclusion",
     "DescribeRepositories",
+    "GetAccountSetting",
     "DescribeImages(listing)",
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -201,9 +201,14 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
             },
         ]
     }
+    every = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
     for statement in _statements(cfn):
-        if set(_actions(statement)) <= set(EXCLUSION_ACTIONS):
-            assert statement["Resource"] == "*"  # registry-level: no resource-level permissions
+        if _actions(statement) == ["ecr:DescribeRepositories"]:
+            # ECR authorises the listing against repository/*: it is granted there, alone.
+            assert statement["Resource"] == every
+        elif set(_actions(statement)) <= {"ecr:GetAccountSetting", *EXCLUSION_ACTIONS}:
+            # account- and registry-level actions: no resource-level permissions
+            assert statement["Resource"] == "*"
         elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""

@@ -191,6 +191,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "complete": report.complete,
                 "repositories": len(report.repositories),
                 "lifecycle_hazards": [h.as_dict() for h in hazards],
+                "lifecycle_unevaluated": [u.as_dict() for u in report.lifecycle_unevaluated],
                 "failures": [f.as_dict() for f in report.all_failures],
             },
         )

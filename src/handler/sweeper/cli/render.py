@@ -56,6 +56,8 @@ def _when(decision: Decision, image: Image | None) -> tuple[str, datetime] | Non
     if image is None:
         return None
     if decision.reason is Reason.YOUNG and image.pushed_at is not None:
+        if image.activated_at is not None and image.activated_at > image.pushed_at:
+            return "restored", image.activated_at
         return "pushed", image.pushed_at
     if decision.reason is Reason.PULLED and image.last_pulled is not None:
         return "pulled", image.last_pulled

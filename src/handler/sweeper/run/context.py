@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from ..model import Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry
 from ..settings import Settings
+from .elsewhere import Listings, SharedBlobs
 from .exclusion import PullTimeExclusion
 from .state import StopReason
 
@@ -135,6 +136,8 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
+    listings: Listings = field(default_factory=Listings)  # what every listed repository holds
+    shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
     exclusion: PullTimeExclusion | None = None  # the run's check, once made
 
     @property

@@ -20,6 +20,7 @@ from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
 from .decision_log import log, log_decisions, log_repository
+from .elsewhere import SharedBlobs, keep_subjects_elsewhere, settle_shared_blobs
 from .exclusion import PullTimeExclusion, check
 from .report import CircuitBreaker, Report, listing_quotas
 from .scan import audit_repository, plan_repository
@@ -166,8 +167,13 @@ class Sweeper:
             report.failures.append(Failure("", "", exc.code, str(exc)))
             report.duration_seconds = time.monotonic() - started
             return report
-        report.failures.extend(unmatched_patterns(list(arns), ctx.settings.repositories))
         settings = ctx.settings
+        all_names = list(arns)  # the registry's, for layers shared between repositories
+        # The function may read and delete only in these (its IAM grants); DescribeRepositories
+        # is granted on every repository, as ECR authorises it, so the listing shows them all.
+        granted = settings.granted_repositories
+        arns = {n: a for n, a in arns.items() if fnmatch.fnmatchcase(n, granted)}
+        report.failures.extend(unmatched_patterns(list(arns), settings.repositories))
         names = select_repositories(
             arns,
             settings.repositories,
@@ -181,6 +187,8 @@ class Sweeper:
         for name, error in opt.unreadable.items():
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
         selected = rotate(opt.selected, ctx.now)
+        if len(all_names) > 1:
+            ctx = self.ctx = replace(ctx, shared_blobs=self._shared_blobs(all_names))
         repos: list[RepositoryRun] = []
         scan = audit_repository if ctx.options.audit_only else plan_repository
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
@@ -188,6 +196,9 @@ class Sweeper:
                 repos.append(repo)
                 if ctx.options.on_repository_planned is not None:
                     ctx.options.on_repository_planned(repo, len(repos), len(selected))
+            # Before the breaker counts: a subject another repository holds keeps what describes it.
+            keep_subjects_elsewhere(repos, ctx.listings)
+            settle_shared_blobs(repos, ctx.shared_blobs)
             # The breaker is judged in dry runs too, so a dry run reports what the real run does.
             report.stopped_early = self._trip_circuit_breaker(repos, report)
             sweep = report.stopped_early is None and not report.dry_run
@@ -204,6 +215,16 @@ class Sweeper:
             report.stopped_early = ctx.budget.reason
         report.duration_seconds = time.monotonic() - started
         return report
+
+    def _shared_blobs(self, names: list[str]) -> SharedBlobs | None:
+        """Where the registry shares layers between repositories (BLOB_MOUNTING), what each
+        uses; None where it does not. A setting that cannot be read only makes the bytes-freed
+        figure unknown: it never fails the run."""
+        try:
+            mounting = self.ctx.registry.blob_mounting()
+        except RegistryError as exc:
+            return SharedBlobs(names, f"blob mounting unknown: {exc}")
+        return SharedBlobs(names) if mounting else None
 
     def _pull_time_exclusion(self) -> PullTimeExclusion:
         """Before any read: the edge's check, or the run's own (one list call, one register

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit import Hazard
+from ..audit import Hazard, Unevaluated
 from ..validate import Problem
 from .exclusion import PullTimeExclusion
 from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
@@ -130,6 +130,11 @@ class Report:
         return [h for r in self.repositories for h in r.hazards]
 
     @property
+    def lifecycle_unevaluated(self) -> list[Unevaluated]:
+        """Rules of ECR's policies the audit could not evaluate: reported, never silent."""
+        return [u for r in self.repositories for u in r.unevaluated]
+
+    @property
     def deletions(self) -> list[Deletion]:
         return [d for r in self.repositories for d in r.deletions][:MAX_LISTED_DELETIONS]
 
@@ -165,6 +170,7 @@ class Report:
             "broken": [p.as_dict() for p in self.broken],
             "retention": self.retention.as_dict(),
             "lifecycle_hazards": [h.as_dict() for h in self.lifecycle_hazards],
+            "lifecycle_unevaluated": [u.as_dict() for u in self.lifecycle_unevaluated],
             "deletions": [d.as_dict() for d in deletions],
             "deletions_truncated": planned.manifests > len(deletions),
             "duration_seconds": round(self.duration_seconds, 3),
