@@ -230,7 +230,7 @@ def test_several_ssm_paths_are_each_read_and_each_must_pin(aws: Workloads) -> No
 def test_s3_object_too_large_for_a_pin_list_is_an_error(
     aws: Workloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pins, "MAX_OBJECT_BYTES", 100)
+    monkeypatch.setattr(pins.s3, "MAX_OBJECT_BYTES", 100)
     aws.put_object("s3://configs/huge", A * 2)
     with pytest.raises(PinSourceError, match="more than the 100") as raised:
         ObjectPins(client("s3"), ["s3://configs/huge"]).read()

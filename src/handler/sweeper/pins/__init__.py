@@ -1,0 +1,76 @@
+"""Digest pins from where they live: SSM Parameter Store, S3 objects, ECS and Lambda.
+
+Production pulls by digest, so the sweeper reads those digests itself before it plans. One module
+per source (`ssm`, `s3`, `ecs`, `lambda_`); `core` holds what they share (the `PinSource` shape,
+`PinSourceError`, paging, a bounded pool) and `collect`. Each source module declares the IAM
+actions it calls as `ACTIONS`.
+
+This package is an edge, like registry.py: it receives boto3 clients (built by app.py with
+`registry.client_config()`) and returns the core's `Pin`s. Every listing follows its paginator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..settings import Settings
+from . import ecs, lambda_, s3, ssm
+from .core import DEFAULT_WORKERS, PinSource, PinSourceError, StaticPins, collect
+from .ecs import DESCRIBE_TASKS_BATCH, EcsPins
+from .lambda_ import LambdaPins
+from .s3 import MAX_OBJECT_BYTES, ObjectPins, decode_text
+from .ssm import ParameterPins
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "DESCRIBE_TASKS_BATCH",
+    "ECS_ACTIONS",
+    "LAMBDA_ACTIONS",
+    "MAX_OBJECT_BYTES",
+    "REQUIRED_IAM_ACTIONS",
+    "S3_ACTIONS",
+    "SSM_ACTIONS",
+    "SSM_KMS_ACTIONS",
+    "EcsPins",
+    "LambdaPins",
+    "ObjectPins",
+    "ParameterPins",
+    "PinSource",
+    "PinSourceError",
+    "StaticPins",
+    "collect",
+    "decode_text",
+    "sources",
+]
+
+# What each source calls, and so the IAM it needs; tests/template/test_pin_iam.py compares these
+# with the template's conditional policy statements.
+SSM_ACTIONS = ssm.ACTIONS
+SSM_KMS_ACTIONS = ssm.KMS_ACTIONS
+S3_ACTIONS = s3.ACTIONS
+ECS_ACTIONS = ecs.ACTIONS
+LAMBDA_ACTIONS = lambda_.ACTIONS
+REQUIRED_IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
+    "ssm": tuple(sorted(SSM_ACTIONS + SSM_KMS_ACTIONS)),
+    "s3": S3_ACTIONS,
+    "ecs": ECS_ACTIONS,
+    "lambda": LAMBDA_ACTIONS,
+}
+
+
+def sources(settings: Settings, client: Callable[[str], Any]) -> list[PinSource]:
+    """The configured sources, in a fixed order; `client(service)` makes a boto3 client."""
+    configured: list[PinSource] = []
+    if settings.pins:
+        configured.append(StaticPins(settings.pins))
+    if settings.pin_parameter_path:
+        ssm = client("ssm")
+        configured.extend(ParameterPins(ssm, path) for path in settings.pin_parameter_path)
+    if settings.pin_object_uris:
+        configured.append(ObjectPins(client("s3"), settings.pin_object_uris))
+    if settings.pin_from_ecs:
+        configured.append(EcsPins(client("ecs"), workers=settings.concurrency))
+    if settings.pin_from_lambda:
+        configured.append(LambdaPins(client("lambda"), workers=settings.concurrency))
+    return configured
