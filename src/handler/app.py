@@ -29,8 +29,8 @@ metrics = Metrics(
 copy_config_to_registered_loggers(source_logger=logger, include={"ecr_sweeper"})
 
 
-def _client(service: str) -> Any:
-    return boto3.client(service, config=client_config())  # type: ignore[call-overload]
+def _client(service: str, **arguments: Any) -> Any:
+    return boto3.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
 
 @logger.inject_lambda_context(clear_state=True)

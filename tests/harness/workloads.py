@@ -338,13 +338,19 @@ class Workloads:
     """SSM parameters, S3 objects, ECS task definitions and tasks, Lambda image functions, in the
     account and region of a :class:`FakeRegistry`, with the corrections above installed."""
 
-    def __init__(self, registry: FakeRegistry) -> None:
+    def __init__(
+        self, registry: FakeRegistry, *, account_id: str | None = None, region: str | None = None
+    ) -> None:
+        """Beside the registry, or in a workload account and region of a central registry
+        (`account_id`, `region`): its clients then use credentials of a role assumed in that
+        account through moto's STS, which is how moto selects an account's backends."""
         self.registry = registry
-        self.region = registry.region
-        self.account_id = registry.account_id
+        self.region = region or registry.region
+        self.account_id = account_id or registry.account_id
         self._entered = False
         self._role_arn: str | None = None
         self._clients: dict[str, Any] = {}
+        self._credentials: dict[str, str] = {}
 
     def __enter__(self) -> Workloads:
         _Installed.install()
@@ -364,13 +370,27 @@ class Workloads:
     def client(self, service: str) -> Any:
         """The harness's own client (made once: it does not see handlers added later)."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+            if self.account_id != self.registry.account_id and not self._credentials:
+                answer = boto3.client("sts", region_name=self.region).assume_role(
+                    RoleArn=f"arn:aws:iam::{self.account_id}:role/harness-workloads",
+                    RoleSessionName="harness",
+                )["Credentials"]
+                self._credentials = {
+                    "aws_access_key_id": answer["AccessKeyId"],
+                    "aws_secret_access_key": answer["SecretAccessKey"],
+                    "aws_session_token": answer["SessionToken"],
+                }
+            self._clients[service] = boto3.client(  # type: ignore[call-overload]
+                service, region_name=self.region, **self._credentials
+            )
         return self._clients[service]
 
     def image_uri(self, repo: str, reference: str) -> str:
-        """``<account>.dkr.ecr.<region>.amazonaws.com/repo@sha256:...`` or ``...repo:tag``."""
+        """``<account>.dkr.ecr.<region>.amazonaws.com/repo@sha256:...`` or ``...repo:tag``, in
+        the registry's account and region (where the images are, wherever they run)."""
         separator = "@" if reference.startswith("sha256:") else ":"
-        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{repo}{separator}{reference}"
+        registry = f"{self.registry.account_id}.dkr.ecr.{self.registry.region}.amazonaws.com"
+        return f"{registry}/{repo}{separator}{reference}"
 
     # -- SSM and S3 --
 
@@ -504,10 +524,16 @@ class _Raw:
 
 
 def error_response(service: str, code: str, message: str, status: int = 400) -> AWSResponse:
-    """An AWS error answer in the service's protocol (XML for S3, JSON for the others)."""
+    """An AWS error answer in the service's protocol (XML for S3 and STS, JSON for the others)."""
     if service == "s3":
         body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
         content_type = "application/xml"
+    elif service == "sts":  # the query protocol
+        body = (
+            "<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>"
+        )
+        content_type = "text/xml"
     else:
         body = json.dumps({"__type": code, "message": message, "Message": message})
         content_type = "application/x-amz-json-1.1"

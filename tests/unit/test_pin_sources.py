@@ -35,8 +35,8 @@ def aws() -> Iterator[Workloads]:
         yield workloads
 
 
-def client(service: str) -> Any:
-    return boto3.client(service)  # type: ignore[call-overload]
+def client(service: str, **arguments: Any) -> Any:
+    return boto3.client(service, **arguments)  # type: ignore[call-overload]
 
 
 @dataclass
@@ -98,7 +98,7 @@ def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
 
 
 def test_every_source_declares_its_iam_actions() -> None:
-    names = {"ssm", "s3", "ecs", "lambda"}
+    names = {"ssm", "s3", "ecs", "lambda", "sts"}
     assert set(pins.REQUIRED_IAM_ACTIONS) == names
     for actions in pins.REQUIRED_IAM_ACTIONS.values():
         assert actions and all(a.count(":") == 1 for a in actions)

@@ -37,6 +37,8 @@ MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 
 MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
 MAX_RETENTION_POLICIES = 100
 MAX_PARAMETER_PATHS = 10  # SSM pin paths of one invocation (the deployment's and a request's)
+MAX_PIN_ROLES = 50  # each becomes a role ARN in the function's policy (10 KiB per role)
+MAX_PIN_REGIONS = 30
 MIN_AGE_HOURS = 1.0  # buildx pushes children before their index: a younger child may be in flight
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`, matched in full
@@ -63,6 +65,13 @@ _OBJECT_URI = re.compile(OBJECT_URI_PATTERN)
 # RequiredRepositoryTag AllowedPattern is the same expression (a template test checks).
 REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1,256}$"
 _REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
+# An IAM role to assume in a workload account (sweeper.pins.places): no wildcards, since the
+# template grants sts:AssumeRole on exactly these ARNs. The template's PinRoleArns
+# AllowedPattern is this expression, comma-separated (a template test checks).
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=.@_/-]{1,512}$"
+_ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+_REGION = re.compile(REGION_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -93,6 +102,11 @@ class Settings:
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
     pin_from_ecs: bool = False
     pin_from_lambda: bool = False
+    # Workload accounts and regions (sweeper.pins.places): every source that reads AWS (SSM,
+    # ECS, Lambda) reads the function's own account and each role's account, in the function's
+    # own region and each of these.
+    pin_role_arns: tuple[str, ...] = ()
+    pin_regions: tuple[str, ...] = ()
     # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
     # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
     retention: tuple[RetentionPolicy, ...] = ()
@@ -425,6 +439,26 @@ def _object_uris(name: str, value: object) -> tuple[str, ...]:
     return tuple(uris)
 
 
+def _role_arns(name: str, value: object) -> tuple[str, ...]:
+    arns = _strings(name, value, MAX_PIN_ROLES)
+    for i, arn in enumerate(arns):
+        if not _ROLE_ARN.fullmatch(arn):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, "
+                "no wildcards)",
+            )
+    return tuple(dict.fromkeys(arns))
+
+
+def _regions(name: str, value: object) -> tuple[str, ...]:
+    regions = _strings(name, value, MAX_PIN_REGIONS)
+    for i, region in enumerate(regions):
+        if not _REGION.fullmatch(region):
+            raise InvalidSettings(f"{name}[{i}]", f"{region!r} is not an AWS region (eu-west-1)")
+    return tuple(dict.fromkeys(regions))
+
+
 def _retention(name: str, value: object) -> tuple[RetentionPolicy, ...]:
     """A list of `{"repositories": [glob, ...], "rules": [ECR lifecycle rule, ...]}`."""
     if not isinstance(value, list):
@@ -487,6 +521,8 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_object_uris": (_object_uris, _env_list(_object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
+    "pin_role_arns": (_role_arns, _env_list(_role_arns)),
+    "pin_regions": (_regions, _env_list(_regions)),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
@@ -507,6 +543,8 @@ _MERGE: dict[str, Any] = {
     "pin_object_uris": _union,
     "pin_from_ecs": _either,
     "pin_from_lambda": _either,
+    "pin_role_arns": _union,
+    "pin_regions": _union,
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,

@@ -90,8 +90,8 @@ def pins_from(
     """Read the configured pin sources now (as the Lambda does, failing closed: a source that
     cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
 
-    def client(service: str) -> Any:
-        return session.client(service, config=client_config())  # type: ignore[call-overload]
+    def client(service: str, **arguments: Any) -> Any:
+        return session.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
     configured = pins.sources(settings, client)
     pinned, _ = pins.collect(configured)

@@ -31,6 +31,8 @@ FLAGS: dict[str, str] = {
     "pin_object_uris": "--pin-object-uri",
     "pin_from_ecs": "--pin-from-ecs",
     "pin_from_lambda": "--pin-from-lambda",
+    "pin_role_arns": "--pin-role-arn",
+    "pin_regions": "--pin-region",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
     "required_repository_tag": "--required-repository-tag",
@@ -140,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="protect the images of container-image Lambda functions and their versions",
+    )
+    group.add_argument(
+        "--pin-role-arn",
+        dest="pin_role_arns",
+        action="append",
+        metavar="ARN",
+        help="also read the pin sources in this role's (workload) account (repeatable)",
+    )
+    group.add_argument(
+        "--pin-region",
+        dest="pin_regions",
+        action="append",
+        metavar="REGION",
+        help="also read the pin sources in this region (repeatable)",
     )
     group.add_argument(
         "--retention",

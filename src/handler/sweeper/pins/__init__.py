@@ -11,14 +11,14 @@ This package is an edge, like registry.py: it receives boto3 clients (built by a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from ..settings import Settings
-from . import ecs, lambda_, s3, ssm
+from . import ecs, lambda_, places, s3, ssm
 from .core import DEFAULT_WORKERS, PinSource, PinSourceError, StaticPins, collect
 from .ecs import DESCRIBE_TASKS_BATCH, EcsPins
 from .lambda_ import LambdaPins
+from .places import ClientFactory, Connections, Placed, SourceMaker
 from .s3 import MAX_OBJECT_BYTES, ObjectPins, decode_text
 from .ssm import ParameterPins
 
@@ -32,6 +32,7 @@ __all__ = [
     "S3_ACTIONS",
     "SSM_ACTIONS",
     "SSM_KMS_ACTIONS",
+    "STS_ACTIONS",
     "EcsPins",
     "LambdaPins",
     "ObjectPins",
@@ -51,26 +52,51 @@ SSM_KMS_ACTIONS = ssm.KMS_ACTIONS
 S3_ACTIONS = s3.ACTIONS
 ECS_ACTIONS = ecs.ACTIONS
 LAMBDA_ACTIONS = lambda_.ACTIONS
+STS_ACTIONS = places.ACTIONS
 REQUIRED_IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "ssm": tuple(sorted(SSM_ACTIONS + SSM_KMS_ACTIONS)),
     "s3": S3_ACTIONS,
     "ecs": ECS_ACTIONS,
     "lambda": LAMBDA_ACTIONS,
+    "sts": STS_ACTIONS,
 }
 
 
-def sources(settings: Settings, client: Callable[[str], Any]) -> list[PinSource]:
-    """The configured sources, in a fixed order; `client(service)` makes a boto3 client."""
+def sources(settings: Settings, client: ClientFactory) -> list[PinSource]:
+    """The configured sources, in a fixed order. `client(service, **arguments)` makes a boto3
+    client (`region_name` and `aws_*` credentials among the arguments, for other places).
+
+    With workload roles or more regions, each AWS-reading source is one per place (account,
+    region), named `<source>@<account>/<region>` (see places.py); S3 objects, named by their
+    URIs, are read once with the function's own credentials.
+    """
     configured: list[PinSource] = []
     if settings.pins:
         configured.append(StaticPins(settings.pins))
-    if settings.pin_parameter_path:
-        ssm = client("ssm")
-        configured.extend(ParameterPins(ssm, path) for path in settings.pin_parameter_path)
+    reading = settings.pin_parameter_path or settings.pin_from_ecs or settings.pin_from_lambda
+    connections = (
+        Connections(client, settings.pin_role_arns, settings.pin_regions) if reading else None
+    )
+
+    def each(base: str, make: SourceMaker) -> None:
+        assert connections is not None
+        if connections.home_only:
+            configured.append(make(client))
+        else:
+            configured.extend(
+                Placed(base, make, place, connections) for place in connections.places()
+            )
+
+    for path in settings.pin_parameter_path:
+        each("ssm", _parameters(path))
     if settings.pin_object_uris:
         configured.append(ObjectPins(client("s3"), settings.pin_object_uris))
     if settings.pin_from_ecs:
-        configured.append(EcsPins(client("ecs"), workers=settings.concurrency))
+        each("ecs", lambda c: EcsPins(c("ecs"), workers=settings.concurrency))
     if settings.pin_from_lambda:
-        configured.append(LambdaPins(client("lambda"), workers=settings.concurrency))
+        each("lambda", lambda c: LambdaPins(c("lambda"), workers=settings.concurrency))
     return configured
+
+
+def _parameters(path: str) -> SourceMaker:
+    return lambda client: ParameterPins(client("ssm"), path)
