@@ -21,6 +21,15 @@ definitions``, ``list_clusters``,               (``maxResults`` 1..100, default 
                                                 resolved to *when the task started*. Resolved
                                                 here against moto's ECR (by tag or digest);
                                                 ``lastStatus`` RUNNING.
+``EC2ContainerServiceResponse.list_services``   ECS pages by 10 by default (``maxResults`` up to
+                                                100); moto does not. Pages are served here.
+``ecs.models.Service.__init__``,                moto has no service revisions (5.2.1 does not
+``EC2ContainerServiceBackend.update_service``,  implement ``DescribeServiceRevisions``). ECS makes
+``describe_service_revisions`` (added)          one when a service is created or deployed (a new
+                                                task definition, ``forceNewDeployment``), with
+                                                ``containerImages[].imageDigest`` resolved then,
+                                                and lists it in ``currentServiceRevisions``, at
+                                                any desired count (zero included). So here.
 ``LambdaResponse.list_functions``,              moto does not page; AWS returns at most 50 items
 ``list_versions_by_function``                   per answer with ``NextMarker``.
 ``LambdaFunction._set_function_code``,          moto fakes ``ResolvedImageUri`` (a hash of the
@@ -71,7 +80,7 @@ from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import ActionResult
 from moto.ecr.models import ecr_backends
 from moto.ecs.exceptions import InvalidParameterException
-from moto.ecs.models import Container, Task, ecs_backends
+from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from .ecr import FakeRegistry
@@ -79,6 +88,8 @@ from .ecr import FakeRegistry
 __all__ = ["AwsEvents", "Workloads", "resolve_image", "shared_botocore_loader"]
 
 ECS_PAGE = 100  # ListTaskDefinitions, ListClusters, ListTasks: maxResults 1..100, default 100
+ECS_SERVICES_PAGE = 10  # ListServices: maxResults 1..100, default 10
+ECS_REVISIONS_BATCH = 20  # DescribeServiceRevisions: at most 20 ARNs
 LAMBDA_PAGE = 50  # ListFunctions, ListVersionsByFunction: at most 50 items per answer
 
 _ECR_URI = re.compile(
@@ -204,6 +215,103 @@ def _ecs_list_tasks(self: EC2ContainerServiceResponse) -> ActionResult:
     return ActionResult({"taskArns": page, **({"nextToken": token} if token else {})})
 
 
+def _ecs_list_services(self: EC2ContainerServiceResponse) -> ActionResult:
+    arns = self.ecs_backend.list_services(
+        self._get_param("cluster", "default"),
+        self._get_param("schedulingStrategy"),
+        launch_type=self._get_param("launchType"),
+    )
+    requested = self._get_param("maxResults")
+    if requested is not None and not 1 <= int(requested) <= ECS_PAGE:
+        raise InvalidParameterException(f"maxResults must be between 1 and {ECS_PAGE}")
+    page, token = _page(
+        arns,
+        "ListServices",
+        self._get_param("nextToken"),
+        requested,
+        ECS_SERVICES_PAGE,
+        InvalidParameterException,
+    )
+    return ActionResult({"serviceArns": page, **({"nextToken": token} if token else {})})
+
+
+# --- ECS service revisions -----------------------------------------------------------------------
+
+_original_service_init = Service.__init__
+_original_update_service = EC2ContainerServiceBackend.update_service
+
+
+def _deploy(service: Service) -> None:
+    """A new service revision, the service's only current one: its images resolved now."""
+    if not service.task_definition:
+        return
+    backend = service._backend
+    definition = backend.describe_task_definition(service.task_definition)
+    revisions: dict[str, dict[str, Any]] = getattr(service, "_harness_revisions", {})
+    arn = (
+        f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-revision/"
+        f"{service.cluster_name}/{service.name}/{len(revisions) + 1:019d}"
+    )
+    images = []
+    for spec in definition.container_definitions:
+        image = str(spec.get("image") or "")
+        entry = {"containerName": spec.get("name"), "image": image}
+        digest = resolve_image(image)
+        if digest is not None:
+            entry["imageDigest"] = digest
+        images.append(entry)
+    revisions[arn] = {
+        "serviceRevisionArn": arn,
+        "serviceArn": service.arn,
+        "clusterArn": service.cluster_arn,
+        "taskDefinition": service.task_definition,
+        "containerImages": images,
+    }
+    service._harness_revisions = revisions  # type: ignore[attr-defined]
+    service.current_service_revisions = [  # type: ignore[attr-defined]  # serialised by moto
+        {
+            "arn": arn,
+            "requestedTaskCount": service.desired_count,
+            "runningTaskCount": service.desired_count,
+            "pendingTaskCount": 0,
+        }
+    ]
+
+
+def _service_init(self: Service, *args: Any, **kwargs: Any) -> None:
+    _original_service_init(self, *args, **kwargs)
+    _deploy(self)
+
+
+def _update_service(self: EC2ContainerServiceBackend, properties: dict[str, Any]) -> Service:
+    deploys = bool(properties.get("task_definition") or properties.get("force_new_deployment"))
+    service = _original_update_service(self, properties)
+    if deploys:
+        _deploy(service)
+    elif hasattr(service, "current_service_revisions"):
+        for current in service.current_service_revisions:
+            current["requestedTaskCount"] = current["runningTaskCount"] = service.desired_count
+    return service
+
+
+def _ecs_describe_service_revisions(self: EC2ContainerServiceResponse) -> ActionResult:
+    arns = self._get_param("serviceRevisionArns", [])
+    if not 1 <= len(arns) <= ECS_REVISIONS_BATCH:
+        raise InvalidParameterException(
+            f"serviceRevisionArns: 1 to {ECS_REVISIONS_BATCH} ARNs, got {len(arns)}"
+        )
+    found, failures = [], []
+    for arn in arns:
+        _, cluster, name, _ = (arn.split(":", 5)[-1] + "///").split("/", 3)
+        service = self.ecs_backend.services.get(f"{cluster}:{name}")
+        revision = getattr(service, "_harness_revisions", {}).get(arn)
+        if revision is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(revision)
+    return ActionResult({"serviceRevisions": found, "failures": failures})
+
+
 def _lambda_error(message: str) -> Exception:
     return LambdaClientError("InvalidParameterValueException", message)
 
@@ -296,6 +404,10 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (EC2ContainerServiceResponse, "list_task_definitions", _ecs_list_task_definitions),
     (EC2ContainerServiceResponse, "list_clusters", _ecs_list_clusters),
     (EC2ContainerServiceResponse, "list_tasks", _ecs_list_tasks),
+    (EC2ContainerServiceResponse, "list_services", _ecs_list_services),
+    (EC2ContainerServiceResponse, "describe_service_revisions", _ecs_describe_service_revisions),
+    (Service, "__init__", _service_init),
+    (EC2ContainerServiceBackend, "update_service", _update_service),
     (Task, "__init__", _task_init),
     (LambdaResponse, "list_functions", _lambda_list_functions),
     (LambdaResponse, "list_versions_by_function", _lambda_list_versions_by_function),
@@ -318,7 +430,11 @@ class _Installed:
             if cls.users == 0:
                 stack = ExitStack()
                 for target, name, replacement in _PATCHES:
-                    stack.enter_context(mock.patch.object(target, name, replacement))
+                    stack.enter_context(
+                        mock.patch.object(
+                            target, name, replacement, create=not hasattr(target, name)
+                        )
+                    )
                 cls.stack = stack
             cls.users += 1
 
@@ -444,6 +560,44 @@ class Workloads:
 
     def stop_task(self, cluster: str, task: str) -> None:
         self.client("ecs").stop_task(cluster=cluster, task=task)
+
+    def create_service(
+        self, cluster: str, name: str, task_definition: str, *, desired: int = 1
+    ) -> str:
+        """A service, deployed now: its revision records the digests its images have now."""
+        ecs = self.client("ecs")
+        if not ecs.describe_clusters(clusters=[cluster])["clusters"]:
+            ecs.create_cluster(clusterName=cluster)
+        response = ecs.create_service(
+            cluster=cluster,
+            serviceName=name,
+            taskDefinition=task_definition,
+            desiredCount=desired,
+            launchType="FARGATE",
+        )
+        return str(response["service"]["serviceArn"])
+
+    def forget_service_revisions(self, cluster: str, name: str) -> None:
+        """As a service last deployed before ECS recorded revisions (late 2024): none."""
+        service = ecs_backends[self.account_id][self.region].services[f"{cluster}:{name}"]
+        service._harness_revisions = {}  # type: ignore[attr-defined]
+        service.current_service_revisions = []  # type: ignore[attr-defined]
+
+    def update_service(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        desired: int | None = None,
+        task_definition: str | None = None,
+    ) -> None:
+        """Scale (no new revision) or deploy a task definition (a new revision)."""
+        arguments: dict[str, Any] = {"cluster": cluster, "service": name}
+        if desired is not None:
+            arguments["desiredCount"] = desired
+        if task_definition is not None:
+            arguments["taskDefinition"] = task_definition
+        self.client("ecs").update_service(**arguments)
 
     # -- Lambda --
 

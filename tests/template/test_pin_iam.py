@@ -215,11 +215,15 @@ def test_ssm_grant_is_the_path_and_decryption_only_through_ssm_for_it(
 
 
 # (condition, statement) -> its resource in the stack's region only, and with PinRegions
-REGIONAL = {
+REGIONAL: dict[tuple[str, str], str | list[str]] = {
     ("PinsFromSsm", "ReadPinParameters"): "arn:aws:ssm:{}:123456789012:parameter/deploy",
     ("PinsFromSsm", "DecryptPinParameters"): "arn:aws:kms:{}:123456789012:key/*",
     ("PinsFromEcs", "ListEcsWorkloads"): "*",
     ("PinsFromEcs", "DescribeEcsTasks"): "arn:aws:ecs:{}:123456789012:task/*",
+    ("PinsFromEcs", "DescribeEcsServices"): [
+        "arn:aws:ecs:{}:123456789012:service/*",
+        "arn:aws:ecs:{}:123456789012:service-revision/*",
+    ],
     ("PinsFromLambda", "ListLambdaFunctions"): "*",
     ("PinsFromLambda", "ReadLambdaFunctionImages"): "arn:aws:lambda:{}:123456789012:function:*",
 }
@@ -243,7 +247,11 @@ def test_home_account_reads_are_granted_in_exactly_the_pin_regions(
 ) -> None:
     values = {"PinParameterPath": "/deploy", "PinRegions": regions}
     granted = evaluate(statement(template, condition, sid), values)
-    assert granted["Resource"] == REGIONAL[condition, sid].format(region)
+    expected = REGIONAL[condition, sid]
+    if isinstance(expected, str):
+        assert granted["Resource"] == expected.format(region)
+    else:
+        assert granted["Resource"] == [arn.format(region) for arn in expected]
     assert granted["Condition"]["StringEquals"] == {"aws:RequestedRegion": requested}
 
 
