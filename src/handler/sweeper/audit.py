@@ -23,6 +23,7 @@ class HazardReason(StrEnum):
     PINNED = Reason.PINNED.value  # a pin source names it
     PULLED = Reason.PULLED.value  # pulled within the pull window
     OTHER_TAG = "other-tag"  # it carries a tag the expiring rule does not select
+    TAG_IN_USE = Reason.TAG_IN_USE.value  # a workload names one of its tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +105,15 @@ def hazards(
     pins: Mapping[str, Pin],
     settings: Policy,
     now: datetime,
+    *,
+    tags_in_use: Mapping[str, str] | None = None,
 ) -> list[Hazard]:
     """What of ECR's predicted expiries is in use: pinned (any pin source), recently pulled
     (inside the pull window of `settings`), or carrying a tag the expiring rule does not select
-    (a promoted release that ECR would expire for its CI tag). One hazard per manifest and
-    reason, in digest order."""
+    (a promoted release that ECR would expire for its CI tag), or carrying a tag something runs by
+    (`tags_in_use`: tag -> where it was found; a Deployment naming `repo:ci-50` fails to start
+    once ECR expires `ci-50`). One hazard per manifest and reason, in digest order."""
+    tags_in_use = tags_in_use or {}
     by_digest = {image.digest: image for image in images}
     window = settings.keep_pulled_within
     found: list[Hazard] = []
@@ -124,6 +129,10 @@ def hazards(
         if other:
             listed = ", ".join(other)
             evidence.append((HazardReason.OTHER_TAG, f"tag {listed} is not one the rule selects"))
+        running = [tag for tag in image.tags if tag in tags_in_use]
+        if running:
+            tag = running[0]
+            evidence.append((HazardReason.TAG_IN_USE, f"tag {tag} in use ({tags_in_use[tag]})"))
         does = "archives" if rule.action is Action.TRANSITION else "expires"
         then = f" once index {prediction.after} is expired" if prediction.after else ""
         found.extend(

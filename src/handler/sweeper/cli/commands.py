@@ -9,17 +9,17 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import boto3
 import botocore.loaders
 import botocore.session
-from botocore.exceptions import BotoCoreError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from .. import clock, pins
 from ..explain import path, render, short
 from ..manifests import parse
-from ..model import Decision, Kind, Pin, Verdict
+from ..model import Decision, HeldTag, Kind, Pin, Verdict
 from ..ports import Registry, RegistryError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
@@ -84,9 +84,14 @@ def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
     return session, EcrRegistry(client)
 
 
-def pins_from(
-    session: boto3.Session, settings: Settings
-) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
+class ReadPins(NamedTuple):
+    pinned: dict[str, Pin]
+    reload: Callable[[], Mapping[str, Pin]]
+    held: list[HeldTag]  # tags something runs by, of this registry
+    held_counts: dict[str, int]
+
+
+def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
     """Read the configured pin sources now (as the Lambda does, failing closed: a source that
     cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
 
@@ -95,7 +100,16 @@ def pins_from(
 
     configured = pins.sources(settings, client)
     pinned, _ = pins.collect(configured)
-    return pinned, lambda: pins.collect(configured)[0]
+    held: list[HeldTag] = []
+    counts: dict[str, int] = {}
+    if any(isinstance(s, pins.TagSource) and s.held for s in configured):
+        # Which registry is this: the account of these credentials, in the session's region.
+        try:
+            account = str(client("sts").get_caller_identity()["Account"])
+        except (BotoCoreError, ClientError) as exc:
+            raise pins.PinSourceError("sts", f"GetCallerIdentity: {exc}") from exc
+        held, counts = pins.held_tags(configured, account, str(session.region_name))
+    return ReadPins(pinned, lambda: pins.collect(configured)[0], held, counts)
 
 
 class Finished:
@@ -138,18 +152,20 @@ def warn_run_failures(
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     session, registry = connect(args)
-    pinned, _ = pins_from(session, settings)
+    pinned, _, held, held_counts = pins_from(session, settings)
     now = clock.now()
     finished = Finished()
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
             retain_decisions=True,
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(out, report.as_dict())
@@ -166,10 +182,11 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     does not select). Exit 1 when there is one, or when the run is not complete."""
     settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
     session, registry = connect(args)
-    pinned, _ = pins_from(session, settings)
+    pinned, _, held, _ = pins_from(session, settings)
     with Progress(err, "auditing") as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
         )
@@ -205,7 +222,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
     session, registry = connect(args)
-    pinned, reload_pins = pins_from(session, settings)
+    pinned, reload_pins, held, held_counts = pins_from(session, settings)
     now = clock.now()
     asked = False
     finished = Finished()
@@ -239,6 +256,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             reload_pins=reload_pins,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
@@ -247,6 +265,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retain_decisions=True,
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     if report.stopped_early is StopReason.NOT_CONFIRMED:
         print("Not confirmed: nothing deleted.", file=err)
         return EXIT_FAILURES
@@ -273,8 +292,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     prefix = "sha256:" + wanted.group(2)
     session, registry = connect(args)
     now = clock.now()
-    pinned, _ = pins_from(session, settings)
-    options = RunOptions(pins=pinned, retain_decisions=True)
+    pinned, _, held, _ = pins_from(session, settings)
+    options = RunOptions(pins=pinned, held_tags=held, retain_decisions=True)
     repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 
 from ..settings import Settings
 from . import ecs, lambda_, places, s3, ssm
-from .core import DEFAULT_WORKERS, PinSource, PinSourceError, StaticPins, collect
+from .core import (
+    DEFAULT_WORKERS,
+    PinSource,
+    PinSourceError,
+    StaticPins,
+    TagSource,
+    collect,
+    held_tags,
+)
 from .ecs import DESCRIBE_TASKS_BATCH, EcsPins
 from .lambda_ import LambdaPins
 from .places import ClientFactory, Connections, Placed, SourceMaker
@@ -40,8 +48,10 @@ __all__ = [
     "PinSource",
     "PinSourceError",
     "StaticPins",
+    "TagSource",
     "collect",
     "decode_text",
+    "held_tags",
     "sources",
 ]
 

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..model import Pin
+from ..model import HeldTag, Pin, tag_references
 
 log = logging.getLogger("ecr_sweeper")
 
@@ -50,6 +50,42 @@ class PinSource(Protocol):
     def name(self) -> str: ...
 
     def read(self) -> list[Pin]: ...
+
+
+@runtime_checkable
+class TagSource(Protocol):
+    """A source that also finds image references by tag: `held` holds what its last `read`
+    found (tags something runs by; see HeldTag)."""
+
+    held: list[HeldTag]
+
+
+def held_in(text: str, source: str) -> list[HeldTag]:
+    """The ECR references by tag in a text, found at `source`."""
+    return [HeldTag(host, repo, tag, source) for host, repo, tag in tag_references(text)]
+
+
+def held_tags(
+    pin_sources: Iterable[PinSource], account: str, region: str
+) -> tuple[list[HeldTag], dict[str, int]]:
+    """After `collect`: the tags the sources found that name a repository of this registry
+    (`account`, `region`), and how many distinct repository:tag each source name gave."""
+    found: list[HeldTag] = []
+    by_name: dict[str, set[tuple[str, str]]] = {}
+    for source in pin_sources:
+        if not isinstance(source, TagSource):
+            continue
+        ours = [t for t in source.held if is_registry(t.registry, account, region)]
+        found.extend(ours)
+        if ours:
+            by_name.setdefault(source.name, set()).update((t.repository, t.tag) for t in ours)
+    return found, {name: len(tags) for name, tags in by_name.items()}
+
+
+def is_registry(host: str, account: str, region: str) -> bool:
+    """Whether `<account>.dkr.ecr.<region>.amazonaws.com` is this registry."""
+    parts = host.split(".")
+    return parts[0] == account and parts[3] == region
 
 
 def error(source: str, operation: str, exc: Exception) -> PinSourceError:

@@ -6,8 +6,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..model import Pin, digests_in
-from .core import DEFAULT_WORKERS, PinSourceError, error, pages, parallel
+from ..model import HeldTag, Pin, digests_in
+from .core import DEFAULT_WORKERS, PinSourceError, error, held_in, pages, parallel
 
 ACTIONS = (
     "ecs:DescribeServiceRevisions",
@@ -36,6 +36,9 @@ class EcsPins:
     a revision, and starts that digest again when the service scales up). A service without
     revisions (not deployed since ECS records them, late 2024) pins the digests its task
     definition names, which may be deregistered (INACTIVE) and so not among the ACTIVE ones.
+
+    ECR images an ACTIVE task definition or a current service revision names by tag are held
+    tags (`held`): a task started from it pulls that tag again.
     """
 
     name = "ecs"
@@ -43,9 +46,14 @@ class EcsPins:
     def __init__(self, client: Any, workers: int = DEFAULT_WORKERS) -> None:
         self._client = client
         self.workers = workers
+        self.held: list[HeldTag] = []
+        self._found: list[HeldTag] = []  # this read's, appended from worker threads
 
     def read(self) -> list[Pin]:
-        return self._task_definitions() + self._running_tasks()
+        self._found = []
+        pins = self._task_definitions() + self._running_tasks()
+        self.held = self._found
+        return pins
 
     def _task_definitions(self) -> list[Pin]:
         arns = list(
@@ -67,6 +75,11 @@ class EcsPins:
             raise error("ecs", f"DescribeTaskDefinition {arn}", exc) from exc
         task = definition.get("taskDefinition", {})
         where = f"ecs:task-definition/{task.get('family', '?')}:{task.get('revision', '?')}"
+        for container in task.get("containerDefinitions", []):
+            # list.extend is atomic under the GIL: workers may append at once.
+            self._found.extend(
+                held_in(container.get("image", ""), f"{where} container {container.get('name')}")
+            )
         return [
             Pin(digest, f"{where} container {container.get('name', '?')}")
             for container in task.get("containerDefinitions", [])
@@ -117,6 +130,8 @@ class EcsPins:
             for revision in response.get("serviceRevisions", []):
                 where = f"ecs:service-revision/{revision.get('serviceRevisionArn', '?')}"
                 for image in revision.get("containerImages", []):
+                    container = f"{where} container {image.get('containerName', '?')}"
+                    self._found.extend(held_in(image.get("image", ""), container))
                     found = digests_in(image.get("imageDigest", ""))
                     found += digests_in(image.get("image", ""))
                     pins.extend(

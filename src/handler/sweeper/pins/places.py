@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import clock
-from ..model import Pin
-from .core import PinSource, PinSourceError, error
+from ..model import HeldTag, Pin
+from .core import PinSource, PinSourceError, TagSource, error
 
 ACTIONS = ("sts:AssumeRole",)  # the function's; GetCallerIdentity needs no permission
 SESSION_NAME = "ecr-sweeper-pins"
@@ -139,6 +139,7 @@ class Placed:
     ) -> None:
         self.base = base
         self.place = place
+        self.held: list[HeldTag] = []
         self._make = make
         self._connections = connections
 
@@ -157,4 +158,6 @@ class Placed:
             if exc.source == where:
                 raise
             raise PinSourceError(f"{exc.source}@{label}", exc.message) from exc
+        held = source.held if isinstance(source, TagSource) else []
+        self.held = [replace(tag, source=f"{tag.source}@{label}") for tag in held]
         return [Pin(pin.digest, f"{pin.source}@{label}") for pin in found]

@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..model import Pin, digests_in
-from .core import PinSourceError, error
+from ..model import HeldTag, Pin, digests_in
+from .core import PinSourceError, error, held_in
 
 ACTIONS = ("s3:GetObject",)
 MAX_OBJECT_BYTES = 16 * 1024 * 1024  # a pin list larger than this is a mistake, not a pin list
@@ -53,16 +53,19 @@ def decode_text(data: bytes, source: str) -> str:
 
 class ObjectPins:
     """The text of S3 objects, whatever its format (YAML, JSON, .env, a plain list), decoded as
-    `decode_text` says. An object that names no digest at all is an error, naming it."""
+    `decode_text` says. An object that names no digest (nor an ECR image by tag) at all is an
+    error, naming it. ECR image references by tag are held tags (`held`)."""
 
     name = "s3"
 
     def __init__(self, client: Any, uris: Sequence[str]) -> None:
         self._client = client
         self.uris = tuple(uris)
+        self.held: list[HeldTag] = []
 
     def read(self) -> list[Pin]:
         pins: list[Pin] = []
+        held: list[HeldTag] = []
         for uri in self.uris:
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             try:
@@ -76,8 +79,12 @@ class ObjectPins:
                 data = response["Body"].read()
             except (ClientError, BotoCoreError) as exc:
                 raise error(uri, "GetObject", exc) from exc
-            found = digests_in(decode_text(data, uri))
-            if not found:
+            text = decode_text(data, uri)
+            found = digests_in(text)
+            tags = held_in(text, uri)
+            if not found and not tags:
                 raise PinSourceError(uri, f"no sha256 digest in the object ({len(data)} bytes)")
             pins.extend(Pin(d, uri) for d in found)
+            held.extend(tags)
+        self.held = held
         return pins

@@ -61,6 +61,7 @@ class Report:
     failures: list[Failure] = field(default_factory=list)  # failures outside any repository
     circuit_breaker: CircuitBreaker | None = None
     pins: dict[str, int] = field(default_factory=dict)
+    held_tags: dict[str, int] = field(default_factory=dict)  # tags something runs by, per source
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
@@ -148,6 +149,7 @@ class Report:
             "failures": [f.as_dict() for f in self.all_failures],
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
+            "held_tags": dict(self.held_tags),
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
             "validated": sum(1 for r in self.repositories if r.validated),
             "broken": [p.as_dict() for p in self.broken],
