@@ -82,6 +82,7 @@ from moto.ecr.models import ecr_backends
 from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.eks.models import eks_backends
 
 from .ecr import FakeRegistry
 
@@ -598,6 +599,20 @@ class Workloads:
         if task_definition is not None:
             arguments["taskDefinition"] = task_definition
         self.client("ecs").update_service(**arguments)
+
+    # -- EKS --
+
+    def create_eks_cluster(self, name: str, endpoint: str, ca_pem: bytes) -> None:
+        """An EKS cluster whose DescribeCluster points at `endpoint` (a harness.kubernetes
+        server) with `ca_pem` as its CA; moto makes up both."""
+        self.client("eks").create_cluster(
+            name=name,
+            roleArn=f"arn:aws:iam::{self.account_id}:role/eks",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+        )
+        cluster = eks_backends[self.account_id][self.region].clusters[name]
+        cluster.endpoint = endpoint
+        cluster.certificate_authority = {"data": base64.b64encode(ca_pem).decode()}
 
     # -- Lambda --
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import OLD, Builds, Invoke
 from harness import FakeRegistry
+from harness.kubernetes import KubernetesApi, pod
 from harness.workloads import AwsEvents, Workloads, error_response
 from sweeper.pins import PinSourceError
 
@@ -188,3 +189,25 @@ def test_a_request_adds_a_workload_role_to_the_deployments(
         f"lambda@{OTHER}/{HOME}",
         f"lambda@{WORKLOAD}/{HOME}",
     }
+
+
+def test_an_eks_cluster_in_a_workload_account_and_region_protects_what_its_pods_run(
+    registry: FakeRegistry,
+    workloads: Workloads,
+    workload_eu: Workloads,
+    builds: Builds,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with KubernetesApi() as api:
+        running = workload_eu.image_uri(REPO, builds.old.index)
+        api.add("pods", pod("web-1", [workload_eu.image_uri(REPO, "latest")], [running]))
+        workload_eu.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        monkeypatch.setenv("PIN_FROM_EKS", "true")
+        monkeypatch.setenv("PIN_ROLE_ARNS", ROLE)
+        monkeypatch.setenv("PIN_REGIONS", EU)
+        report = invoke(dry_run=False, scope="orphans")
+    assert registry.digests(REPO) == builds.old.all | builds.new.all
+    assert report["pins"][f"eks@{WORKLOAD}/{EU}"] == 1
+    assert report["held_tags"] == {f"eks@{WORKLOAD}/{EU}": 1}
+    assert sum(report["pins"].values()) == 1

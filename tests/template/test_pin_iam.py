@@ -14,6 +14,7 @@ from samtranslator.translator.transform import transform
 
 from sweeper import pins, registry
 from sweeper.settings import (
+    EKS_CLUSTER_PATTERN,
     OBJECT_URI_PATTERN,
     PARAMETER_PATH_PATTERN,
     REGION_PATTERN,
@@ -31,6 +32,7 @@ SOURCES = {
     "ecs": ("PinsFromEcs", "PinFromEcs", "PIN_FROM_ECS"),
     "lambda": ("PinsFromLambda", "PinFromLambda", "PIN_FROM_LAMBDA"),
     "sts": ("PinsFromOtherAccounts", "PinRoleArns", "PIN_ROLE_ARNS"),
+    "eks": ("PinsFromEks", "PinFromEks", "PIN_FROM_EKS"),
 }
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -225,6 +227,8 @@ REGIONAL: dict[tuple[str, str], str | list[str]] = {
         "arn:aws:ecs:{}:123456789012:service-revision/*",
     ],
     ("PinsFromLambda", "ListLambdaFunctions"): "*",
+    ("PinsFromEks", "ListEksClusters"): "*",
+    ("PinsFromEks", "DescribeEksClusters"): "arn:aws:eks:{}:123456789012:cluster/*",
     ("PinsFromLambda", "ReadLambdaFunctionImages"): "arn:aws:lambda:{}:123456789012:function:*",
 }
 
@@ -265,6 +269,8 @@ def test_only_the_configured_roles_may_be_assumed(template: dict[str, Any]) -> N
     assert granted["Action"] == ["sts:AssumeRole"]
     variables = function(template)["Environment"]["Variables"]
     assert variables["PIN_REGIONS"] == {"Ref": "PinRegions"}
+    assert variables["EKS_CLUSTERS"] == {"Ref": "EksClusters"}
+    assert variables["EKS_SKIP_CLUSTERS"] == {"Ref": "EksSkipClusters"}
     assert template["Conditions"]["PinsInOtherRegions"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "PinRegions"}, ""]}]
     }
@@ -292,6 +298,18 @@ def test_only_the_configured_roles_may_be_assumed(template: dict[str, Any]) -> N
             "pin_regions",
             REGION_PATTERN,
             [[], ["eu-west-1"], ["us-gov-west-1", "ap-southeast-2"], ["EU-west-1"], ["eu"], ["*"]],
+        ),
+        (
+            "EksClusters",
+            "eks_clusters",
+            EKS_CLUSTER_PATTERN,
+            [[], ["prod"], ["prod-eu_1", "Staging2"], ["-prod"], ["a b"], ["*"], ["x" * 101]],
+        ),
+        (
+            "EksSkipClusters",
+            "eks_skip_clusters",
+            EKS_CLUSTER_PATTERN,
+            [[], ["sandbox"], ["sandbox", "lab"], ["_lab"], ["la/b"]],
         ),
     ],
 )

@@ -24,7 +24,7 @@ from .cfn import REGION, ROOT, Template, load_sam
 
 READER = ROOT / "reader-role.yaml"
 # source -> the reader role's condition for it
-SOURCES = {"ssm": "ReadsSsm", "ecs": "ReadsEcs", "lambda": "ReadsLambda"}
+SOURCES = {"ssm": "ReadsSsm", "ecs": "ReadsEcs", "lambda": "ReadsLambda", "eks": "ReadsEks"}
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,35 @@ def test_a_request_adds_workload_roles_and_regions_never_removes_them() -> None:
     assert load({"pin_role_arns": [], "pin_regions": []}, env) == load({}, env)
 
 
+@pytest.mark.parametrize(
+    ("env", "request_", "field"),
+    [
+        ({"PIN_FROM_EKS": "true"}, {"eks_clusters": ["prod"]}, "eks_clusters"),
+        ({"PIN_FROM_EKS": "true"}, {"eks_skip_clusters": ["prod"]}, "eks_skip_clusters"),
+        (
+            {"PIN_FROM_EKS": "true", "EKS_SKIP_CLUSTERS": "lab"},
+            {"eks_skip_clusters": ["lab", "prod"]},
+            "eks_skip_clusters",
+        ),
+    ],
+    ids=["narrow-every-cluster", "skip-one-more", "skip-beyond-the-deployments"],
+)
+def test_a_request_may_not_read_fewer_eks_clusters(
+    env: dict[str, str], request_: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load(request_, env)
+    assert raised.value.field == field
+
+
+def test_a_request_may_add_eks_clusters_to_a_deployments_list() -> None:
+    env = {"PIN_FROM_EKS": "true", "EKS_CLUSTERS": "prod", "EKS_SKIP_CLUSTERS": "lab"}
+    settings = load({"eks_clusters": ["staging"], "eks_skip_clusters": ["lab"]}, env)
+    assert settings.eks_clusters == ("prod", "staging")
+    assert settings.eks_skip_clusters == ("lab",)
+    assert load({"pin_from_eks": True, "eks_clusters": ["prod"]}, {}).eks_clusters == ("prod",)
+
+
 def test_a_request_cannot_switch_off_what_the_deployment_protects() -> None:
     off = {
         "pins": [],
@@ -275,6 +304,9 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("region misspelt", {"pin_regions": ["eu-west"]}, "pin_regions[0]"),
     ("region upper case", {"pin_regions": ["EU-WEST-1"]}, "pin_regions[0]"),
     ("region not a string", {"pin_regions": [1]}, "pin_regions[0]"),
+    ("eks cluster with a slash", {"eks_clusters": ["a/b"]}, "eks_clusters[0]"),
+    ("eks skip not a list", {"eks_skip_clusters": "sandbox"}, "eks_skip_clusters"),
+    ("pin_from_eks as a string", {"pin_from_eks": "yes"}, "pin_from_eks"),
 ]
 
 

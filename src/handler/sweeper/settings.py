@@ -39,6 +39,7 @@ MAX_RETENTION_POLICIES = 100
 MAX_PARAMETER_PATHS = 10  # SSM pin paths of one invocation (the deployment's and a request's)
 MAX_PIN_ROLES = 50  # each becomes a role ARN in the function's policy (10 KiB per role)
 MAX_PIN_REGIONS = 30
+MAX_EKS_CLUSTERS = 100
 MIN_AGE_HOURS = 1.0  # buildx pushes children before their index: a younger child may be in flight
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`, matched in full
@@ -72,6 +73,9 @@ ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=.@_/-]{1,51
 _ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
 _REGION = re.compile(REGION_PATTERN)
+# An EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at most 100.
+EKS_CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+_EKS_CLUSTER = re.compile(EKS_CLUSTER_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -107,6 +111,11 @@ class Settings:
     # own region and each of these.
     pin_role_arns: tuple[str, ...] = ()
     pin_regions: tuple[str, ...] = ()
+    # Kubernetes on EKS (sweeper.pins.eks): pods and workloads of every cluster of every (account,
+    # region), or only those named; `eks_skip_clusters` leaves named clusters out knowingly.
+    pin_from_eks: bool = False
+    eks_clusters: tuple[str, ...] = ()
+    eks_skip_clusters: tuple[str, ...] = ()
     # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
     # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
     retention: tuple[RetentionPolicy, ...] = ()
@@ -169,6 +178,8 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
     settings = Settings(**values)
+    if environ:
+        _eks_not_narrowed(request, environ)
     if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
         # preview them in a dry run; real runs apply the deployment's RETENTION only. (The
@@ -186,6 +197,27 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             f'"scope": "{Scope.ORPHANS.value}" or leave retention out',
         )
     return settings
+
+
+def _eks_not_narrowed(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Where the deployment reads every EKS cluster (no EKS_CLUSTERS) or skips none, a request
+    may not name clusters to read only or to skip: either would read less."""
+    reads_every_cluster = (
+        environ.get("PIN_FROM_EKS", "").strip().lower() in _TRUE
+        and not environ.get("EKS_CLUSTERS", "").strip()
+    )
+    if request.get("eks_clusters") and reads_every_cluster:
+        raise InvalidSettings(
+            "eks_clusters",
+            "the deployment reads every EKS cluster (PIN_FROM_EKS, no EKS_CLUSTERS): a "
+            "request may not read fewer",
+        )
+    if request.get("eks_skip_clusters") and not environ.get("EKS_SKIP_CLUSTERS", "").strip():
+        raise InvalidSettings(
+            "eks_skip_clusters",
+            "a request may not leave out a cluster the deployment reads (EKS_SKIP_CLUSTERS is "
+            "the deployment's)",
+        )
 
 
 # --- a request's value with the deployment's: (name, request's, environment's) -> value ---------
@@ -459,6 +491,31 @@ def _regions(name: str, value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(regions))
 
 
+def _clusters(name: str, value: object) -> tuple[str, ...]:
+    clusters = _strings(name, value, MAX_EKS_CLUSTERS)
+    for i, cluster in enumerate(clusters):
+        if not _EKS_CLUSTER.fullmatch(cluster):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{cluster!r} is not an EKS cluster name (letters, digits, '-' and '_')",
+            )
+    return tuple(dict.fromkeys(clusters))
+
+
+def _no_more_skipped(
+    name: str, asked: tuple[str, ...], deployed: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A request may repeat the deployment's skipped clusters, not skip more."""
+    more = [cluster for cluster in asked if cluster not in deployed]
+    if more:
+        raise InvalidSettings(
+            name,
+            f"{more[0]!r}: a request may not leave out a cluster the deployment reads "
+            f"({name.upper()} is the deployment's)",
+        )
+    return deployed
+
+
 def _retention(name: str, value: object) -> tuple[RetentionPolicy, ...]:
     """A list of `{"repositories": [glob, ...], "rules": [ECR lifecycle rule, ...]}`."""
     if not isinstance(value, list):
@@ -523,6 +580,9 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_from_lambda": (_bool, _env_bool),
     "pin_role_arns": (_role_arns, _env_list(_role_arns)),
     "pin_regions": (_regions, _env_list(_regions)),
+    "pin_from_eks": (_bool, _env_bool),
+    "eks_clusters": (_clusters, _env_list(_clusters)),
+    "eks_skip_clusters": (_clusters, _env_list(_clusters)),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
@@ -545,6 +605,9 @@ _MERGE: dict[str, Any] = {
     "pin_from_lambda": _either,
     "pin_role_arns": _union,
     "pin_regions": _union,
+    "pin_from_eks": _either,
+    "eks_clusters": _union,
+    "eks_skip_clusters": _no_more_skipped,
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,

@@ -33,6 +33,9 @@ FLAGS: dict[str, str] = {
     "pin_from_lambda": "--pin-from-lambda",
     "pin_role_arns": "--pin-role-arn",
     "pin_regions": "--pin-region",
+    "pin_from_eks": "--pin-from-eks",
+    "eks_clusters": "--eks-cluster",
+    "eks_skip_clusters": "--eks-skip-cluster",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
     "required_repository_tag": "--required-repository-tag",
@@ -156,6 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="REGION",
         help="also read the pin sources in this region (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-eks",
+        action="store_const",
+        const=True,
+        help="protect what Kubernetes pods and workloads of every EKS cluster use",
+    )
+    group.add_argument(
+        "--eks-cluster",
+        dest="eks_clusters",
+        action="append",
+        metavar="NAME",
+        help="read only these EKS clusters (repeatable; default every cluster)",
+    )
+    group.add_argument(
+        "--eks-skip-cluster",
+        dest="eks_skip_clusters",
+        action="append",
+        metavar="NAME",
+        help="leave this EKS cluster out knowingly (repeatable)",
     )
     group.add_argument(
         "--retention",

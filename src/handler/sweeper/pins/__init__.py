@@ -1,9 +1,10 @@
-"""Digest pins from where they live: SSM Parameter Store, S3 objects, ECS and Lambda.
+"""Digest pins from where they live: SSM Parameter Store, S3 objects, ECS, Lambda and EKS.
 
 Production pulls by digest, so the sweeper reads those digests itself before it plans. One module
-per source (`ssm`, `s3`, `ecs`, `lambda_`); `core` holds what they share (the `PinSource` shape,
-`PinSourceError`, paging, a bounded pool) and `collect`. Each source module declares the IAM
-actions it calls as `ACTIONS`.
+per source (`ssm`, `s3`, `ecs`, `lambda_`, `eks`); `core` holds what they share (the `PinSource`
+shape, `PinSourceError`, paging, a bounded pool) and `collect`; `places` reads the AWS sources in
+every workload account and region. Each source module declares the IAM actions it calls as
+`ACTIONS`.
 
 This package is an edge, like registry.py: it receives boto3 clients (built by app.py with
 `registry.client_config()`) and returns the core's `Pin`s. Every listing follows its paginator.
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..settings import Settings
-from . import ecs, lambda_, places, s3, ssm
+from . import ecs, eks, lambda_, places, s3, ssm
 from .core import (
     DEFAULT_WORKERS,
     PinSource,
@@ -25,6 +26,7 @@ from .core import (
     held_tags,
 )
 from .ecs import DESCRIBE_TASKS_BATCH, EcsPins
+from .eks import EksPins
 from .lambda_ import LambdaPins
 from .places import ClientFactory, Connections, Placed, SourceMaker
 from .s3 import MAX_OBJECT_BYTES, ObjectPins, decode_text
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_WORKERS",
     "DESCRIBE_TASKS_BATCH",
     "ECS_ACTIONS",
+    "EKS_ACTIONS",
     "LAMBDA_ACTIONS",
     "MAX_OBJECT_BYTES",
     "REQUIRED_IAM_ACTIONS",
@@ -42,6 +45,7 @@ __all__ = [
     "SSM_KMS_ACTIONS",
     "STS_ACTIONS",
     "EcsPins",
+    "EksPins",
     "LambdaPins",
     "ObjectPins",
     "ParameterPins",
@@ -63,12 +67,14 @@ S3_ACTIONS = s3.ACTIONS
 ECS_ACTIONS = ecs.ACTIONS
 LAMBDA_ACTIONS = lambda_.ACTIONS
 STS_ACTIONS = places.ACTIONS
+EKS_ACTIONS = eks.ACTIONS
 REQUIRED_IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "ssm": tuple(sorted(SSM_ACTIONS + SSM_KMS_ACTIONS)),
     "s3": S3_ACTIONS,
     "ecs": ECS_ACTIONS,
     "lambda": LAMBDA_ACTIONS,
     "sts": STS_ACTIONS,
+    "eks": EKS_ACTIONS,
 }
 
 
@@ -83,7 +89,12 @@ def sources(settings: Settings, client: ClientFactory) -> list[PinSource]:
     configured: list[PinSource] = []
     if settings.pins:
         configured.append(StaticPins(settings.pins))
-    reading = settings.pin_parameter_path or settings.pin_from_ecs or settings.pin_from_lambda
+    reading = (
+        settings.pin_parameter_path
+        or settings.pin_from_ecs
+        or settings.pin_from_lambda
+        or settings.pin_from_eks
+    )
     connections = (
         Connections(client, settings.pin_role_arns, settings.pin_regions) if reading else None
     )
@@ -105,6 +116,16 @@ def sources(settings: Settings, client: ClientFactory) -> list[PinSource]:
         each("ecs", lambda c: EcsPins(c("ecs"), workers=settings.concurrency))
     if settings.pin_from_lambda:
         each("lambda", lambda c: LambdaPins(c("lambda"), workers=settings.concurrency))
+    if settings.pin_from_eks:
+        each(
+            "eks",
+            lambda c: EksPins(
+                c,
+                settings.eks_clusters,
+                settings.eks_skip_clusters,
+                workers=settings.concurrency,
+            ),
+        )
     return configured
 
 
