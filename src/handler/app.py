@@ -47,7 +47,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         # An unreadable source fails the invocation, naming the source, before any delete: once
         # here, before anything is listed, and once more right before the first delete.
         try:
-            return pins.collect(sources)
+            return pins.collect(sources, workers=settings.concurrency)
         except pins.PinSourceError as exc:
             logger.error("pin source unreadable", extra={"source": exc.source, "error": str(exc)})
             raise

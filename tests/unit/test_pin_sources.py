@@ -78,6 +78,19 @@ def test_collect_stops_at_the_first_unreadable_source() -> None:
     assert later.reads == 0
 
 
+def test_collect_reads_sources_at_once_and_keeps_their_order() -> None:
+    first = Listed("ecs@111111111111/us-east-1", [Pin(A, "first")])
+    second = Listed("ecs@222222222222/us-east-1", [Pin(A, "second"), Pin(B, "second")])
+    found, counts = collect([first, second], workers=4)
+    assert found == {A: Pin(A, "first"), B: Pin(B, "second")}  # the first source is the cause
+    assert counts == {first.name: 1, second.name: 2}
+    broken = Listed("lambda@222222222222/eu-west-1", error=PinSourceError("lambda@x", "denied"))
+    later = Listed("eks", error=PinSourceError("eks:prod", "HTTP 403"))
+    with pytest.raises(PinSourceError) as raised:
+        collect([first, broken, later], workers=4)
+    assert raised.value.source == "lambda@x"  # the first failure in order, whatever finished first
+
+
 def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
     assert pins.sources(load({}, {}), client) == []
     settings = load(

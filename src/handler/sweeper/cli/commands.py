@@ -99,7 +99,7 @@ def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
         return session.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
     configured = pins.sources(settings, client)
-    pinned, _ = pins.collect(configured)
+    pinned, _ = pins.collect(configured, workers=settings.concurrency)
     held: list[HeldTag] = []
     counts: dict[str, int] = {}
     if any(isinstance(s, pins.TagSource) and s.held for s in configured):
@@ -109,7 +109,9 @@ def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
         except (BotoCoreError, ClientError) as exc:
             raise pins.PinSourceError("sts", f"GetCallerIdentity: {exc}") from exc
         held, counts = pins.held_tags(configured, account, str(session.region_name))
-    return ReadPins(pinned, lambda: pins.collect(configured)[0], held, counts)
+    return ReadPins(
+        pinned, lambda: pins.collect(configured, workers=settings.concurrency)[0], held, counts
+    )
 
 
 class Finished:
