@@ -799,3 +799,85 @@ def shared_botocore_loader() -> Iterator[None]:
 
     with mock.patch.object(BotocoreSession, "_register_data_loader", register):
         yield
+
+
+# --- Amazon Inspector's coverage ----------------------------------------------------------------
+
+INSPECTOR_PAGE = 200  # ListCoverage: maxResults 1..200
+
+
+@dataclass
+class InspectorCoverage:
+    """Inspector's ECR image coverage, which moto (5.2.1) does not serve: `ListCoverage` answered
+    from `before-send` (so botocore's real paginator and parser run), with the filters the pin
+    source uses (`resourceType`, `ecrImageInUseCount`, `ecrImageLastInUseAt`) applied as
+    Inspector applies them, paged by `maxResults` and `nextToken`."""
+
+    account_id: str
+    region: str
+    images: list[dict[str, Any]] = field(default_factory=list)
+    calls: int = 0
+
+    def add(
+        self, repository: str, digest: str, *, in_use: int = 0, last_in_use: float | None = None
+    ) -> None:
+        """An image covered by enhanced scanning; `last_in_use` in epoch seconds."""
+        metadata: dict[str, Any] = {"inUseCount": in_use}
+        if last_in_use is not None:
+            metadata["lastInUseAt"] = last_in_use
+        self.images.append(
+            {
+                "resourceType": "AWS_ECR_CONTAINER_IMAGE",
+                "resourceId": (
+                    f"arn:aws:ecr:{self.region}:{self.account_id}:repository/{repository}/{digest}"
+                ),
+                "accountId": self.account_id,
+                "scanType": "PACKAGE",
+                "resourceMetadata": {"ecrImage": metadata},
+            }
+        )
+
+    def install(self, events: AwsEvents) -> None:
+        events.on("before-send.inspector2.ListCoverage", self._answer)
+
+    def _answer(self, request: Any, **_: Any) -> AWSResponse:
+        self.calls += 1
+        body = json.loads(request.body or b"{}")
+        criteria = body.get("filterCriteria", {})
+        found = [image for image in self.images if _covers(image, criteria)]
+        page, token = _page(
+            found,
+            "ListCoverage",
+            body.get("nextToken"),
+            body.get("maxResults"),
+            INSPECTOR_PAGE,
+            ValueError,
+        )
+        answer: dict[str, Any] = {"coveredResources": page}
+        if token:
+            answer["nextToken"] = token
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/json"
+        return AWSResponse(
+            "https://harness.invalid/", 200, headers, _Raw(json.dumps(answer).encode())
+        )
+
+
+def _covers(image: dict[str, Any], criteria: dict[str, Any]) -> bool:
+    metadata = image["resourceMetadata"]["ecrImage"]
+    for wanted in criteria.get("resourceType", []):
+        if wanted["comparison"] == "EQUALS" and image["resourceType"] != wanted["value"]:
+            return False
+    for bounds in criteria.get("ecrImageInUseCount", []):
+        count = metadata.get("inUseCount", 0)
+        if count < bounds.get("lowerInclusive", count) or count > bounds.get(
+            "upperInclusive", count
+        ):
+            return False
+    for bounds in criteria.get("ecrImageLastInUseAt", []):
+        when = metadata.get("lastInUseAt")
+        if when is None:
+            return False
+        if when < bounds.get("startInclusive", when) or when > bounds.get("endInclusive", when):
+            return False
+    return True

@@ -33,6 +33,7 @@ SOURCES = {
     "lambda": ("PinsFromLambda", "PinFromLambda", "PIN_FROM_LAMBDA"),
     "sts": ("PinsFromOtherAccounts", "PinRoleArns", "PIN_ROLE_ARNS"),
     "eks": ("PinsFromEks", "PinFromEks", "PIN_FROM_EKS"),
+    "inspector": ("PinsFromInspector", "PinFromInspector", "PIN_FROM_INSPECTOR"),
 }
 NO_VALUE = {"Ref": "AWS::NoValue"}
 

@@ -111,7 +111,7 @@ def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
 
 
 def test_every_source_declares_its_iam_actions() -> None:
-    names = {"ssm", "s3", "ecs", "lambda", "sts", "eks"}
+    names = {"ssm", "s3", "ecs", "lambda", "sts", "eks", "inspector"}
     assert set(pins.REQUIRED_IAM_ACTIONS) == names
     for actions in pins.REQUIRED_IAM_ACTIONS.values():
         assert actions and all(a.count(":") == 1 for a in actions)

@@ -116,6 +116,8 @@ class Settings:
     pin_from_eks: bool = False
     eks_clusters: tuple[str, ...] = ()
     eks_skip_clusters: tuple[str, ...] = ()
+    # Amazon Inspector's coverage (enhanced scanning): ECR images it shows in use (sweeper.pins).
+    pin_from_inspector: bool = False
     # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
     # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
     retention: tuple[RetentionPolicy, ...] = ()
@@ -583,6 +585,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_from_eks": (_bool, _env_bool),
     "eks_clusters": (_clusters, _env_list(_clusters)),
     "eks_skip_clusters": (_clusters, _env_list(_clusters)),
+    "pin_from_inspector": (_bool, _env_bool),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
@@ -608,6 +611,7 @@ _MERGE: dict[str, Any] = {
     "pin_from_eks": _either,
     "eks_clusters": _union,
     "eks_skip_clusters": _no_more_skipped,
+    "pin_from_inspector": _either,
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,

@@ -36,6 +36,7 @@ FLAGS: dict[str, str] = {
     "pin_from_eks": "--pin-from-eks",
     "eks_clusters": "--eks-cluster",
     "eks_skip_clusters": "--eks-skip-cluster",
+    "pin_from_inspector": "--pin-from-inspector",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
     "required_repository_tag": "--required-repository-tag",
@@ -179,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="leave this EKS cluster out knowingly (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-inspector",
+        action="store_const",
+        const=True,
+        help="protect the ECR images Amazon Inspector's coverage shows in use",
     )
     group.add_argument(
         "--retention",

@@ -13,9 +13,11 @@ This package is an edge, like registry.py: it receives boto3 clients (built by a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
+from .. import clock
 from ..settings import Settings
-from . import ecs, eks, lambda_, places, s3, ssm
+from . import ecs, eks, inspector, lambda_, places, s3, ssm
 from .core import (
     DEFAULT_WORKERS,
     PinSource,
@@ -27,6 +29,7 @@ from .core import (
 )
 from .ecs import DESCRIBE_TASKS_BATCH, EcsPins
 from .eks import EksPins
+from .inspector import InspectorPins
 from .lambda_ import LambdaPins
 from .places import ClientFactory, Connections, Placed, SourceMaker
 from .s3 import MAX_OBJECT_BYTES, ObjectPins, decode_text
@@ -37,6 +40,7 @@ __all__ = [
     "DESCRIBE_TASKS_BATCH",
     "ECS_ACTIONS",
     "EKS_ACTIONS",
+    "INSPECTOR_ACTIONS",
     "LAMBDA_ACTIONS",
     "MAX_OBJECT_BYTES",
     "REQUIRED_IAM_ACTIONS",
@@ -46,6 +50,7 @@ __all__ = [
     "STS_ACTIONS",
     "EcsPins",
     "EksPins",
+    "InspectorPins",
     "LambdaPins",
     "ObjectPins",
     "ParameterPins",
@@ -68,6 +73,7 @@ ECS_ACTIONS = ecs.ACTIONS
 LAMBDA_ACTIONS = lambda_.ACTIONS
 STS_ACTIONS = places.ACTIONS
 EKS_ACTIONS = eks.ACTIONS
+INSPECTOR_ACTIONS = inspector.ACTIONS
 REQUIRED_IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "ssm": tuple(sorted(SSM_ACTIONS + SSM_KMS_ACTIONS)),
     "s3": S3_ACTIONS,
@@ -75,16 +81,20 @@ REQUIRED_IAM_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "lambda": LAMBDA_ACTIONS,
     "sts": STS_ACTIONS,
     "eks": EKS_ACTIONS,
+    "inspector": INSPECTOR_ACTIONS,
 }
 
 
-def sources(settings: Settings, client: ClientFactory) -> list[PinSource]:
+def sources(
+    settings: Settings, client: ClientFactory, now: datetime | None = None
+) -> list[PinSource]:
     """The configured sources, in a fixed order. `client(service, **arguments)` makes a boto3
     client (`region_name` and `aws_*` credentials among the arguments, for other places).
 
     With workload roles or more regions, each AWS-reading source is one per place (account,
     region), named `<source>@<account>/<region>` (see places.py); S3 objects, named by their
-    URIs, are read once with the function's own credentials.
+    URIs, are read once with the function's own credentials, and so is Inspector, which covers
+    the registry's account: its pull window ends at `now` (the run's; default sweeper.clock).
     """
     configured: list[PinSource] = []
     if settings.pins:
@@ -125,6 +135,14 @@ def sources(settings: Settings, client: ClientFactory) -> list[PinSource]:
                 settings.eks_skip_clusters,
                 workers=settings.concurrency,
             ),
+        )
+    if settings.pin_from_inspector:
+        configured.append(
+            InspectorPins(
+                client("inspector2"),
+                now or clock.now(),
+                settings.policy.keep_pulled_within,
+            )
         )
     return configured
 
