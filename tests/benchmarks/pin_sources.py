@@ -5,8 +5,8 @@
 Builds an account in moto (harness.workloads): task definitions, running tasks, services (half
 scaled to zero), image functions with published versions; then reads the sources with 1 and with 8
 workers. `--latency-ms` adds a fixed delay to every HTTP attempt (a before-send hook) to model the
-API's round trip, which is what
-the workers overlap; moto alone answers in well under a millisecond of that.
+API's round trip, which is what the workers overlap; moto alone answers in well under a
+millisecond of that.
 """
 
 from __future__ import annotations
