@@ -121,6 +121,11 @@ def captured(args: Sequence[str]) -> tuple[int, Any]:
 
 def summary(report: dict[str, Any], reg: FakeRegistry) -> None:
     deleted = report["deleted"]
+    exclusion = report["pull_time_exclusions"]
+    print(
+        f"Pull-time exclusion: {report['pull_time_exclusion']} ({exclusion['principal']}): the "
+        "sweeper's reads did not count as pulls."
+    )
     print(
         f"Reclaimed {deleted['manifests']} manifests in {report['repositories']} repositories "
         f"of {report['manifests']} manifests: {human_bytes(deleted['bytes_freed'])} of blobs "
@@ -184,7 +189,10 @@ def run() -> int:
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
         settings = ["--pin", pin_uri]
-        codes = [command(["plan", *settings])]
+        # Reading a manifest is a pull: the first command registers the operator as a pull-time
+        # update exclusion (asked at a terminal; this flag answers yes), so what the demo reads
+        # does not look recently pulled afterwards.
+        codes = [command(["plan", "--register-pull-time-exclusion", *settings])]
 
         print(f"\n$ ecr-sweeper sweep --yes {' '.join(settings)} --json  (summarised)")
         code, report = captured(["sweep", "--yes", *settings, "--json"])

@@ -52,6 +52,14 @@ Output = tuple[int, str, str]
 Run = Callable[..., Output]
 
 
+@pytest.fixture(autouse=True)
+def _operator_is_an_exclusion(request: pytest.FixtureRequest) -> None:
+    """The operator of these scenarios registered their principal as a pull-time update
+    exclusion before (the scenarios of a missing one are in test_cli_pull_times.py)."""
+    if "registry" in request.fixturenames:
+        request.getfixturevalue("registry").exclude()
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Run:
     """`ecr-sweeper ARGS...` in-process: (exit code, stdout, stderr)."""
@@ -121,6 +129,7 @@ def test_plan_json_is_the_report_the_lambda_returns(
 
 def test_plan_exits_1_when_an_index_cannot_be_read(cli: Run) -> None:
     with FakeRegistry(archived_manifests_readable=False) as fake:
+        fake.exclude()
         build = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
         fake.set_archived(REPO, build.index)
         code, out, _ = cli("plan", "--scope", "orphans")
@@ -146,6 +155,7 @@ def test_totals_show_the_bytes_really_freed_beside_the_nominal_sizes(
     cli: Run, command: list[str], unreadable_survivor: bool, line: str
 ) -> None:
     with FakeRegistry(archived_manifests_readable=False) as fake:
+        fake.exclude()
         old = fake.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
         new = fake.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1), fast=True)
         if unreadable_survivor:  # kept, so the figure cannot say which blobs it still holds
@@ -645,10 +655,11 @@ def test_no_credentials_says_so_and_prints_no_empty_summary(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance to ask
     for command in (["plan"], ["sweep", "--yes"], ["validate"]):
         code, out, err = cli(*command)
-        assert (code, out) == (EXIT_FAILURES, ""), command
+        assert (code, out) == (EXIT_USAGE, ""), command
+        # The first call asks who the operator is (the pull-time exclusion check).
         assert err == (
-            "ecr-sweeper: DescribeRepositories: NoCredentialsError: Unable to locate credentials "
-            "(no AWS credentials: pass --profile, or run `aws configure`)\n"
+            "ecr-sweeper: error: GetCallerIdentity: NoCredentialsError: Unable to locate "
+            "credentials (no AWS credentials: pass --profile, or run `aws configure`)\n"
         )
 
 
@@ -702,6 +713,7 @@ from harness import FakeRegistry
 from sweeper.cli import main
 
 with FakeRegistry() as fake:
+    fake.exclude()
     fake.push_buildx("app", tag="latest")
     sys.stdin.readline()  # the reader has closed its end: write now
     sys.exit(main(["plan", "--json", "--region", "us-east-1"]))

@@ -23,7 +23,16 @@ patched                                    correction (numbers as in the harness
 ``ECRBackend.batch_get_image`` and         9. exact bytes, ``acceptedMediaTypes`` accepted and
 ``ECRResponse.batch_get_image``            ignored, archived images readable (configurable: or
                                            refused per item, with a configurable code);
-                                           failures echo the requested id; 4.
+                                           failures echo the requested id; 4. 12. through the
+                                           API, a read is a pull: it sets
+                                           ``lastRecordedPullTime`` of what it returns to now,
+                                           unless the caller is a pull-time update exclusion.
+``ECRResponse.list_pull_time_update_       12. the exclusion calls moto lacks (a registry's list,
+exclusions``, ``register_...``,            100 at most, ``ExclusionAlreadyExistsException``);
+``deregister_...``                         configurable refusals (below).
+``STSBackend.get_caller_identity``         13. credentials moto does not know are an IAM user
+                                           (``arn:aws:iam::<account>:user/moto``), as STS
+                                           answers for a user; moto said ``arn:aws:sts::...``.
 ``ECRResponse.describe_images``            5. ``filter.tagStatus``/``filter.imageStatus``,
                                            ``maxResults`` 1..1000 (default 100) and ``nextToken``;
                                            6. ``imageSizeInBytes``; 7. ``artifactMediaType``,
@@ -65,6 +74,15 @@ Where ECR's behaviour is not documented, the harness can play each plausible one
   (``ImageInaccessible`` by default; ``ImageNotFound`` is as plausible: an archived image
   cannot be pulled).
 
+Who calls (correction 12): the caller of a request is its credentials' principal as an IAM ARN,
+the form exclusions take: an assumed role's role (with its path, when moto's IAM has the role),
+an IAM user's ARN, or ``arn:aws:iam::<account>:user/moto`` for credentials moto does not know
+(the ``testing`` keys the suite uses). ``FakeRegistry.pull`` is a workload's pull: it refreshes
+the time whoever is excluded. ``exclusion_api`` plays a registry whose exclusion calls are
+``"allowed"`` (the default), where registering is refused (``"register-refused"``: an
+``AccessDeniedException``, as for a role without the grant), or where even the list is
+(``"refused"``).
+
 Harness-side state lives on moto's own objects: ``Repository._harness_state`` (digest and tag
 indexes, for O(1) lookups when seeding thousands of images) and ``Image._harness_meta``
 (push time, archive status, last pull). The indexes are rebuilt whenever the repository's image
@@ -103,6 +121,8 @@ from moto.ecr.exceptions import (
 )
 from moto.ecr.models import ECRBackend, Image, Repository, RepoTagMutability, ecr_backends
 from moto.ecr.responses import ECRResponse
+from moto.iam.models import iam_backends
+from moto.sts.models import STSBackend, sts_backends
 
 from . import oci
 
@@ -110,7 +130,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
 __all__ = [
+    "MAX_EXCLUSIONS",
     "MAX_IMAGE_IDS",
+    "MOTO_USER",
     "BuildxPush",
     "FakeRegistry",
     "ImageDigestDoesNotMatchException",
@@ -120,6 +142,8 @@ __all__ = [
 ]
 
 MAX_IMAGE_IDS = 100  # BatchGetImage, BatchDeleteImage, DescribeImages(imageIds=...)
+MAX_EXCLUSIONS = 100  # pull-time update exclusions per registry
+MOTO_USER = "arn:aws:iam::{account}:user/moto"  # who credentials moto does not know are
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
 
@@ -522,8 +546,11 @@ def _batch_get(
     repository_name: str,
     registry_id: str | None,
     image_ids: Sequence[Mapping[str, str]],
+    pull: bool = False,
 ) -> dict[str, Any]:
     """BatchGetImage. ``acceptedMediaTypes`` is ignored: manifests come back exactly as stored.
+    With ``pull`` (an API caller that is not a pull-time update exclusion) every manifest
+    returned has its ``lastRecordedPullTime`` set to now (correction 12).
 
     Archived images: the ECR docs say an archived image "cannot be pulled" (404 on pull) but
     can still be described and listed; whether the BatchGetImage *API* still returns its
@@ -557,6 +584,8 @@ def _batch_get(
             )
             failures.append(_failure(image_id, archived_code, reason))
             continue
+        if pull:
+            _meta(image).last_pulled = _now()
         answered_id = {"imageDigest": image.get_image_digest()}
         if image_id.get("imageTag"):
             answered_id["imageTag"] = image_id["imageTag"]
@@ -835,14 +864,130 @@ def _response_put_image(self: ECRResponse) -> ActionResult:
 
 
 def _response_batch_get_image(self: ECRResponse) -> ActionResult:
+    backend = self.ecr_backend
     return ActionResult(
         _batch_get(
-            self.ecr_backend,
+            backend,
             self._get_param("repositoryName"),
             self._get_param("registryId"),
             self._get_param("imageIds") or [],
+            pull=_caller(self) not in _exclusions(backend),
         )
     )
+
+
+# --- who calls, and the pull-time update exclusions (corrections 12, 13) --------------------------
+
+
+def _caller(response: Any) -> str:
+    """The principal of a request's credentials, as an exclusion names it (module docstring)."""
+    account = response.current_account
+    key = response.get_access_key()
+    assumed = sts_backends[account]["global"].get_assumed_role_from_access_key(key)
+    iam = iam_backends[account]["global"]
+    if assumed is not None:
+        # arn:aws:sts::<account>:assumed-role/<name>/<session>
+        name = assumed.arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
+        role = next((r for r in iam.roles.values() if r.name == name), None)
+        return role.arn if role is not None else f"arn:aws:iam::{account}:role/{name}"
+    user = iam.get_user_from_access_key_id(key)
+    return user.arn if user is not None else MOTO_USER.format(account=account)
+
+
+def _exclusions(backend: ECRBackend) -> dict[str, datetime]:
+    found: dict[str, datetime] | None = getattr(backend, "_harness_exclusions", None)
+    if found is None:
+        found = backend._harness_exclusions = {}  # type: ignore[attr-defined]
+    return found
+
+
+def _exclusion_call(response: ECRResponse, register: bool) -> None:
+    mode = getattr(response.ecr_backend, "_harness_exclusion_api", "allowed")
+    if mode == "refused" or (register and mode == "register-refused"):
+        action = "RegisterPullTimeUpdateExclusion" if register else "ListPullTimeUpdateExclusions"
+        raise _AccessDenied(
+            f"User: {_caller(response)} is not authorized to perform: ecr:{action} on resource: "
+            f"arn:aws:ecr:{response.region}:{response.current_account}:registry"
+        )
+
+
+class _AccessDenied(ServiceException):
+    code = "AccessDeniedException"
+
+
+class _ExclusionAlreadyExists(ServiceException):
+    code = "ExclusionAlreadyExistsException"
+
+
+class _ExclusionNotFound(ServiceException):
+    code = "ExclusionNotFoundException"
+
+
+class _LimitExceeded(ServiceException):
+    code = "LimitExceededException"
+
+
+_PRINCIPAL_RE = re.compile(
+    r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+)
+
+
+def _principal_param(response: ECRResponse) -> str:
+    arn = response._get_param("principalArn")
+    if not isinstance(arn, str) or not _PRINCIPAL_RE.match(arn):
+        raise InvalidParameterException(
+            f"Invalid parameter at 'principalArn' failed to satisfy constraint: {arn!r}"
+        )
+    return arn
+
+
+@_atomic
+def _response_list_exclusions(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=False)
+    principals = sorted(_exclusions(self.ecr_backend))
+    page, token = _paginate(
+        principals,
+        lambda arn: [arn],
+        self._get_param("maxResults"),
+        self._get_param("nextToken"),
+        "ListPullTimeUpdateExclusions",
+    )
+    result: dict[str, Any] = {"pullTimeUpdateExclusions": page}
+    if token:
+        result["nextToken"] = token
+    return ActionResult(result)
+
+
+@_atomic
+def _response_register_exclusion(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=True)
+    arn = _principal_param(self)
+    exclusions = _exclusions(self.ecr_backend)
+    if arn in exclusions:
+        raise _ExclusionAlreadyExists(f"The exclusion for {arn} already exists")
+    if len(exclusions) >= MAX_EXCLUSIONS:
+        raise _LimitExceeded(f"At most {MAX_EXCLUSIONS} pull-time update exclusions")
+    exclusions[arn] = _now()
+    return ActionResult({"principalArn": arn, "createdAt": exclusions[arn]})
+
+
+@_atomic
+def _response_deregister_exclusion(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=True)
+    arn = _principal_param(self)
+    if _exclusions(self.ecr_backend).pop(arn, None) is None:
+        raise _ExclusionNotFound(f"No exclusion for {arn}")
+    return ActionResult({"principalArn": arn})
+
+
+_moto_caller_identity = STSBackend.get_caller_identity
+
+
+def _sts_caller_identity(self: STSBackend, access_key_id: str, region: str) -> tuple[str, str, str]:
+    user_id, arn, account = _moto_caller_identity(self, access_key_id, region)
+    if arn.endswith(":user/moto") and ":sts::" in arn:
+        arn = MOTO_USER.format(account=account)
+    return user_id, arn, account
 
 
 @_atomic
@@ -979,6 +1124,10 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "describe_images", _response_describe_images),
     (ECRResponse, "list_images", _response_list_images),
     (ECRResponse, "describe_repositories", _response_describe_repositories),
+    (ECRResponse, "list_pull_time_update_exclusions", _response_list_exclusions),
+    (ECRResponse, "register_pull_time_update_exclusion", _response_register_exclusion),
+    (ECRResponse, "deregister_pull_time_update_exclusion", _response_deregister_exclusion),
+    (STSBackend, "get_caller_identity", _sts_caller_identity),
 )
 
 
@@ -998,7 +1147,8 @@ class _Corrections:
         with self._lock:
             if self._users == 0:
                 for target, name, replacement in _PATCHES:
-                    patcher = mock.patch.object(target, name, replacement)
+                    # create: the exclusion calls are methods moto's ECRResponse lacks
+                    patcher = mock.patch.object(target, name, replacement, create=True)
                     patcher.start()
                     self._patchers.append(patcher)
             self._users += 1
@@ -1054,6 +1204,7 @@ class FakeRegistry:
         archived_manifest_failure: str = "ImageInaccessible",
         describe_ids_filter: Literal["accepted", "refused"] = "accepted",
         describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
+        exclusion_api: Literal["allowed", "register-refused", "refused"] = "allowed",
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -1064,6 +1215,7 @@ class FakeRegistry:
             "_harness_archived_failure": archived_manifest_failure,
             "_harness_describe_ids_filter": describe_ids_filter,
             "_harness_describe_ids_archived": describe_ids_archived,
+            "_harness_exclusion_api": exclusion_api,
         }
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None
@@ -1281,6 +1433,27 @@ class FakeRegistry:
 
     def set_last_pulled(self, repo: str, digest: str, when: datetime) -> None:
         _meta(self._image(repo, digest)).last_pulled = _aware(when)
+
+    def pull(self, repo: str, digest: str, when: datetime | None = None) -> None:
+        """A workload pulls ``digest`` (at ``when``, default now): its pull time moves, whoever
+        is excluded (the workload is not)."""
+        _meta(self._image(repo, digest)).last_pulled = _aware(when) if when else _now()
+
+    def last_pulled(self, repo: str, digest: str) -> datetime | None:
+        return _meta(self._image(repo, digest)).last_pulled
+
+    @property
+    def caller(self) -> str:
+        """The principal the suite's own credentials (unknown to moto) call as."""
+        return MOTO_USER.format(account=self.account_id)
+
+    def exclude(self, principal: str | None = None) -> None:
+        """Register ``principal`` (default: ``caller``) as a pull-time update exclusion, as an
+        operator would have done before (straight into the registry, no API call)."""
+        _exclusions(self._backend)[principal or self.caller] = _now()
+
+    def exclusions(self) -> set[str]:
+        return set(_exclusions(self._backend))
 
     def set_archived(self, repo: str, digest: str, archived: bool = True) -> None:
         meta = _meta(self._image(repo, digest))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sweeper.registry import REQUIRED_IAM_ACTIONS
+from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.settings import MIN_AGE_HOURS, REQUIRED_TAG_PATTERN, InvalidSettings, load
 
 from .cfn import Template, evaluate
@@ -80,11 +80,25 @@ def test_ecr_grants_are_exactly_the_actions_the_registry_calls(sam: Template, ta
     ],
 )
 @pytest.mark.parametrize("tag", ["", "ecr-sweeper=enabled"])
-def test_every_ecr_grant_is_on_the_patterns_repositories_in_this_account_and_region(
+def test_every_repository_grant_is_on_the_patterns_repositories_in_this_account_and_region(
     sam: Template, pattern: str, resource: str, tag: str
 ) -> None:
     parameters = {"RepositoryArnPattern": pattern, "RequiredRepositoryTag": tag}
-    assert {s["Resource"] for s in ecr_statements(sam, parameters)} == {resource}
+    repository_grants = [
+        s for s in ecr_statements(sam, parameters) if not set(_actions(s)) <= set(EXCLUSION_ACTIONS)
+    ]
+    assert {s["Resource"] for s in repository_grants} == {resource}
+
+
+@pytest.mark.parametrize("pattern", ["", "arn:aws:ecr:eu-west-1:123456789012:repository/team-a/*"])
+def test_the_pull_time_exclusion_grant_is_registry_wide_and_only_those_two_actions(
+    sam: Template, pattern: str
+) -> None:
+    """ListPullTimeUpdateExclusions and RegisterPullTimeUpdateExclusion act on the registry, not
+    a repository: they take no resource-level permissions, so their grant alone is on `*`."""
+    statements = ecr_statements(sam, {"RepositoryArnPattern": pattern})
+    on_everything = [s for s in statements if s["Resource"] == "*"]
+    assert [sorted(_actions(s)) for s in on_everything] == [sorted(EXCLUSION_ACTIONS)]
 
 
 @pytest.mark.parametrize(

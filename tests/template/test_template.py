@@ -20,7 +20,7 @@ from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
 from sweeper import audit, metrics
-from sweeper.registry import REQUIRED_IAM_ACTIONS
+from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
 
@@ -39,12 +39,19 @@ def function(cfn: Template) -> dict[str, Any]:
     return props
 
 
+ROLE_ARN = "arn:aws:iam::123456789012:role/ecr-sweeper-SweeperFunctionRole-ABC"
+
+
 def environment(cfn: Template) -> dict[str, str]:
-    """The function's environment as deployed with every parameter at its default."""
+    """The function's environment as deployed with every parameter at its default (the role's
+    ARN, a resource's attribute, as `ROLE_ARN`)."""
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
-        env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+        if value == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}:
+            env[name] = ROLE_ARN
+        else:
+            env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
     return env
 
 
@@ -76,7 +83,7 @@ def test_the_schedule_invokes_the_function_nightly_with_an_empty_request(cfn: Te
     # Scheduler delivers exactly `Input`: an empty request, so every setting is the environment's.
     request = json.loads(target["Input"])
     assert request == {}
-    assert load(request, environment(cfn)) == Settings()
+    assert load(request, environment(cfn)) == Settings(sweeper_role_arn=ROLE_ARN)
 
 
 def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Template) -> None:
@@ -91,12 +98,14 @@ def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Temp
 
 
 def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Template) -> None:
-    variables = function(cfn)["Environment"]["Variables"]
+    variables = dict(function(cfn)["Environment"]["Variables"])
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} == settings
-    for name in settings:  # each one a parameter, so a deploy can change it
+    # each one a parameter, so a deploy can change it; but the role the function reads as
+    assert variables.pop("SWEEPER_ROLE_ARN") == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}
+    for name in settings - {"SWEEPER_ROLE_ARN"}:
         assert variables[name]["Ref"] in cfn["Parameters"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE
@@ -105,8 +114,9 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
 def test_the_template_defaults_are_the_code_defaults(cfn: Template) -> None:
     # In particular DryRun: a stack deployed without parameters deletes nothing.
     settings = load({}, environment(cfn))
-    assert settings == Settings()
+    assert settings == Settings(sweeper_role_arn=ROLE_ARN)
     assert settings.dry_run is True
+    assert settings.register_pull_time_exclusion is True
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -184,7 +194,9 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
         ]
     }
     for statement in _statements(cfn):
-        if any(action.startswith("ecr:") for action in _actions(statement)):
+        if set(_actions(statement)) <= set(EXCLUSION_ACTIONS):
+            assert statement["Resource"] == "*"  # registry-level: no resource-level permissions
+        elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""
 
@@ -238,7 +250,33 @@ ALARMS: dict[str, dict[str, Any]] = {
         "Period": HOUR,
         "EvaluationPeriods": 1,
     },
+    # Any run whose reads were pulls: the pull window then holds what the sweeper read.
+    "PullTimeExclusionAlarm": {
+        "Namespace": metrics.NAMESPACE,
+        "MetricName": metrics.PULL_TIME_EXCLUSION_MISSING,
+        "Statistic": "Maximum",
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "Threshold": 1,
+        "TreatMissingData": "notBreaching",
+        "Period": HOUR,
+        "EvaluationPeriods": 1,
+    },
 }
+
+
+def test_the_stack_registers_its_role_as_a_pull_time_exclusion_unless_told_not_to(
+    cfn: Template,
+) -> None:
+    (exclusion, *others) = resources_of_type(cfn, "AWS::ECR::PullTimeUpdateExclusion").values()
+    assert others == []
+    assert exclusion["Properties"] == {"PrincipalArn": {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}}
+    assert exclusion["Condition"] == "RegistersPullTimeExclusion"
+    assert cfn["Conditions"]["RegistersPullTimeExclusion"] == {
+        "Fn::Equals": [{"Ref": "RegisterPullTimeExclusion"}, "true"]
+    }
+    assert parameter_defaults(cfn)["RegisterPullTimeExclusion"] == "true"
+    variables = function(cfn)["Environment"]["Variables"]
+    assert variables["REGISTER_PULL_TIME_EXCLUSION"] == {"Ref": "RegisterPullTimeExclusion"}
 
 
 def test_the_template_has_exactly_the_alarms_tested_here(cfn: Template) -> None:

@@ -72,6 +72,9 @@ RETENTION_HELD = "RetentionHeld"
 # The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
 # ECR will expire. The template alarms on any.
 LIFECYCLE_HAZARDS = "LifecycleHazards"
+# 1 when the run's principal is not a pull-time update exclusion (report `pull_time_exclusion`
+# missing or unknown): its own reads then feed the pull window. The template alarms on it.
+PULL_TIME_EXCLUSION_MISSING = "PullTimeExclusionMissing"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
 KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
@@ -91,6 +94,9 @@ def run_figures(report: Report) -> list[Figure]:
     # interrupted or found a new pin.
     stopped = report.stopped_early not in (None, StopReason.CIRCUIT_BREAKER)
     retention = report.retention
+    exclusion_in_place = report.pull_time_exclusion is not None and (
+        report.pull_time_exclusion.in_place
+    )
     return [
         Figure(REPOSITORIES_SCANNED, COUNT, len(report.repositories)),
         Figure(MANIFESTS_SCANNED, COUNT, report.manifests),
@@ -118,6 +124,7 @@ def run_figures(report: Report) -> list[Figure]:
         Figure(RETENTION_EXPIRED, COUNT, retention.expired),
         Figure(RETENTION_HELD, COUNT, sum(retention.held.values())),
         Figure(LIFECYCLE_HAZARDS, COUNT, len(report.lifecycle_hazards)),
+        Figure(PULL_TIME_EXCLUSION_MISSING, COUNT, 0 if exclusion_in_place else 1),
     ]
 
 
@@ -150,4 +157,5 @@ ALL_METRICS = (
     RETENTION_EXPIRED,
     RETENTION_HELD,
     LIFECYCLE_HAZARDS,
+    PULL_TIME_EXCLUSION_MISSING,
 )

@@ -89,3 +89,12 @@ class Registry(Protocol):
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
         ...
+
+    def pull_time_exclusions(self) -> list[str]:
+        """Every principal ARN registered as a pull-time update exclusion (all pages)."""
+        ...
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        """Register `principal` as a pull-time update exclusion; one registered meanwhile is
+        not an error."""
+        ...

@@ -43,7 +43,11 @@ REPOSITORY_ACTIONS = (
     "ecr:ListTagsForResource",  # the repository's tags, when a tag must opt it in (opt_in.py)
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
-REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
+# The registry's pull-time update exclusions (sweeper/run/exclusion.py): registry-level actions,
+# which take no resource-level permissions.
+EXCLUSION_ACTIONS = ("ecr:ListPullTimeUpdateExclusions", "ecr:RegisterPullTimeUpdateExclusion")
+REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS + EXCLUSION_ACTIONS))
+EXCLUSION_EXISTS = "ExclusionAlreadyExistsException"
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 # The failure code `manifests` gives a manifest that BatchGetImage called not found although the
@@ -89,6 +93,9 @@ def _error(operation: str, exc: Exception) -> RegistryError:
         err = exc.response.get("Error", {})
         return RegistryError(operation, err.get("Code", "ClientError"), err.get("Message", ""))
     return RegistryError(operation, type(exc).__name__, str(exc))
+
+
+api_error = _error  # for the other edges' AWS calls (sweeper.identity): one wording of failures
 
 
 class EcrRegistry:
@@ -348,6 +355,32 @@ class EcrRegistry:
             outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
         outcome.deleted -= outcome.already_gone | set(outcome.failures)
         return outcome
+
+    def pull_time_exclusions(self) -> list[str]:
+        principals: list[str] = []
+        token: str | None = None
+        try:
+            while True:
+                page = (
+                    self._client.list_pull_time_update_exclusions(nextToken=token)
+                    if token
+                    else self._client.list_pull_time_update_exclusions()
+                )
+                principals.extend(page.get("pullTimeUpdateExclusions") or ())
+                token = page.get("nextToken")
+                if not token:
+                    return principals
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("ListPullTimeUpdateExclusions", exc) from exc
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        try:
+            self._client.register_pull_time_update_exclusion(principalArn=principal)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != EXCLUSION_EXISTS:
+                raise _error("RegisterPullTimeUpdateExclusion", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("RegisterPullTimeUpdateExclusion", exc) from exc
 
 
 def image_from_detail(detail: Any) -> Image:

@@ -76,6 +76,10 @@ _REGION = re.compile(REGION_PATTERN)
 # An EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at most 100.
 EKS_CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
 _EKS_CLUSTER = re.compile(EKS_CLUSTER_PATTERN)
+# An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
+# pattern; a role's ARN includes its path).
+PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -126,6 +130,13 @@ class Settings:
     audit_lifecycle_policies: bool = True
     # "key=value": only repositories carrying this tag are swept (sweeper.opt_in); "" means all.
     required_repository_tag: str = ""
+    # The deployment's alone (REGISTER_PULL_TIME_EXCLUSION; no request field): register the
+    # function's role as an ECR pull-time update exclusion when a run finds it missing
+    # (sweeper.run.exclusion). Off for a registry whose exclusions are managed elsewhere.
+    register_pull_time_exclusion: bool = True
+    # The deployment's alone (SWEEPER_ROLE_ARN): the function's role, the principal its reads are
+    # made as, which the template passes in ("" when not known: the exclusion is then unknown).
+    sweeper_role_arn: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -179,6 +190,10 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         values[name] = asked if deployed is None else _MERGE[name](name, asked, deployed)
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
+    for name, parse in _DEPLOYMENT_FIELDS.items():
+        variable = name.upper()
+        if environ.get(variable, "").strip():
+            values[name] = parse(variable, environ[variable].strip())
     settings = Settings(**values)
     if environ:
         _eks_not_narrowed(request, environ)
@@ -616,3 +631,21 @@ _MERGE: dict[str, Any] = {
     "retention": _replace,
     "audit_lifecycle_policies": _either,
 }
+
+
+# Settings of the deployment alone: read from the environment, never from a request.
+def _principal(name: str, value: str) -> str:
+    if not _PRINCIPAL.fullmatch(value):
+        raise InvalidSettings(
+            name, f"{value!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    return value
+
+
+_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "register_pull_time_exclusion": _env_bool,
+    "sweeper_role_arn": _principal,
+}
+
+# Every environment variable `load` reads (tests clear them all: none leaks in from a shell).
+ENVIRONMENT_VARIABLES = tuple(name.upper() for name in (*_FIELDS, *_DEPLOYMENT_FIELDS))

@@ -39,6 +39,7 @@ from .parser import (
     build_parser,
     settings_from,
 )
+from .pull_times import Declined
 from .render import human_bytes
 from .terminal import Interrupts, Progress
 
@@ -79,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pins.PinSourceError as exc:
         # Fail closed, as the Lambda does: without every pin, nothing is planned or deleted.
         print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
+    except Declined:
+        print("Not registered: nothing read.", file=err)
         return EXIT_FAILURES
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=err)

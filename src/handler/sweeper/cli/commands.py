@@ -38,6 +38,7 @@ from ..run import (
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
 from .parser import EXIT_FAILURES, EXIT_OK, FLAGS, PROG, UsageError, origin, settings_from
+from .pull_times import ensure_exclusion
 from .render import (
     counted,
     decision_dict,
@@ -154,6 +155,7 @@ def warn_run_failures(
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     session, registry = connect(args)
+    exclusion = ensure_exclusion(args, session, registry, err)
     pinned, _, held, held_counts = pins_from(session, settings)
     now = clock.now()
     finished = Finished()
@@ -161,6 +163,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         options = RunOptions(
             pins=pinned,
             held_tags=held,
+            exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
@@ -184,11 +187,13 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     does not select). Exit 1 when there is one, or when the run is not complete."""
     settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
     session, registry = connect(args)
+    exclusion = ensure_exclusion(args, session, registry, err)
     pinned, _, held, _ = pins_from(session, settings)
     with Progress(err, "auditing") as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
             held_tags=held,
+            exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
         )
@@ -224,6 +229,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
     session, registry = connect(args)
+    exclusion = ensure_exclusion(args, session, registry, err)
     pinned, reload_pins, held, held_counts = pins_from(session, settings)
     now = clock.now()
     asked = False
@@ -259,6 +265,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         options = RunOptions(
             pins=pinned,
             held_tags=held,
+            exclusion=exclusion,
             reload_pins=reload_pins,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
@@ -293,9 +300,10 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     prefix = "sha256:" + wanted.group(2)
     session, registry = connect(args)
+    exclusion = ensure_exclusion(args, session, registry, err)
     now = clock.now()
     pinned, _, held, _ = pins_from(session, settings)
-    options = RunOptions(pins=pinned, held_tags=held, retain_decisions=True)
+    options = RunOptions(pins=pinned, held_tags=held, exclusion=exclusion, retain_decisions=True)
     repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
@@ -377,7 +385,8 @@ def _read_kinds(registry: Registry, repo: RepositoryRun, chain: list[Decision]) 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
-    _, registry = connect(args)
+    session, registry = connect(args)
+    ensure_exclusion(args, session, registry, err)
     try:
         names = registry.repositories()
     except RegistryError as exc:

@@ -77,6 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     group = aws.add_argument_group("AWS")
     group.add_argument("--profile", help="AWS profile (default: the usual boto3 chain)")
     group.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    group = aws.add_argument_group(
+        "pull times (reading a manifest is a pull: see docs/operations.md)"
+    )
+    pull_times = group.add_mutually_exclusive_group()
+    pull_times.add_argument(
+        "--register-pull-time-exclusion",
+        action="store_true",
+        help="register your principal as an ECR pull-time update exclusion if it is not one, "
+        "without asking, so that what this command reads is not recorded as pulled",
+    )
+    pull_times.add_argument(
+        "--accept-pull-time-updates",
+        action="store_true",
+        help="read even though your principal is not an exclusion: each manifest read gets a "
+        "new lastRecordedPullTime",
+    )
+    group.add_argument(
+        "--principal-arn",
+        metavar="ARN",
+        help="your IAM role or user ARN, when it cannot be found (a role with a path whose "
+        "iam:GetRole you may not call)",
+    )
 
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON instead of tables")

@@ -3,6 +3,7 @@
 - `coordinator`: the run (`Sweeper`), the repositories it takes and in which order;
 - `scan`: list a repository, read the bytes its plan needs, plan it (the core decides);
 - `sweep`: delete the plan wave by wave, re-reading each batch first;
+- `exclusion`: before the first read, the run's principal among ECR's pull-time exclusions;
 - `check`: after a sweep, list the repository again and find what is broken;
 - `report`, `state`, `decision_log`: what a run keeps, returns and logs;
 - `context`: the options the edges choose, the time budget, the run's limits.
@@ -20,6 +21,7 @@ from .coordinator import (
     unmatched_patterns,
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
+from .exclusion import ExclusionState, PullTimeExclusion
 from .report import MAX_LISTED_DELETIONS, Report
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
@@ -31,7 +33,9 @@ __all__ = [
     "NO_REPOSITORY_MATCHED",
     "SWEEP_SHARE",
     "TIME_MARGIN_SECONDS",
+    "ExclusionState",
     "Failure",
+    "PullTimeExclusion",
     "Report",
     "RepositoryCheck",
     "RepositoryRun",

@@ -12,6 +12,7 @@ from ..model import HeldTag, Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry
 from ..settings import Settings
+from .exclusion import PullTimeExclusion
 from .state import StopReason
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class RunOptions:
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `principal`: the IAM role or user ARN the run reads as (default: the settings'
+      `sweeper_role_arn`, the function's role); before its first read the run
+      finds it among the registry's pull-time update exclusions (`exclusion.check`), and
+      registers it when the settings allow. `exclusion`: that check, made already by the edge
+      (the command asks its operator first); the run then makes no call of its own for it.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -60,6 +66,8 @@ class RunOptions:
     # Tags something runs by (pin sources), of this registry: retention never expires them and
     # the audit reports a rule that would.
     held_tags: Sequence[HeldTag] = ()
+    principal: str | None = None
+    exclusion: PullTimeExclusion | None = None
 
 
 class Budget:
@@ -128,5 +136,11 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
+    exclusion: PullTimeExclusion | None = None  # the run's check, once made
     # repository -> tag -> where it was found: options.held_tags, grouped once per run.
     tags_in_use: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def pull_times_trusted(self) -> bool:
+        """Whether a pull time that moves during the run is a workload's (not the run's own)."""
+        return self.exclusion is not None and self.exclusion.in_place

@@ -19,7 +19,8 @@ from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
-from .decision_log import log_decisions, log_repository
+from .decision_log import log, log_decisions, log_repository
+from .exclusion import PullTimeExclusion, check
 from .report import CircuitBreaker, Report, listing_quotas
 from .scan import plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
@@ -113,7 +114,7 @@ class Sweeper:
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
-            tags_in_use(options.held_tags),
+            tags_in_use=tags_in_use(options.held_tags),
         )
 
     def plan_one(self, name: str) -> RepositoryRun:
@@ -121,9 +122,19 @@ class Sweeper:
         return plan_repository(self.ctx, name)
 
     def run(self) -> Report:
-        ctx = self.ctx
         started = time.monotonic()
-        report = Report(dry_run=ctx.settings.dry_run)
+        report = Report(dry_run=self.ctx.settings.dry_run)
+        self.ctx = ctx = replace(self.ctx, exclusion=self._pull_time_exclusion())
+        report.pull_time_exclusion = ctx.exclusion
+        if ctx.exclusion is not None and ctx.exclusion.warning:
+            report.warnings.append(ctx.exclusion.warning)
+            log.warning(
+                "pull-time exclusion not in place",
+                extra={
+                    "pull_time_exclusion": ctx.exclusion.state.value,
+                    "warning": ctx.exclusion.warning,
+                },
+            )
         if not report.dry_run:
             ctx.budget.reserve_for_sweep()
         try:
@@ -169,6 +180,16 @@ class Sweeper:
             report.stopped_early = ctx.budget.reason
         report.duration_seconds = time.monotonic() - started
         return report
+
+    def _pull_time_exclusion(self) -> PullTimeExclusion:
+        """Before any read: the edge's check, or the run's own (one list call, one register
+        call at most)."""
+        options = self.ctx.options
+        if options.exclusion is not None:
+            return options.exclusion
+        settings = self.ctx.settings
+        principal = options.principal or settings.sweeper_role_arn or None
+        return check(self.ctx.registry, principal, settings.register_pull_time_exclusion)
 
     def _finish_all(
         self, repos: list[RepositoryRun], pool: ThreadPoolExecutor, sweep: bool

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..audit import Hazard
 from ..validate import Problem
+from .exclusion import PullTimeExclusion
 from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
 
 MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
@@ -65,6 +66,10 @@ class Report:
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
+    # The run's principal among ECR's pull-time update exclusions (run/exclusion.py).
+    pull_time_exclusion: PullTimeExclusion | None = None
+    # What an operator must know although nothing failed (a log line each, too).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -150,6 +155,13 @@ class Report:
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
             "held_tags": dict(self.held_tags),
+            "pull_time_exclusion": (
+                self.pull_time_exclusion.state.value if self.pull_time_exclusion else None
+            ),
+            "pull_time_exclusions": (
+                self.pull_time_exclusion.as_dict() if self.pull_time_exclusion else None
+            ),
+            "warnings": list(self.warnings),
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
             "validated": sum(1 for r in self.repositories if r.validated),
             "broken": [p.as_dict() for p in self.broken],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import ports
-from ..model import Reason, Verdict
+from ..model import Image, Reason, Verdict
 from ..ports import RegistryError
 from .check import check_repository
 from .context import Context
@@ -88,6 +88,22 @@ class _Sweep:
                     repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
                 )
 
+    def pulled_since_scan(self, digest: str, image: Image) -> bool:
+        """A pull recorded after the listing's that the plan would have kept it for (the pull
+        window, judged as `plan` judges it): a workload pulled it mid-run. Only with the
+        pull-time exclusion in place: otherwise the run's own reads moved the time, and every
+        manifest it read would look pulled (the report says so: run/exclusion.py)."""
+        ctx = self.ctx
+        window = ctx.policy.keep_pulled_within
+        pulled, scanned = image.last_pulled, self.repo.images[digest].last_pulled
+        return (
+            ctx.pull_times_trusted
+            and window is not None
+            and pulled is not None
+            and (scanned is None or pulled > scanned)
+            and pulled > ctx.now - window
+        )
+
     def delete(self, batch: list[str]) -> None:
         """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
         still deletable, and read every per-item answer."""
@@ -115,6 +131,8 @@ class _Sweep:
                 self.block(digest, Reason.GAINED_TAG, sorted(set(image.tags) - listed)[0])
             elif image.archived:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
+            elif self.pulled_since_scan(digest, image):
+                self.block(digest, Reason.PULLED_SINCE_SCAN, f"pulled at {image.last_pulled}")
             else:
                 ready.append(digest)
         outcome = registry.delete(repo.repository, ready)
