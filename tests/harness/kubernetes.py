@@ -47,9 +47,10 @@ PATHS = {
     "jobs": "/apis/batch/v1/jobs",
     "cronjobs": "/apis/batch/v1/cronjobs",
 }
-# The fixed instant the test certificates are valid around (not the wall clock: a year either
-# side of it covers any day the suite runs in the next year; `valid_from` can move it).
-VALID_FROM = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+# The fixed day the test certificates are valid around (not the wall clock): from 400 days before
+# it to ten years after, which covers any day the suite runs (TLS checks validity by the real
+# clock, or freezegun's under `make test-tomorrow`).
+VALID_FROM = (2026, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,11 @@ def test_ca() -> TestCa:
     """A CA and a server certificate for 127.0.0.1 signed by it (files for ssl's loader)."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ecr-sweeper test CA")])
-    start, end = (
-        VALID_FROM - datetime.timedelta(days=400),
-        VALID_FROM + datetime.timedelta(days=3650),
-    )
+    # Made at call time: under freezegun, `datetime.datetime` is its class, which cryptography
+    # then expects.
+    valid_from = datetime.datetime(*VALID_FROM, tzinfo=datetime.UTC)
+    start = valid_from - datetime.timedelta(days=400)
+    end = valid_from + datetime.timedelta(days=3650)
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
