@@ -18,7 +18,10 @@ also counts moto's answers in flight (about one page per worker) and moto's book
 deletes. The process's RSS before the run is printed alongside, for scale. The target: at the
 large size (100,000 manifests over 1,000 repositories), at most 150 MiB.
 
-The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages):
+The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages, and
+the pull-time exclusion check: one ListPullTimeUpdateExclusions, and one
+RegisterPullTimeUpdateExclusion on this fresh registry; one GetAccountSetting where there are
+several repositories: whether they share layers decides which blobs a deletion frees):
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
@@ -74,16 +77,27 @@ import boto3
 
 from harness import FakeRegistry
 from harness.bulk import load, model, realistic_registry
+from harness.ecr import MOTO_USER
 from harness.fast_responses import fast_responses
 from harness.generated import Model, Node, Oracle
 from harness.oci import ATTESTATION_MANIFEST, DOCKER_MANIFEST
 from log_format import DecisionLinesFormatter
 from sweeper.registry import EcrRegistry, make_client
-from sweeper.run import Sweeper
+from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
 
-from .measure import LIST, OPERATIONS, VERIFY, CallMeter, growth, machine, rss_mib
+from .measure import (
+    LIST,
+    LIST_EXCLUSIONS,
+    OPERATIONS,
+    REGISTER_EXCLUSION,
+    VERIFY,
+    CallMeter,
+    growth,
+    machine,
+    rss_mib,
+)
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
@@ -144,8 +158,11 @@ def lower_bound(described: Model, scope: str, *, dry_run: bool = False) -> Bound
     repositories = described.repositories
     bound = Bound(repositories=len(repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / ECR_PAGE))
+    bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
+    bound.calls[LIST_EXCLUSIONS] = 1
+    bound.calls[REGISTER_EXCLUSION] = 1  # the registry is new: nobody registered the sweeper yet
     for name in repositories:
         nodes = {node.digest: node for node in described.in_repo(name)}
         present = set(nodes)
@@ -267,6 +284,11 @@ def decision_log() -> Iterator[None]:
             logger.propagate = saved[1]
 
 
+# The principal the bench's credentials call as (the harness's stand-in), as SWEEPER_ROLE_ARN names
+# the function's role: the run registers it, and its reads are not pulls.
+SWEEPER_ROLE = MOTO_USER.format(account="123456789012")
+
+
 def sweep(
     session: boto3.Session, meter: CallMeter, settings: Settings, now: datetime
 ) -> dict[str, Any]:
@@ -274,7 +296,8 @@ def sweep(
     benchmark calls the sweeper)."""
     client = make_client(session)
     meter.attach(client)
-    return Sweeper(EcrRegistry(client), settings, now).run().as_dict()
+    options = RunOptions(principal=SWEEPER_ROLE)
+    return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
 
 
 @dataclass

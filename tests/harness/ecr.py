@@ -19,7 +19,8 @@ patched                                    correction (numbers as in the harness
 ``ECRBackend.batch_delete_image``          3. children of an index that exists when the call starts
                                            are refused (``ImageReferencedByManifestList``); by
                                            digest removes the image and all its tags; deleted
-                                           untagged images are listed; 4. more than 100 ids.
+                                           untagged images are listed (configurable, below);
+                                           4. more than 100 ids.
 ``ECRBackend.batch_get_image`` and         9. exact bytes, ``acceptedMediaTypes`` accepted and
 ``ECRResponse.batch_get_image``            ignored, archived images readable (configurable: or
                                            refused per item, with a configurable code);
@@ -37,11 +38,14 @@ exclusions``, ``register_...``,            100 at most, ``ExclusionAlreadyExists
                                            ``maxResults`` 1..1000 (default 100) and ``nextToken``;
                                            6. ``imageSizeInBytes``; 7. ``artifactMediaType``,
                                            ``subjectManifestDigest``, ``lastRecordedPullTime``,
-                                           ``imageStatus``; 10. ``imageTags`` only when tagged;
+                                           ``imageStatus``, ``lastActivatedAt`` (``restore``);
+                                           10. ``imageTags`` only when tagged;
                                            4. at most 100 ``imageIds``; with ``imageIds``, what
                                            ECR does not document is configurable (below).
 ``ECRResponse.list_images``                5. same filters and paging.
 ``ECRResponse.describe_repositories``      5. ``maxResults``/``nextToken`` paging.
+``ECRResponse.get_account_setting``        14. moto has no GetAccountSetting: ``BLOB_MOUNTING``
+                                           answers ``FakeRegistry(blob_mounting=...)``.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
                                            without a digest.
 ``ECRBackend.put_lifecycle_policy``        11. today's ECR policy language: moto 5.2.1 refuses
@@ -69,6 +73,9 @@ Where ECR's behaviour is not documented, the harness can play each plausible one
   as ARCHIVED), or hidden as if it were not ACTIVE, whatever the filter says (a filter that is
   accepted but ignored): the call fails with ``ImageNotFoundException`` as for a missing id
   (``"not-found"``), or the id is silently left out of the answer (``"omitted"``);
+- ``delete_untagged_answer``: ``BatchDeleteImage`` lists a deleted untagged digest in its
+  ``imageIds`` (``"listed"``, the default) or deletes it and lists nothing for it
+  (``"omitted"``, as moto does): ECR does not document which;
 - ``archived_manifests_readable`` / ``archived_manifest_failure``: ``BatchGetImage`` serves an
   archived manifest (the default), or refuses it per item with that failure code
   (``ImageInaccessible`` by default; ``ImageNotFound`` is as plausible: an archived image
@@ -194,6 +201,7 @@ class _Meta:
     archived: bool = False
     archived_at: datetime | None = None
     last_pulled: datetime | None = None
+    activated_at: datetime | None = None  # lastActivatedAt: when last restored from archive
 
 
 @dataclass(frozen=True)
@@ -534,8 +542,9 @@ def _batch_delete(
             deleted.append({"imageDigest": image_digest, "imageTag": tag})
         elif image.image_tags:
             deleted.extend({"imageDigest": image_digest, "imageTag": t} for t in image.image_tags)
-        else:
+        elif getattr(backend, "_harness_delete_untagged", "listed") == "listed":
             deleted.append({"imageDigest": image_digest})  # moto listed nothing here
+        # else "omitted": deleted, and not listed (what moto does; ECR does not document it)
         _remove(repo, state, image)
     return {"imageIds": deleted, "failures": failures}
 
@@ -622,6 +631,8 @@ def _image_detail(repo: Repository, image: Image) -> dict[str, Any]:
         detail["lastRecordedPullTime"] = meta.last_pulled
     if meta.archived and meta.archived_at is not None:
         detail["lastArchivedAt"] = meta.archived_at
+    if meta.activated_at is not None:
+        detail["lastActivatedAt"] = meta.activated_at
     return detail
 
 
@@ -1113,6 +1124,20 @@ def _response_describe_repositories(self: ECRResponse) -> ActionResult:
     return ActionResult(result)
 
 
+def _response_get_account_setting(self: ECRResponse) -> ActionResult:
+    """GetAccountSetting (moto 5.2 has none): `BLOB_MOUNTING` is ENABLED or DISABLED, as
+    ``FakeRegistry(blob_mounting=...)`` says; the other names ECR documents answer their one
+    value; anything else is refused."""
+    name = self._get_param("name")
+    known = {"BASIC_SCAN_TYPE_VERSION": "AWS_NATIVE", "REGISTRY_POLICY_SCOPE": "V2"}
+    if name == "BLOB_MOUNTING":
+        mounting = getattr(self.ecr_backend, "_harness_blob_mounting", False)
+        return ActionResult({"name": name, "value": "ENABLED" if mounting else "DISABLED"})
+    if name in known:
+        return ActionResult({"name": name, "value": known[name]})
+    raise InvalidParameterException(f"Invalid parameter: unknown account setting {name!r}")
+
+
 _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRBackend, "put_image", _backend_put_image),
     (ECRBackend, "batch_delete_image", _backend_batch_delete_image),
@@ -1124,6 +1149,7 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "describe_images", _response_describe_images),
     (ECRResponse, "list_images", _response_list_images),
     (ECRResponse, "describe_repositories", _response_describe_repositories),
+    (ECRResponse, "get_account_setting", _response_get_account_setting),
     (ECRResponse, "list_pull_time_update_exclusions", _response_list_exclusions),
     (ECRResponse, "register_pull_time_update_exclusion", _response_register_exclusion),
     (ECRResponse, "deregister_pull_time_update_exclusion", _response_deregister_exclusion),
@@ -1147,7 +1173,7 @@ class _Corrections:
         with self._lock:
             if self._users == 0:
                 for target, name, replacement in _PATCHES:
-                    # create: the exclusion calls are methods moto's ECRResponse lacks
+                    # create: the exclusion calls and GetAccountSetting: methods moto lacks
                     patcher = mock.patch.object(target, name, replacement, create=True)
                     patcher.start()
                     self._patchers.append(patcher)
@@ -1204,6 +1230,8 @@ class FakeRegistry:
         archived_manifest_failure: str = "ImageInaccessible",
         describe_ids_filter: Literal["accepted", "refused"] = "accepted",
         describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
+        delete_untagged_answer: Literal["listed", "omitted"] = "listed",
+        blob_mounting: bool = False,
         exclusion_api: Literal["allowed", "register-refused", "refused"] = "allowed",
     ) -> None:
         self.region = region
@@ -1215,6 +1243,10 @@ class FakeRegistry:
             "_harness_archived_failure": archived_manifest_failure,
             "_harness_describe_ids_filter": describe_ids_filter,
             "_harness_describe_ids_archived": describe_ids_archived,
+            "_harness_delete_untagged": delete_untagged_answer,
+            # The account setting BLOB_MOUNTING (GetAccountSetting): layers shared between the
+            # registry's repositories.
+            "_harness_blob_mounting": blob_mounting,
             "_harness_exclusion_api": exclusion_api,
         }
         self._stack: ExitStack | None = None
@@ -1462,6 +1494,13 @@ class FakeRegistry:
         meta.archived = archived
         if not archived:
             meta.archived_at = None
+
+    def restore(self, repo: str, digest: str, when: datetime | None = None) -> None:
+        """Restore an archived image as ECR does (UpdateImageStorageClass to STANDARD, then
+        ACTIVE): it "behaves like a newly pushed image", and DescribeImages reports
+        `lastActivatedAt` (``when``, default now); `imagePushedAt` stays the push's."""
+        self.set_archived(repo, digest, False)
+        _meta(self._image(repo, digest)).activated_at = _aware(when or _now())
 
     def put_lifecycle_policy(self, repo: str, policy: Mapping[str, Any] | str) -> None:
         """Give ``repo`` an ECR lifecycle policy through ``PutLifecyclePolicy`` (a document, or

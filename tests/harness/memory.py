@@ -143,6 +143,9 @@ class InMemoryRegistry:
     def lifecycle_policy(self, repository: str) -> str | None:
         return self.policies.get(repository)
 
+    def blob_mounting(self) -> bool:
+        return False  # each repository stores its own layers
+
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         self._check(digests)
         if self.on_delete is not None:

@@ -24,7 +24,15 @@ from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
 
-from .cfn import REGION, Template, parameter_defaults, resolve_sub, resources_of_type
+from .cfn import (
+    REGION,
+    ROOT,
+    Template,
+    load_sam,
+    parameter_defaults,
+    resolve_sub,
+    resources_of_type,
+)
 from .conftest import FUNCTION_NAME, LOG_GROUP
 
 FUNCTION = "SweeperFunction"
@@ -193,9 +201,14 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
             },
         ]
     }
+    every = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
     for statement in _statements(cfn):
-        if set(_actions(statement)) <= set(EXCLUSION_ACTIONS):
-            assert statement["Resource"] == "*"  # registry-level: no resource-level permissions
+        if _actions(statement) == ["ecr:DescribeRepositories"]:
+            # ECR authorises the listing against repository/*: it is granted there, alone.
+            assert statement["Resource"] == every
+        elif set(_actions(statement)) <= {"ecr:GetAccountSetting", *EXCLUSION_ACTIONS}:
+            # account- and registry-level actions: no resource-level permissions
+            assert statement["Resource"] == "*"
         elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""
@@ -303,6 +316,12 @@ def test_no_successful_run_alarm_fires_after_26_hours_without_a_completed_run(
     # one completed run, dry or real, keeps the alarm quiet for the next 26 hours.
     assert props["DatapointsToAlarm"] == props["EvaluationPeriods"]
     assert props["OKActions"] == [{"Ref": "AlarmTopic"}]
+    # Nothing ran is what it is for, so a fresh deploy is in ALARM until its first run (there is
+    # no telling the two apart from the metric): docs/operations.md says so, and to invoke the
+    # first dry run at once. A dry run that only the breaker stopped counts as completed
+    # (metrics.run_completed; tests/integration/test_observability.py).
+    assert props["TreatMissingData"] == "breaching"
+    assert "fresh deploy" in " ".join(str(props["AlarmDescription"]).split())
 
 
 def test_the_alarm_email_subscription_exists_only_when_an_address_is_given(
@@ -522,12 +541,22 @@ def test_the_hazards_table_queries_the_fields_of_a_hazard_line(dashboard: dict[s
     assert names == set(hazard.as_dict()) | {"run_id", "dry_run"}
 
 
+def cfn_function_timeout() -> int:
+    timeout: int = load_sam()["Resources"]["SweeperFunction"]["Properties"]["Timeout"]
+    return timeout
+
+
 def test_the_text_widget_says_how_to_run_a_dry_run_by_hand(dashboard: dict[str, Any]) -> None:
     (widget,) = widgets(dashboard, "text")
     markdown = widget["properties"]["markdown"]
     command = next(line for line in markdown.splitlines() if "aws lambda invoke" in line)
     assert f"--function-name {FUNCTION_NAME} " in command
     assert f"--region {REGION} " in command
+    # The read timeout the README uses: the function's whole timeout, or the CLI retries.
+    timeout = cfn_function_timeout()
+    assert f"--cli-read-timeout {timeout} " in command
+    readme = (ROOT / "README.md").read_text()
+    assert f"--function-name <SweeperFunctionName> --cli-read-timeout {timeout}" in readme
     (payload,) = re.findall(r"--payload '([^']*)'", command)
     assert load(json.loads(payload), {}).dry_run is True
     for request in re.findall(r"`(\{[^`]*\})`", markdown):  # the other examples parse too

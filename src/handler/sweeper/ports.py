@@ -15,7 +15,16 @@ from .model import Image
 
 BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
 NOT_FOUND = "ImageNotFound"
+REPOSITORY_NOT_FOUND = "RepositoryNotFoundException"  # the code of a call on no such repository
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
+# The failure code of an unexpected exception (a bug, an answer nobody foresaw): it is contained
+# to the repository it happened in, which deletes nothing more this run (docs/design.md).
+INTERNAL = "Internal"
+
+
+def internal_message(exc: BaseException) -> str:
+    """What an INTERNAL failure says: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RegistryError(Exception):
@@ -84,6 +93,11 @@ class Registry(Protocol):
 
     def lifecycle_policy(self, repository: str) -> str | None:
         """The repository's lifecycle policy text, or None when it has none."""
+        ...
+
+    def blob_mounting(self) -> bool:
+        """Whether the registry shares layers between its repositories (ECR's account setting
+        BLOB_MOUNTING)."""
         ...
 
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:

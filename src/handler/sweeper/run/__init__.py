@@ -14,11 +14,14 @@ It talks to a registry only through `ports.Registry`.
 from .check import RepositoryCheck, check_repository
 from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
 from .coordinator import (
+    NO_PIN_SOURCE,
+    NO_PIN_SOURCE_WARNING,
     NO_REPOSITORY_MATCHED,
     Sweeper,
     rotate,
     select_repositories,
     unmatched_patterns,
+    warnings_for,
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
 from .exclusion import ExclusionState, PullTimeExclusion
@@ -30,6 +33,8 @@ __all__ = [
     "DECISION_MESSAGE",
     "FREED_BYTES_READ_LIMIT",
     "MAX_LISTED_DELETIONS",
+    "NO_PIN_SOURCE",
+    "NO_PIN_SOURCE_WARNING",
     "NO_REPOSITORY_MATCHED",
     "SWEEP_SHARE",
     "TIME_MARGIN_SECONDS",
@@ -47,4 +52,5 @@ __all__ = [
     "rotate",
     "select_repositories",
     "unmatched_patterns",
+    "warnings_for",
 ]
