@@ -594,14 +594,14 @@ def test_what_is_kept_for_what_it_is_is_not_live_nor_what_it_keeps() -> None:
     assert decisions[index.digest].reason is Reason.OUT_OF_SCOPE
     assert decisions[child.digest].reason is Reason.LISTED_BY_KEPT_INDEX
     assert all(decision.live is False for decision in decisions.values())
-    # What only the cycle lists is on it too; a referrer of it is kept by it.
+    # What only the cycle lists is on it too, and so is what describes a manifest on it.
     sig = Image(d("sig"), (), OLD, 100, OCI_MANIFEST, HELM_CONFIG, subject=a.digest)
     cyclic = make_plan("repo", [a, b, child, sig], parsed, {}, Policy(), NOW).decisions
     assert {d: (cyclic[d].reason, cyclic[d].cause) for d in cyclic} == {
         a.digest: (Reason.REFERENCE_CYCLE, ""),
         b.digest: (Reason.REFERENCE_CYCLE, ""),
         child.digest: (Reason.REFERENCE_CYCLE, ""),
-        sig.digest: (Reason.SUBJECT_KEPT, a.digest),
+        sig.digest: (Reason.REFERENCE_CYCLE, ""),
     }
     assert all(decision.live is False for decision in cyclic.values())
 
