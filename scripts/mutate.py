@@ -70,7 +70,10 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["sweeper/audit.py"],
         [
             "tests/unit/test_lifecycle_hazards.py",
+            "tests/unit/test_held_tags_core.py",
             "tests/integration/test_retention.py",
+            "tests/integration/test_held_tags.py",
+            "tests/integration/test_review_holes.py",
             "tests/integration/test_promise_holds.py",
         ],
     ),
@@ -81,6 +84,9 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_opt_in.py",
             "tests/faults/test_bad_input.py",
             "tests/integration/test_promise_holds.py",
+            "tests/integration/test_review_holes.py",
+            "tests/integration/test_workload_accounts.py",
+            "tests/integration/test_held_tags.py",
         ],
     ),
     "pins": (
