@@ -86,7 +86,7 @@ def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
     registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
 ) -> None:
     old, new = moved_tag
-    code, out, err = cli("plan", "--scope", "orphans")
+    code, out, err = cli("plan", "--scope", "orphans", "--show", "all")
     assert code == EXIT_OK
     assert registry.digests(REPO) == old.all | new.all
     assert "app: 6 manifests, 3 to delete, 3 kept" in out
@@ -105,6 +105,18 @@ def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
     ]
     assert "Would delete 3 manifests" in out
     assert err == ""  # no progress bar when stderr is not a terminal
+
+
+def test_plan_shows_the_deletions_and_counts_what_it_keeps_by_default(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    old, new = moved_tag
+    code, out, _ = cli("plan", "--scope", "orphans")
+    assert code == EXIT_OK
+    rows = {line.split()[1] for line in out.splitlines() if "sha256:" in line}
+    assert rows == {short(d) for d in old.all}
+    assert "  kept: 2 listed-by-kept-index, 1 tagged" in out
+    assert "Would delete 3 manifests" in out
 
 
 def test_plan_json_is_the_report_the_lambda_returns(
@@ -171,7 +183,7 @@ def test_one_of_each_reads_in_the_singular_and_times_read_as_how_long_ago(
     orphan = registry.push(REPO, oci.image_manifest(1), pushed_at=OLD)
     young = registry.push(REPO, oci.image_manifest(2), pushed_at=OLD + timedelta(days=30))
     with use_clock(lambda: OLD + timedelta(days=30, minutes=20)):
-        code, out, _ = cli("plan", "--scope", "orphans")
+        code, out, _ = cli("plan", "--scope", "orphans", "--show", "all")
         _, json_out, _ = cli("plan", "--scope", "orphans", "--json")
     assert code == EXIT_OK
     assert "app: 2 manifests, 1 to delete, 1 kept" in out

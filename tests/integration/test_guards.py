@@ -115,7 +115,12 @@ def test_circuit_breaker_deletes_nothing_and_says_how_to_run_once_with_a_higher_
     assert report["deleted"]["manifests"] == 0
     assert report["planned"]["manifests"] == 9
     assert report["complete"] is False
-    assert report["kept"]["circuit-breaker"] == 9
+    # Held, not kept: each planned deletion keeps its verdict, reason and cause.
+    assert "circuit-breaker" not in report["kept"]
+    assert len(report["deletions"]) == 9
+    assert {d["held_by"] for d in report["deletions"]} == {"circuit-breaker"}
+    assert {d["reason"] for d in report["deletions"]} == {"unreachable"}
+    assert not any(d["deleted"] for d in report["deletions"])
     breaker = report["circuit_breaker"]
     assert breaker["tripped"] is True
     assert (breaker["planned"], breaker["max_deletions"]) == (9, 8)
@@ -153,7 +158,8 @@ def test_a_dry_run_shows_the_circuit_breaker_exactly_as_the_real_run_trips_it(
     assert registry.digests(REPO) == before
     for key in ("planned", "deleted", "kept", "complete"):
         assert dry[key] == real[key], key
-    assert dry["kept"]["circuit-breaker"] == 6
+    assert dry["deletions"] == real["deletions"]
+    assert [d["held_by"] for d in dry["deletions"]] == ["circuit-breaker"] * 6
     assert "a real run deletes nothing" in dry["circuit_breaker"]["hint"]
     assert "nothing was deleted" in real["circuit_breaker"]["hint"]
 

@@ -142,7 +142,6 @@ class Reason(StrEnum):
     DELETE_FAILED = "delete-failed"
     GAINED_TAG = "gained-tag"
     NEWLY_PINNED = "newly-pinned"
-    CIRCUIT_BREAKER = "circuit-breaker"
     NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
     # Deleted.
     UNREACHABLE = "unreachable"

@@ -39,6 +39,21 @@ FLAGS: dict[str, str] = {
 }
 
 
+FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV = "table", "json", "csv"
+FORMATS = (FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV)
+SHOW_DELETIONS, SHOW_ALL = "deletions", "all"
+SHOWS = (SHOW_DELETIONS, SHOW_ALL)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """plan's and sweep's format: `--format`, with `--json` the same as `--format json`."""
+    if args.json and args.format not in (None, FORMAT_JSON):
+        raise UsageError(f"--json: conflicts with --format {args.format}")
+    if args.json:
+        return FORMAT_JSON
+    return str(args.format or FORMAT_TABLE)
+
+
 class UsageError(Exception):
     """Bad usage found after parsing (a flag's value, a file, a profile): exit 2."""
 
@@ -74,6 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    # plan and sweep: what to show of a run, in which format, where.
+    review = argparse.ArgumentParser(add_help=False)
+    group = review.add_argument_group("output")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's report as JSON, every planned deletion listed (--format json)",
+    )
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table (default): a summary per repository, then the decisions; json: the report; "
+        "csv: one row per decision",
+    )
+    group.add_argument(
+        "--show",
+        choices=SHOWS,
+        default=SHOW_DELETIONS,
+        help="deletions (default): the planned deletions, and the kept counts by reason; all: "
+        "every manifest (tables and csv)",
+    )
+    group.add_argument(
+        "--output", metavar="FILE", help="write the tables, JSON or CSV to FILE, not stdout"
+    )
 
     selection = argparse.ArgumentParser(add_help=False)
     group = selection.add_argument_group("repositories (request fields; flags override --event)")
@@ -175,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [aws, selection, policy, output]
-    commands.add_parser("plan", parents=common, help="dry run: what would be deleted, and why")
-    sweep = commands.add_parser("sweep", parents=common, help="delete, after confirmation")
+    reviewed = [aws, selection, policy, review]
+    commands.add_parser("plan", parents=reviewed, help="dry run: what would be deleted, and why")
+    sweep = commands.add_parser("sweep", parents=reviewed, help="delete, after confirmation")
     sweep.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     explain = commands.add_parser(
         "explain", parents=common, help="why one manifest is kept or deletable"

@@ -11,7 +11,13 @@ It talks to a registry only through `ports.Registry`.
 """
 
 from .check import RepositoryCheck, check_repository
-from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
+from .context import (
+    FREED_BYTES_READ_LIMIT,
+    MAX_LISTED_DELETIONS,
+    SWEEP_SHARE,
+    TIME_MARGIN_SECONDS,
+    RunOptions,
+)
 from .coordinator import (
     NO_REPOSITORY_MATCHED,
     Sweeper,
@@ -20,7 +26,7 @@ from .coordinator import (
     unmatched_patterns,
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
-from .report import MAX_LISTED_DELETIONS, Report
+from .report import Report
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
 __all__ = [

@@ -17,6 +17,7 @@ from .state import StopReason
 if TYPE_CHECKING:
     from .state import RepositoryRun
 
+MAX_LISTED_DELETIONS = 1000  # deletions listed in the Lambda's report; every one is in the log
 TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is left
 # Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
 # 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
@@ -41,6 +42,10 @@ class RunOptions:
       returns False nothing is.
     - `on_repository_done(repo)`: from a worker thread, once the repository's decisions are final
       (swept, or not to be swept), before the run forgets all but its summary.
+    - `on_batch_deleted(repo, batch)`: from a worker thread, after each delete call, with the
+      manifests it asked to delete (`repo.deleted` says what ECR confirmed so far).
+    - `listed_deletions`: how many planned deletions the report lists (None: every one, for the
+      command; the Lambda's answer keeps MAX_LISTED_DELETIONS, for its response's size).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
@@ -56,6 +61,8 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    on_batch_deleted: Callable[[RepositoryRun, list[str]], None] | None = None
+    listed_deletions: int | None = MAX_LISTED_DELETIONS
 
 
 class Budget:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ..model import Decision
+from ..model import Decision, Verdict
 from .state import RepositorySummary
 
 log = logging.getLogger("ecr_sweeper")
@@ -15,7 +15,7 @@ DECISION_MESSAGE = "decision"
 DECISION_LINES = "decisions"
 
 
-def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
+def log_decisions(repository: str, decisions: Iterable[Decision], held_by: str = "") -> None:
     """One record for many decisions of a repository, one structured line per decision in the
     Lambda's log.
 
@@ -24,10 +24,14 @@ def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
     record's keys (run id, level, time), as if each had been logged alone; formatting a whole
     record per manifest through Powertools would cost the run more than its API calls. Any other
     formatter sees one record with the list.
+
+    `held_by` ("circuit-breaker") marks the deletions a run held back: their verdict stays
+    `delete`, with its reason and cause; a kept manifest is never held.
     """
     if not log.isEnabledFor(logging.INFO):
         return
-    lines = [
+    decisions_list = list(decisions)
+    lines: list[dict[str, object]] = [
         {
             "repository": repository,
             "digest": d.digest,
@@ -39,8 +43,13 @@ def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
             "live": d.live,
             "expired_by": d.expired_by,
         }
-        for d in decisions
+        for d in decisions_list
     ]
+    if held_by:
+        # Only on a held run's lines: the log is billed by the byte.
+        for line, d in zip(lines, decisions_list, strict=True):
+            if d.verdict is Verdict.DELETE:
+                line["held_by"] = held_by
     if lines:
         log.info(DECISION_MESSAGE, extra={DECISION_LINES: lines})
 
@@ -62,5 +71,6 @@ def log_repository(summary: RepositorySummary) -> None:
             "kept": dict(summary.kept),
             "failures": len(summary.failures),
             "complete": summary.complete,
+            "held_by": summary.held_by or None,
         },
     )
