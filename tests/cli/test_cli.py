@@ -110,7 +110,7 @@ def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
 def test_plan_shows_the_deletions_and_counts_what_it_keeps_by_default(
     registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
 ) -> None:
-    old, new = moved_tag
+    old, _ = moved_tag
     code, out, _ = cli("plan", "--scope", "orphans")
     assert code == EXIT_OK
     rows = {line.split()[1] for line in out.splitlines() if "sha256:" in line}

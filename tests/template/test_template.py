@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint
 
+from app import DASHBOARD_URL
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
@@ -44,7 +45,10 @@ def environment(cfn: Template) -> dict[str, str]:
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
-        env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            env[name] = resolve_sub(cfn, value, REFS)
+        else:
+            env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
     return env
 
 
@@ -95,7 +99,9 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
-    assert {name for name in variables if not name.startswith("POWERTOOLS_")} == settings
+    assert {
+        name for name in variables if not name.startswith("POWERTOOLS_") and name != DASHBOARD_URL
+    } == settings
     for name in settings:  # each one a parameter, so a deploy can change it
         assert variables[name]["Ref"] in cfn["Parameters"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
@@ -270,7 +276,7 @@ def test_no_successful_run_alarm_fires_after_26_hours_without_a_completed_run(
 def test_the_alarm_email_subscription_exists_only_when_an_address_is_given(
     cfn: Template,
 ) -> None:
-    (subscription,) = resources_of_type(cfn, "AWS::SNS::Subscription").values()
+    subscription = resources_of_type(cfn, "AWS::SNS::Subscription")["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert cfn["Conditions"]["HasAlarmEmail"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]

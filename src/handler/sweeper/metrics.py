@@ -72,6 +72,8 @@ RETENTION_HELD = "RetentionHeld"
 # The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
 # ECR will expire. The template alarms on any.
 LIFECYCLE_HAZARDS = "LifecycleHazards"
+# The summary event (sweeper/notify.py): 1 when PutEvents failed, which never fails the run.
+SUMMARY_EVENT_FAILURES = "SummaryEventFailures"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
 KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
@@ -150,4 +152,5 @@ ALL_METRICS = (
     RETENTION_EXPIRED,
     RETENTION_HELD,
     LIFECYCLE_HAZARDS,
+    SUMMARY_EVENT_FAILURES,
 )

@@ -26,12 +26,11 @@ def log_decisions(repository: str, decisions: Iterable[Decision], held_by: str =
     formatter sees one record with the list.
 
     `held_by` ("circuit-breaker") marks the deletions a run held back: their verdict stays
-    `delete`, with its reason and cause; a kept manifest is never held.
+    `delete`, with its reason and cause; on every other line it is "".
     """
     if not log.isEnabledFor(logging.INFO):
         return
-    decisions_list = list(decisions)
-    lines: list[dict[str, object]] = [
+    lines = [
         {
             "repository": repository,
             "digest": d.digest,
@@ -42,14 +41,10 @@ def log_decisions(repository: str, decisions: Iterable[Decision], held_by: str =
             "size": d.size,
             "live": d.live,
             "expired_by": d.expired_by,
+            "held_by": held_by if d.verdict is Verdict.DELETE else "",
         }
-        for d in decisions_list
+        for d in decisions
     ]
-    if held_by:
-        # Only on a held run's lines: the log is billed by the byte.
-        for line, d in zip(lines, decisions_list, strict=True):
-            if d.verdict is Verdict.DELETE:
-                line["held_by"] = held_by
     if lines:
         log.info(DECISION_MESSAGE, extra={DECISION_LINES: lines})
 
