@@ -19,6 +19,7 @@ import pytest
 
 from conftest import NOW, OLD, Builds, Invoke
 from harness import FakeRegistry
+from harness.lambda_output import captured, log_lines
 from harness.workloads import AwsEvents, Workloads
 
 REPO = "app"
@@ -162,6 +163,28 @@ def test_a_dry_run_shows_the_circuit_breaker_exactly_as_the_real_run_trips_it(
     assert [d["held_by"] for d in dry["deletions"]] == ["circuit-breaker"] * 6
     assert "a real run deletes nothing" in dry["circuit_breaker"]["hint"]
     assert "nothing was deleted" in real["circuit_breaker"]["hint"]
+
+
+def test_a_tripped_breaker_logs_each_planned_deletion_with_its_real_reason_held(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    # The dashboard's planned-deletions table reads these lines: it must not come up empty.
+    for _ in range(3):
+        registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    with captured() as out:
+        report = invoke(dry_run=False, scope="orphans", max_deletions=5)  # 6 planned
+    lines = [line for line in log_lines(out.getvalue()) if line["message"] == "decision"]
+    held = [line for line in lines if line["held_by"]]
+    assert sorted(line["digest"] for line in held) == sorted(
+        d["digest"] for d in report["deletions"]
+    )
+    assert {(line["verdict"], line["reason"], line["held_by"]) for line in held} == {
+        ("delete", "unreachable", "circuit-breaker")
+    }
+    assert all(line["cause"] for line in held)
+    assert {line["verdict"] for line in lines if not line["held_by"]} == {"keep"}
+    (summary,) = [line for line in log_lines(out.getvalue()) if line["message"] == "repository"]
+    assert (summary["planned"], summary["deleted"], summary["held_by"]) == (6, 0, "circuit-breaker")
 
 
 def test_a_run_planning_exactly_the_limit_deletes(
