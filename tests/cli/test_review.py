@@ -254,3 +254,39 @@ def test_sweep_shows_its_deleting_progress_on_a_terminal_only(
     assert main(["sweep", "--yes", "--scope", "orphans", "--repository", "zeta"]) == EXIT_OK
     assert not two_repositories["zeta"] & registry.digests("zeta")
     assert pipe.getvalue() == ""
+
+
+def test_explain_names_the_tag_that_keeps_an_image_not_the_one_a_rule_expires(
+    registry: FakeRegistry, cli: Run
+) -> None:
+    builds = [
+        registry.push_buildx("web", tag=f"ci-{i}", pushed_at=OLD + timedelta(hours=i), fast=True)
+        for i in range(3)
+    ]
+    registry.tag("web", "v1.0", builds[0].index)  # the oldest CI build was released
+    rules = json.dumps(
+        [
+            {
+                "rules": [
+                    {
+                        "rulePriority": 1,
+                        "selection": {
+                            "tagStatus": "tagged",
+                            "tagPatternList": ["ci-*"],
+                            "countType": "imageCountMoreThan",
+                            "countNumber": 1,
+                        },
+                        "action": {"type": "expire"},
+                    }
+                ]
+            }
+        ]
+    )
+    code, out, _ = cli(
+        "explain", "web", builds[0].index, "--scope", "orphans", "--retention", rules
+    )
+    assert code == EXIT_OK
+    assert "verdict: kept (tagged)" in out
+    assert "<- tagged 'v1.0'" in out
+    _, plan, _ = cli("plan", "--scope", "orphans", "--retention", rules)
+    assert "Retention: 1 expired, 1 to delete." in plan  # ci-1; ci-0 is released, ci-2 the newest

@@ -23,7 +23,7 @@ repository of their own), absence proves nothing, and the tags stay ordinary tag
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -127,6 +127,7 @@ def make_plan(
     unreadable: Mapping[str, str] | None = None,
     provisional: bool = False,
     expired: Mapping[str, str] | None = None,
+    rule_tags: Callable[[str], bool] | None = None,
 ) -> Plan:
     """Decide every manifest of one repository.
 
@@ -134,7 +135,9 @@ def make_plan(
     listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
     so that the plan's deletions are exactly the manifests whose bytes must be read before the
     final plan; without it, such a manifest is kept as unreadable. `expired` maps the digests a
-    retention rule expired to that rule's label (see the module's docstring).
+    retention rule expired to that rule's label (see the module's docstring). `rule_tags` says
+    whether a retention rule selects a tag: a tagged root's cause is then a tag no rule selects
+    when it has one (the release tag that keeps it, not the CI tag a rule will expire).
     """
     unreadable = unreadable or {}
     expired = expired or {}
@@ -207,6 +210,8 @@ def make_plan(
     roots: list[str] = []
     for digest, image in by_digest.items():
         tags = _ordinary(image.tags) if digest in accessories else image.tags
+        if rule_tags is not None and len(tags) > 1:
+            tags = tuple(sorted(tags, key=rule_tags))  # stable: unselected first, in their order
         root = _root(image, () if digest in expired else tags, pins, policy, now)
         if root is not None:
             keep(digest, *root, live=True)

@@ -105,6 +105,7 @@ class _Scan:
             ctx.now,
             provisional=True,
             expired=expired,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -134,6 +135,7 @@ class _Scan:
                 d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
             },
             expired=expired,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
