@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OLD
+from conftest import NOW, OLD
 from harness import FakeRegistry, oci
+from harness.retention import seed_ci_repositories
 from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, human_bytes, main
 from sweeper.explain import short
 from sweeper.run import MAX_LISTED_DELETIONS
@@ -290,3 +291,18 @@ def test_explain_names_the_tag_that_keeps_an_image_not_the_one_a_rule_expires(
     assert "<- tagged 'v1.0'" in out
     _, plan, _ = cli("plan", "--scope", "orphans", "--retention", rules)
     assert "Retention: 1 expired, 1 to delete." in plan  # ci-1; ci-0 is released, ci-2 the newest
+
+
+def test_plan_and_sweep_show_the_lifecycle_hazards_they_found(
+    registry: FakeRegistry, cli: Run
+) -> None:
+    (web,) = seed_ci_repositories(registry, NOW, names=("web",))
+    for command in (["plan"], ["sweep", "--yes"]):
+        _, out, _ = cli(*command, "--scope", "orphans", "--pin", web.pins[0])
+        assert (
+            "Lifecycle hazards: 3 manifests in use that an ECR lifecycle policy will expire:" in out
+        )
+        hazards = out.split("Lifecycle hazards:", 1)[1]
+        (pinned,) = [line for line in hazards.splitlines() if short(web.pinned[0].index) in line]
+        assert " pinned " in pinned
+        assert short(web.promoted.index) in hazards
