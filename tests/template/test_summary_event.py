@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+import app
 from conftest import OLD, Invoke, LambdaContext
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
@@ -446,3 +447,13 @@ def test_the_function_may_put_events_on_the_default_bus_only(cfn: Template) -> N
     assert statement["Effect"] == "Allow"
     resource = resolve_sub(cfn, statement["Resource"])
     assert resource == f"arn:aws:events:us-east-1:123456789012:event-bus/{notify.EVENT_BUS}"
+
+
+@pytest.mark.parametrize(
+    "invoked",
+    [FUNCTION_ARN, f"{FUNCTION_ARN}:$LATEST", f"{FUNCTION_ARN}:7", f"{FUNCTION_ARN}:live"],
+    ids=["unqualified", "latest", "version", "alias"],
+)
+def test_the_event_names_the_function_whatever_qualifier_invoked_it(invoked: str) -> None:
+    # The rules match the function's unqualified ARN (GetAtt Arn).
+    assert app.function_arn(invoked) == FUNCTION_ARN
