@@ -165,14 +165,17 @@ def test_a_dry_run_shows_the_circuit_breaker_exactly_as_the_real_run_trips_it(
     assert "nothing was deleted" in real["circuit_breaker"]["hint"]
 
 
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real-run"])
 def test_a_tripped_breaker_logs_each_planned_deletion_with_its_real_reason_held(
-    registry: FakeRegistry, invoke: Invoke
+    registry: FakeRegistry, invoke: Invoke, dry_run: bool
 ) -> None:
     # The dashboard's planned-deletions table reads these lines: it must not come up empty.
     for _ in range(3):
         registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    before = registry.digests(REPO)
     with captured() as out:
-        report = invoke(dry_run=False, scope="orphans", max_deletions=5)  # 6 planned
+        report = invoke(dry_run=dry_run, scope="orphans", max_deletions=5)  # 6 planned
+    assert registry.digests(REPO) == before
     lines = [line for line in log_lines(out.getvalue()) if line["message"] == "decision"]
     held = [line for line in lines if line["held_by"]]
     assert sorted(line["digest"] for line in held) == sorted(
