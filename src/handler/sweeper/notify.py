@@ -22,7 +22,7 @@ import json
 import logging
 from typing import Any
 
-from .run import Report
+from .run import HELD_BY_CIRCUIT_BREAKER, Report
 
 log = logging.getLogger("ecr_sweeper")
 
@@ -111,7 +111,7 @@ def completed_detail(
             "deleted_freed": deleted.bytes_freed,
             "freed_unknown_repositories": report.bytes_freed_unknown,
         },
-        "held_by": "circuit-breaker" if breaker else None,
+        "held_by": HELD_BY_CIRCUIT_BREAKER if breaker else None,
         "circuit_breaker": (
             {"planned": breaker.planned, "max_deletions": breaker.max_deletions}
             if breaker

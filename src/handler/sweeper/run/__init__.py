@@ -19,6 +19,7 @@ from .context import (
     RunOptions,
 )
 from .coordinator import (
+    HELD_BY_CIRCUIT_BREAKER,
     NO_REPOSITORY_MATCHED,
     Sweeper,
     rotate,
@@ -33,6 +34,7 @@ __all__ = [
     "DECISION_LINES",
     "DECISION_MESSAGE",
     "FREED_BYTES_READ_LIMIT",
+    "HELD_BY_CIRCUIT_BREAKER",
     "MAX_LISTED_DELETIONS",
     "NO_REPOSITORY_MATCHED",
     "SWEEP_SHARE",
