@@ -45,7 +45,7 @@ from sweeper.model import Scope
 from sweeper.ports import Deleted
 from sweeper.registry import EcrRegistry
 from sweeper.run import NO_PIN_SOURCE_WARNING, rotate
-from sweeper.settings import _FIELDS, InvalidSettings
+from sweeper.settings import FIELDS, InvalidSettings
 
 REPO = "app"
 UNPROTECTED = f"ecr-sweeper: warning: {NO_PIN_SOURCE_WARNING}\n"  # a sweep with no pin source
@@ -764,7 +764,7 @@ def test_each_subcommands_help_describes_it_and_shows_an_example(cli: Run, comma
 
 
 def test_flags_mirror_every_request_field_but_dry_run() -> None:
-    assert set(FLAGS) == set(_FIELDS) - {"dry_run"}
+    assert set(FLAGS) == set(FIELDS) - {"dry_run"}
 
 
 def test_the_readme_flag_table_lists_every_flag() -> None:
