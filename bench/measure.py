@@ -11,6 +11,8 @@ import platform
 import re
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
@@ -170,3 +172,40 @@ def _cpu_model() -> str:
     except OSError:
         return platform.processor()
     return found.group(1).strip() if found else platform.processor()
+
+
+class Latency:
+    """A network's round trip on a client: every HTTP attempt waits `seconds` before it is sent
+    (a `before-send` hook, so a retry waits again), and the time each attempt takes, from being
+    sent to its response being read, is added up. `in_flight(wall)`, that sum over the wall time,
+    is the average number of calls under way at once: what the pool really overlaps. Nothing in
+    a call's content changes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+        self.busy_seconds = 0.0
+        self._lock = threading.Lock()
+        self._started = threading.local()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-send.ecr", self._before_send)
+        client.meta.events.register("response-received.ecr", self._response_received)
+
+    def _before_send(self, **_: Any) -> None:
+        self._started.at = time.perf_counter()
+        if self.seconds > 0:
+            time.sleep(self.seconds)
+
+    def _response_received(self, **_: Any) -> None:
+        started = getattr(self._started, "at", None)
+        if started is None:
+            return
+        elapsed = time.perf_counter() - started
+        self._started.at = None
+        with self._lock:
+            self.calls += 1
+            self.busy_seconds += elapsed
+
+    def in_flight(self, wall_seconds: float) -> float:
+        return self.busy_seconds / wall_seconds if wall_seconds > 0 else 0.0

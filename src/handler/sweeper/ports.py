@@ -89,3 +89,20 @@ class Registry(Protocol):
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
         ...
+
+
+class RotationCursor(Protocol):
+    """Where the rotation stands between runs: the repository the next run starts at.
+
+    Only a position: a run that cannot read it starts where the day says (`run.rotate`), and one
+    that cannot write it has still swept what it swept. So either may raise anything; the
+    orchestration logs it and goes on.
+    """
+
+    def read(self) -> str | None:
+        """The repository to start at, or None when there is none yet."""
+        ...
+
+    def write(self, repository: str) -> None:
+        """Start the next run at `repository`."""
+        ...

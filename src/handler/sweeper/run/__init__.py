@@ -1,6 +1,7 @@
 """The orchestration: one run over a registry, phase by phase.
 
-- `coordinator`: the run (`Sweeper`), the repositories it takes and in which order;
+- `coordinator`: the run (`Sweeper`), the repositories it takes;
+- `rotation`: in which order, and where the next run starts (a cursor kept between runs);
 - `scan`: list a repository, read the bytes its plan needs, plan it (the core decides);
 - `sweep`: delete the plan wave by wave, re-reading each batch first;
 - `check`: after a sweep, list the repository again and find what is broken;
@@ -15,12 +16,12 @@ from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, R
 from .coordinator import (
     NO_REPOSITORY_MATCHED,
     Sweeper,
-    rotate,
     select_repositories,
     unmatched_patterns,
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
 from .report import MAX_LISTED_DELETIONS, Report
+from .rotation import next_start, rotate
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "StopReason",
     "Sweeper",
     "check_repository",
+    "next_start",
     "rotate",
     "select_repositories",
     "unmatched_patterns",

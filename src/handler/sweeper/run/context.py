@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..model import Pin
 from ..plan import Policy
-from ..ports import TIME_BUDGET, Registry
+from ..ports import TIME_BUDGET, Registry, RotationCursor
 from ..settings import Settings
 from .state import StopReason
 
@@ -44,6 +44,8 @@ class RunOptions:
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `cursor`: where the rotation starts, and where it keeps the next run's start
+      (run.rotation); None: start where the day says, keep nothing.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -56,6 +58,7 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    cursor: RotationCursor | None = None
 
 
 class Budget:

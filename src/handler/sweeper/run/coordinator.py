@@ -21,6 +21,7 @@ from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions
 from .decision_log import log_decisions, log_repository
 from .report import CircuitBreaker, Report, listing_quotas
+from .rotation import next_start, read_start, rotate, write_start
 from .scan import plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
@@ -67,19 +68,9 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
     ]
 
 
-def rotate(names: Sequence[str], now: datetime) -> list[str]:
-    """`names` starting at an offset that moves on by one every day.
-
-    A run that runs out of time covers a prefix of this list; without rotation it would be the
-    same prefix every night and the tail would never be swept. The offset is the day number
-    (days since 0001-01-01, UTC) modulo the number of repositories: no state to keep, and no jump
-    at New Year as a day-of-year offset would make. A run covering k of n repositories reaches
-    every repository at least once in n - k + 1 nights.
-    """
-    if not names:
-        return []
-    start = now.date().toordinal() % len(names)
-    return [*names[start:], *names[:start]]
+# Stops by which a guard kept every planned deletion: the cursor stays, so that the next run (the
+# dry run that reviews it, the real run that goes past it) covers the same repositories.
+GUARD_STOPS = frozenset({StopReason.NEWLY_PINNED, StopReason.NOT_CONFIRMED})
 
 
 def keep_planned(repo: RepositoryRun, reason: Reason, cause: str) -> None:
@@ -145,7 +136,8 @@ class Sweeper:
         report.skipped = opt.skipped
         for name, error in opt.unreadable.items():
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
-        selected = rotate(opt.selected, ctx.now)
+        cursor = ctx.options.cursor
+        selected = rotate(opt.selected, ctx.now, read_start(cursor))
         repos: list[RepositoryRun] = []
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
             for repo in pool.map(lambda name: plan_repository(ctx, name), selected):
@@ -166,6 +158,8 @@ class Sweeper:
             report.repositories = self._finish_all(repos, pool, sweep)
         if any(r.out_of_time for r in report.repositories):
             report.stopped_early = ctx.budget.reason
+        if report.stopped_early not in GUARD_STOPS and report.circuit_breaker is None:
+            write_start(cursor, next_start(selected, report.repositories))
         report.duration_seconds = time.monotonic() - started
         return report
 
