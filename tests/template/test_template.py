@@ -19,7 +19,7 @@ from cfnlint.api import lint
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
-from sweeper import audit, metrics
+from sweeper import audit, cursor, metrics
 from sweeper.registry import REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
@@ -40,11 +40,16 @@ def function(cfn: Template) -> dict[str, Any]:
 
 
 def environment(cfn: Template) -> dict[str, str]:
-    """The function's environment as deployed with every parameter at its default."""
+    """The function's environment as deployed with every parameter at its default (a resource's
+    name, its logical id)."""
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
-        env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+        if isinstance(value, dict):
+            ref = str(value["Ref"])
+            env[name] = defaults[ref] if ref in defaults else ref
+        else:
+            env[name] = str(value)
     return env
 
 
@@ -95,7 +100,10 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
-    assert {name for name in variables if not name.startswith("POWERTOOLS_")} == settings
+    wiring = {cursor.CURSOR_PARAMETER_ENV}  # names of the stack's own resources, not settings
+    assert {
+        name for name in variables if not name.startswith("POWERTOOLS_") and name not in wiring
+    } == settings
     for name in settings:  # each one a parameter, so a deploy can change it
         assert variables[name]["Ref"] in cfn["Parameters"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
