@@ -221,6 +221,7 @@ class Timing:
     latency_ms: float
     wall_seconds: float
     cpu_seconds: float  # the whole process's: moto answering in-process included
+    server_cpu_seconds: float  # moto's share of it (Latency.server_cpu_seconds)
     calls: int  # HTTP attempts that got an answer
     in_flight: float  # calls under way at once, on average over the run
 
@@ -232,6 +233,9 @@ class Timing:
             "calls": self.calls,
             "calls_per_second": round(self.calls / max(self.wall_seconds, 1e-9), 1),
             "cpu_ms_per_call": round(1000 * self.cpu_seconds / max(self.calls, 1), 3),
+            "client_cpu_ms_per_call": round(
+                1000 * (self.cpu_seconds - self.server_cpu_seconds) / max(self.calls, 1), 3
+            ),
             "in_flight": round(self.in_flight, 2),
         }
 
@@ -310,7 +314,14 @@ def measure(
         peak_growth_mib=grown.peak_mib if grown is not None else None,
         report={k: v for k, v in report.items() if k != "deletions"},
         surprises=_check(report, before, after, bound),
-        timing=Timing(args.latency_ms, wall, cpu, latency.calls, latency.in_flight(wall)),
+        timing=Timing(
+            args.latency_ms,
+            wall,
+            cpu,
+            latency.server_cpu_seconds,
+            latency.calls,
+            latency.in_flight(wall),
+        ),
     )
     return measured, bound, settings
 
@@ -452,7 +463,8 @@ def render(result: Mapping[str, Any]) -> str:
         f"  time: {timing['wall_seconds']} s wall at {timing['latency_ms']:g} ms a call, "
         f"{timing['calls']} calls ({timing['calls_per_second']} a second), "
         f"{timing['in_flight']} in flight on average; {timing['cpu_seconds']} s CPU "
-        f"({timing['cpu_ms_per_call']} ms a call, moto's answers included)",
+        f"({timing['cpu_ms_per_call']} ms a call, moto's answers included; "
+        f"{timing['client_cpu_ms_per_call']} ms without them)",
     ]
     target = memory["target"]
     lines += [
