@@ -47,7 +47,7 @@ def environment(cfn: Template) -> dict[str, str]:
     for name, value in function(cfn)["Environment"]["Variables"].items():
         if isinstance(value, dict):
             ref = str(value["Ref"])
-            env[name] = defaults[ref] if ref in defaults else ref
+            env[name] = defaults.get(ref, ref)
         else:
             env[name] = str(value)
     return env
