@@ -4,8 +4,8 @@
     python -m bench.registry_bench --size large   # make bench-large (100,000+ manifests)
 
 Builds a synthetic registry of realistic shape (harness.bulk) straight into moto's backend, in
-this process, then runs one real sweep (deleting) at the configured concurrency (8, the
-default) through the real client (`registry.make_client`, botocore as shipped), which moto
+this process, then runs one real sweep (deleting) at the configured concurrency (by default
+the setting's) through the real client (`registry.make_client`, botocore as shipped), which moto
 answers in-process (the high-volume calls on the harness's short path, harness.fast_responses).
 It prints, and writes to a JSON file: API calls per operation against the lower bound, the
 bytes the run freed, and the run's peak memory.
@@ -491,7 +491,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--repositories", type=int, help="override the size's repositories")
     parser.add_argument("--builds", type=int, help="override the size's builds per repository")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=int, default=Settings().concurrency, help="default: the setting's"
+    )
     parser.add_argument("--scope", choices=("orphans", "attestations"), default="orphans")
     parser.add_argument(
         "--moto",

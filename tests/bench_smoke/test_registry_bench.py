@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from bench import registry_bench
 
+from sweeper.settings import Settings
+
 OPERATIONS = {
     "DescribeRepositories",
     "DescribeImages(listing)",
@@ -33,7 +35,7 @@ def test_small_benchmark_stays_within_the_call_bound(tmp_path: Path, scope: str)
     assert registry["deletions"] > 0
     assert set(bound["calls"]) == OPERATIONS
     assert bound["naive"] <= bound["strict"] <= bound["wave_aware"]
-    assert run["concurrency"] == 8
+    assert run["concurrency"] == Settings().concurrency
     assert run["as_predicted"], run["surprises"]
     assert run["complete"]
     assert run["deleted"] == registry["deletions"]

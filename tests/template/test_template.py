@@ -89,6 +89,8 @@ def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Temp
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["Timeout"] == 900  # Lambda's maximum: the run stops itself a margin before
+    # One full vCPU, and room for a first run's backlog (docs/performance.md, "Defaults").
+    assert props["MemorySize"] == 1769
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"] == {"LogGroup": {"Ref": "SweeperLogGroup"}}
     module, name = props["Handler"].rsplit(".", 1)
