@@ -26,7 +26,7 @@ from sweeper.cursor import ParameterCursor
 from sweeper.model import Image
 from sweeper.ports import Deleted, Fetched, Stop
 from sweeper.registry import EcrRegistry
-from sweeper.run import RepositorySummary, RunOptions, Sweeper, next_start, rotate
+from sweeper.run import RepositorySummary, RunOptions, StopReason, Sweeper, next_start, rotate
 from sweeper.run.state import RetentionTally
 from sweeper.settings import Settings, load
 
@@ -389,3 +389,28 @@ def test_the_cursor_follows_the_deployments_selection_and_mode() -> None:
     assert chosen({"exclude_repositories": ["team-b"]}) is None
     assert chosen({"required_repository_tag": "sweep=yes"}) is None
     assert cursor.for_run(deployed, deployed, "", client) is None
+
+
+def test_a_backlog_too_large_for_memory_is_planned_a_stretch_a_night(
+    registry: FakeRegistry, ssm_cursor: ParameterCursor
+) -> None:
+    # The run stops scanning once its plans hold the limit (memory follows them); the rest waits
+    # for the next run, which starts there.
+    names = repository_names(6)
+    history = build_history(registry, NIGHT, repos=names, rebuilds=2)
+    per_repository = {len(history.orphans[name]) for name in names}
+    assert len(per_repository) == 1  # the same backlog in each: two repositories fill a night
+    limit = per_repository.pop() + 1
+    order = rotate(names, NIGHT)
+    for night in range(3):
+        options = RunOptions(cursor=ssm_cursor, planned_deletions_limit=limit)
+        settings = Settings(dry_run=False, concurrency=1)
+        report = Sweeper(EcrRegistry(registry.client), settings, NIGHT, options).run()
+        reached = [r.repository for r in report.repositories if not r.out_of_time]
+        assert reached == order[2 * night : 2 * night + 2]
+        assert report.stopped_early is StopReason.PLANNED_LIMIT
+        assert report.complete is False
+        left = report.all_failures
+        assert {f.code for f in left} == {"PlannedDeletionsLimit"}
+        assert {f.repository for f in left} == set(names) - set(reached)
+    assert swept(registry, history, names) == set(names)

@@ -26,6 +26,12 @@ FREED_BYTES_READ_LIMIT = 50_000
 # one invocation then still gets cleaned, a few repositories a night (see `rotate`).
 SWEEP_SHARE = 0.25
 INTERRUPTED = "Interrupted"  # the code of a failure caused by an operator's stop
+# A run stops scanning new repositories once its plans hold this many deletions: the run's memory
+# follows them (docs/performance.md, "Memory"), and the function's memory holds this many with
+# room to spare. The repositories not scanned are left to the next run, like those the time budget
+# leaves (run.rotation), so a registry whose backlog would not fit in memory is still swept.
+PLANNED_DELETIONS_LIMIT = 500_000
+PLANNED_LIMIT = "PlannedDeletionsLimit"  # the code of a repository left unscanned for that
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,7 @@ class RunOptions:
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
     cursor: RotationCursor | None = None
+    planned_deletions_limit: int = PLANNED_DELETIONS_LIMIT
 
 
 class Budget:
@@ -115,6 +122,23 @@ class ReadAllowance:
             return True
 
 
+class PlannedTally:
+    """The deletions planned so far in the run, against its limit; shared by the threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.count += count
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """One run's fixed inputs, shared by its phases."""
@@ -127,3 +151,4 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
+    planned: PlannedTally

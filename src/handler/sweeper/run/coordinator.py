@@ -18,7 +18,7 @@ from ..model import Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
-from .context import Budget, Context, ReadAllowance, RunOptions
+from .context import PLANNED_LIMIT, Budget, Context, PlannedTally, ReadAllowance, RunOptions
 from .decision_log import log_decisions, log_repository
 from .report import CircuitBreaker, Report, listing_quotas
 from .rotation import next_start, read_start, rotate, write_start
@@ -104,6 +104,7 @@ class Sweeper:
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
+            PlannedTally(options.planned_deletions_limit),
         )
 
     def plan_one(self, name: str) -> RepositoryRun:
@@ -156,8 +157,11 @@ class Sweeper:
                 report.stopped_early = self._recheck_pins(repos)
                 sweep = report.stopped_early is None
             report.repositories = self._finish_all(repos, pool, sweep)
-        if any(r.out_of_time for r in report.repositories):
+        cut = [r for r in report.repositories if r.out_of_time]
+        if any(all(f.code != PLANNED_LIMIT for f in r.failures) for r in cut):
             report.stopped_early = ctx.budget.reason
+        elif cut:
+            report.stopped_early = StopReason.PLANNED_LIMIT
         if report.stopped_early not in GUARD_STOPS and report.circuit_breaker is None:
             write_start(cursor, next_start(selected, report.repositories))
         report.duration_seconds = time.monotonic() - started

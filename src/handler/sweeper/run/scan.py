@@ -18,7 +18,7 @@ from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
 from ..validate import outline
-from .context import INTERRUPTED, Context
+from .context import INTERRUPTED, PLANNED_LIMIT, Context
 from .decision_log import log, log_decisions
 from .state import RepositoryRun
 
@@ -29,6 +29,15 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         repo.out_of_time = True
         repo.fail("", ctx.budget.code, "not scanned: the time budget ran out first")
         return repo
+    if ctx.planned.full:
+        # Left to the next run, as if out of time (run.rotation takes it first then).
+        repo.out_of_time = True
+        repo.fail(
+            "",
+            PLANNED_LIMIT,
+            f"not scanned: the run holds {ctx.planned.limit} planned deletions already",
+        )
+        return repo
     scan = _Scan(ctx, repo)
     try:
         scan.run()
@@ -38,6 +47,7 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
         repo.fail("", exc.code, str(exc))
         scan.keep_all("repository incomplete")
+    ctx.planned.add(sum(len(wave) for wave in repo.waves))
     return repo
 
 
