@@ -36,16 +36,19 @@ endif
 # (`make deploy ENV=staging`), since some shells export an ENV of their own (sh's startup file).
 CONFIG_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
 
-.PHONY: demo test test-tomorrow test-313 check lint types template build deploy bench bench-large \
-	soak clean
+.PHONY: demo demo-cli test test-tomorrow test-313 check lint types template build deploy bench \
+	bench-large soak release-check clean
 
 # Installed in two steps: `make demo` needs only the first (runtime dependencies and moto), so a
 # fresh clone shows the demo within seconds; the tools come with the first target that needs them.
 # --no-compile: byte-compiling all of moto's services at install takes longer than the demo;
 # Python compiles the few modules the demo imports when it first imports them.
-$(VENV)/.demo-installed: requirements-demo.txt src/handler/requirements.txt
+# The last step puts the `ecr-sweeper` command on .venv/bin (an editable install of this clone,
+# nothing more: its one dependency, boto3, came with the first).
+$(VENV)/.demo-installed: requirements-demo.txt src/handler/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-compile -r requirements-demo.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-compile --no-deps -e .
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt requirements-test.txt
@@ -64,6 +67,11 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 demo: $(VENV)/.demo-installed ## the ecr-sweeper command on an embedded (moto) registry: plan, sweep, explain
 	$(PY) scripts/demo.py
+
+# One command of yours on the demo's registry, seeded afresh each time (nothing persists).
+demo-cli: $(VENV)/.demo-installed ## make demo-cli CMD='plan --repository shop/web' (explain, audit, ...)
+	$(if $(strip $(CMD)),,$(error CMD is empty: make demo-cli CMD='plan --repository shop/web'))
+	$(PY) scripts/demo.py $(CMD)
 
 test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
 	$(PY) -m pytest
@@ -113,6 +121,11 @@ bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
 bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; make_plan over 1,000,000
 	$(PY) -m bench.registry_bench --size large
 	$(PY) -m bench.plan_bench
+
+# Offline: `sam package` and `sam publish` need an AWS account; scripts/release_check.py says what
+# it checks instead. Not part of `make check`: it builds into the source tree for a moment.
+release-check: $(VENV)/.installed ## build the wheel and sdist and check them and the SAR metadata
+	$(PY) scripts/release_check.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(VENV_313) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -23,8 +23,15 @@ from typing import Any
 # The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
 VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
+# Before its first read, a run finds its principal among the registry's pull-time update
+# exclusions: one list, and on the registry's first run one register.
+LIST_EXCLUSIONS = "ListPullTimeUpdateExclusions"
+REGISTER_EXCLUSION = "RegisterPullTimeUpdateExclusion"
 OPERATIONS = (
+    LIST_EXCLUSIONS,
+    REGISTER_EXCLUSION,
     "DescribeRepositories",
+    "GetAccountSetting",
     LIST,
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -18,7 +18,10 @@ also counts moto's answers in flight (about one page per worker) and moto's book
 deletes. The process's RSS before the run is printed alongside, for scale. The target: at the
 large size (100,000 manifests over 1,000 repositories), at most 150 MiB.
 
-The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages):
+The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages, and
+the pull-time exclusion check: one ListPullTimeUpdateExclusions, and one
+RegisterPullTimeUpdateExclusion on this fresh registry; one GetAccountSetting where there are
+several repositories: whether they share layers decides which blobs a deletion frees):
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
@@ -73,6 +76,7 @@ from moto.ecr.models import ecr_backends
 from harness import FakeRegistry
 from harness import ecr as harness_ecr
 from harness.bulk import load, realistic_registry
+from harness.ecr import MOTO_USER
 from harness.fast_responses import fast_responses
 from log_format import DecisionLinesFormatter
 from sweeper import manifests
@@ -80,11 +84,22 @@ from sweeper.model import Pin
 from sweeper.plan import Policy, make_plan, may_delete, may_mention_manifests
 from sweeper.ports import BATCH_SIZE
 from sweeper.registry import PAGE_SIZE, EcrRegistry, image_from_detail, make_client
-from sweeper.run import Sweeper
+from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
 
-from .measure import LIST, OPERATIONS, VERIFY, CallMeter, Latency, growth, machine, rss_mib
+from .measure import (
+    LIST,
+    LIST_EXCLUSIONS,
+    OPERATIONS,
+    REGISTER_EXCLUSION,
+    VERIFY,
+    CallMeter,
+    Latency,
+    growth,
+    machine,
+    rss_mib,
+)
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
@@ -134,8 +149,11 @@ def lower_bound(
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+    bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
+    bound.calls[LIST_EXCLUSIONS] = 1
+    bound.calls[REGISTER_EXCLUSION] = 1  # the registry is new: nobody registered the sweeper yet
     for name, repo in backend.repositories.items():
         stored = list(harness_ecr._state(repo).by_digest.values())
         images = [image_from_detail(harness_ecr._image_detail(repo, img)) for img in stored]
@@ -198,6 +216,11 @@ def decision_log() -> Iterator[None]:
             logger.propagate = saved[1]
 
 
+# The principal the bench's credentials call as (the harness's stand-in), as SWEEPER_ROLE_ARN names
+# the function's role: the run registers it, and its reads are not pulls.
+SWEEPER_ROLE = MOTO_USER.format(account="123456789012")
+
+
 def sweep(
     session: boto3.Session,
     meter: CallMeter,
@@ -211,7 +234,8 @@ def sweep(
     meter.attach(client)
     if latency is not None:
         latency.attach(client)
-    return Sweeper(EcrRegistry(client), settings, now).run().as_dict()
+    options = RunOptions(principal=SWEEPER_ROLE)
+    return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
 
 
 @dataclass

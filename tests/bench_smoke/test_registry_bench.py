@@ -15,7 +15,10 @@ from bench import registry_bench
 from sweeper.settings import Settings
 
 OPERATIONS = {
+    "ListPullTimeUpdateExclusions",
+    "RegisterPullTimeUpdateExclusion",
     "DescribeRepositories",
+    "GetAccountSetting",
     "DescribeImages(listing)",
     "GetLifecyclePolicy",
     "BatchGetImage",

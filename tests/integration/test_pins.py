@@ -22,6 +22,7 @@ from conftest import OLD, Builds, Invoke
 from harness import FakeRegistry
 from harness.workloads import AwsEvents, Workloads
 from sweeper.pins import PinSourceError
+from sweeper.run import NO_PIN_SOURCE, NO_PIN_SOURCE_WARNING
 
 REPO = "app"
 
@@ -405,3 +406,43 @@ def test_a_dry_run_with_an_unreadable_source_fails_too(
     # A plan without the pins would list pinned manifests as deletions: no report at all.
     with pytest.raises(PinSourceError, match="ssm:/nothing"):
         invoke(dry_run=True, scope="orphans", pin_parameter_path="/nothing")
+
+
+# --- no pin source at all -------------------------------------------------------------------
+
+# scenario -> (request, environment, warned)
+UNPROTECTED: dict[str, tuple[dict[str, Any], dict[str, str], bool]] = {
+    "a-real-run-with-no-pin-source-warns": ({"dry_run": False}, {}, True),
+    "a-dry-run-does-not": ({"dry_run": True}, {}, False),
+    "a-pins-setting-is-a-source": ({"dry_run": False}, {"PINS": f"app@sha256:{'e' * 64}"}, False),
+    "ssm-is-a-source": ({"dry_run": False}, {"PIN_PARAMETER_PATH": "/deploy"}, False),
+    "a-request-switching-ecs-on": ({"dry_run": False, "pin_from_ecs": True}, {}, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "environment", "warned"), UNPROTECTED.values(), ids=list(UNPROTECTED)
+)
+def test_a_deleting_run_without_any_pin_source_says_what_is_unprotected(
+    builds: Builds,
+    workloads: Workloads,
+    registry: FakeRegistry,
+    invoke: Invoke,
+    records: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    request_: dict[str, Any],
+    environment: dict[str, str],
+    warned: bool,
+) -> None:
+    workloads.put_parameter("/deploy/web", f"app@{builds.old.index}")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    report = invoke(scope="orphans", **request_)
+    assert report["warnings"] == ([NO_PIN_SOURCE_WARNING] if warned else [])
+    logged = [r for r in records if getattr(r, "warning", None) == NO_PIN_SOURCE]
+    assert [(r.levelname, r.getMessage()) for r in logged] == (
+        [("WARNING", NO_PIN_SOURCE_WARNING)] if warned else []
+    )
+    # A warning, not a refusal: the run deletes what its settings say.
+    gone = not request_["dry_run"] and not environment.get("PIN_PARAMETER_PATH")
+    assert registry.digests(REPO) == (builds.new.all if gone else builds.old.all | builds.new.all)

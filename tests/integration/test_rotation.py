@@ -143,6 +143,15 @@ class NightlyBudget:
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         return self.inner.delete(repository, digests)
 
+    def blob_mounting(self) -> bool:
+        return self.inner.blob_mounting()
+
+    def pull_time_exclusions(self) -> list[str]:
+        return self.inner.pull_time_exclusions()
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        self.inner.register_pull_time_exclusion(principal)
+
 
 def repository_names(n: int) -> list[str]:
     return [f"team-{i:02}/app" for i in range(n)]

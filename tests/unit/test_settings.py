@@ -370,6 +370,17 @@ def test_retention_needs_scope_orphans_and_the_error_names_both() -> None:
     assert load({"scope": "attestations", "retention": []}, {}).retention == ()
 
 
+def test_a_request_narrowing_to_attestations_runs_without_the_deployments_retention() -> None:
+    """Narrowing drops rules (retention only deletes more): the README's "a request may
+    narrow" holds on a deployment with retention."""
+    env = {"SCOPE": "orphans", "RETENTION": json.dumps([{"rules": [KEEP_25_CI]}])}
+    settings = load({"dry_run": False, "scope": "attestations"}, env)
+    assert settings.scope is Scope.ATTESTATIONS
+    assert settings.retention == ()
+    assert load({"scope": "orphans"}, env).retention != ()
+    assert load({}, {k: v for k, v in env.items() if k != "SCOPE"}).retention != ()
+
+
 BAD_RETENTION: list[tuple[str, Any, str, str]] = [
     # scenario, retention, the field the error names, what it says
     ("an object instead of a list", {"rules": [KEEP_25_CI]}, "retention", "list of policies"),

@@ -44,6 +44,16 @@ def accessory_subject(tag: str) -> str | None:
     return f"sha256:{match.group(1)}" if match else None
 
 
+def accessory_of(tag: str, digest: str) -> str | None:
+    """The subject a tag of manifest `digest` makes it an accessory of, or None.
+
+    A manifest tagged with its own digest's tag (`sha256-<its own hex>`, a mirror's convention)
+    is no accessory of itself: that tag is an ordinary tag, and the manifest a tagged root.
+    """
+    subject = accessory_subject(tag)
+    return None if subject == digest else subject
+
+
 class Kind(StrEnum):
     """What a manifest is, as far as garbage collection cares."""
 
@@ -113,6 +123,18 @@ class Image:
     subject: str | None = None
     last_pulled: datetime | None = None
     archived: bool = False
+    # When it was last restored from archive storage: a restored image "behaves like a newly
+    # pushed image", so the grace period counts from the later of this and `pushed_at`.
+    activated_at: datetime | None = None
+
+    @property
+    def young_since(self) -> datetime | None:
+        """Where the grace period starts: the push, or a later restore (None: no push time)."""
+        if self.pushed_at is None:
+            return None
+        if self.activated_at is not None and self.activated_at > self.pushed_at:
+            return self.activated_at
+        return self.pushed_at
 
 
 class Verdict(StrEnum):
@@ -142,6 +164,9 @@ class Reason(StrEnum):
     DELETE_FAILED = "delete-failed"
     GAINED_TAG = "gained-tag"
     NEWLY_PINNED = "newly-pinned"
+    # Its re-read before the delete showed a pull since the scan (a workload's: the run's own
+    # reads leave pull times alone once it is a pull-time update exclusion).
+    PULLED_SINCE_SCAN = "pulled-since-scan"
     CIRCUIT_BREAKER = "circuit-breaker"
     NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
     # Deleted.

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -63,6 +63,12 @@ _OBJECT_URI = re.compile(OBJECT_URI_PATTERN)
 # RequiredRepositoryTag AllowedPattern is the same expression (a template test checks).
 REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1,256}$"
 _REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
+# The template's RepositoryArnPattern AllowedPattern, but for the empty string (a test checks).
+REPOSITORY_ARN_PATTERN = r"^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/*?-]+$"
+# An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
+# pattern; a role's ARN includes its path).
+PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -101,6 +107,16 @@ class Settings:
     audit_lifecycle_policies: bool = True
     # "key=value": only repositories carrying this tag are swept (sweeper.opt_in); "" means all.
     required_repository_tag: str = ""
+    # The deployment's RepositoryArnPattern (environment only, never a request): the function's
+    # IAM grants cover these repositories alone, so the run sweeps only them; "" means all.
+    repository_arn_pattern: str = ""
+    # The deployment's alone (REGISTER_PULL_TIME_EXCLUSION; no request field): register the
+    # function's role as an ECR pull-time update exclusion when a run finds it missing
+    # (sweeper.run.exclusion). Off for a registry whose exclusions are managed elsewhere.
+    register_pull_time_exclusion: bool = True
+    # The deployment's alone (SWEEPER_ROLE_ARN): the function's role, the principal its reads are
+    # made as, which the template passes in ("" when not known: the exclusion is then unknown).
+    sweeper_role_arn: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -109,6 +125,12 @@ class Settings:
             min_age=timedelta(hours=self.min_age_hours),
             keep_pulled_within=timedelta(days=self.keep_pulled_within_days),
         )
+
+    @property
+    def granted_repositories(self) -> str:
+        """The repository-name glob of `repository_arn_pattern` (IAM's `*` and `?`, which
+        fnmatch reads the same way, `*` crossing `/`), "*" when there is none."""
+        return self.repository_arn_pattern.partition(":repository/")[2] or "*"
 
     @property
     def required_tag(self) -> tuple[str, str] | None:
@@ -154,6 +176,10 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         values[name] = asked if deployed is None else _MERGE[name](name, asked, deployed)
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
+    for name, parse in _DEPLOYMENT_FIELDS.items():
+        variable = name.upper()
+        if environ.get(variable, "").strip():
+            values[name] = parse(variable, environ[variable].strip())
     settings = Settings(**values)
     if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
@@ -164,6 +190,16 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             "a request may give retention rules in a dry run only; a real run applies the "
             "deployment's (RETENTION)",
         )
+    if (
+        settings.retention
+        and settings.scope is not Scope.ORPHANS
+        and "scope" in request
+        and "retention" not in request
+        and _deployed_scope(environ) is Scope.ORPHANS
+    ):
+        # A request narrowing the deployment's scope to attestations drops its rules: retention
+        # only ever deletes more, so running without it deletes less, as narrowing promises.
+        settings = replace(settings, retention=())
     if settings.retention and settings.scope is not Scope.ORPHANS:
         # An expired image is an index or an image: only scope orphans may delete those.
         raise InvalidSettings(
@@ -172,6 +208,11 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             f'"scope": "{Scope.ORPHANS.value}" or leave retention out',
         )
     return settings
+
+
+def _deployed_scope(environ: Mapping[str, str]) -> Scope:
+    value = environ.get("SCOPE", "").strip()
+    return _scope("SCOPE", value) if value else Scope.ORPHANS
 
 
 # --- a request's value with the deployment's: (name, request's, environment's) -> value ---------
@@ -234,7 +275,9 @@ def _same_or_added(name: str, asked: str, deployed: str) -> str:
 
 def _bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise InvalidSettings(name, f"must be true or false, got {value!r}")
+        # `"false"` is the usual slip, and a truthy string: say it is a string, not a boolean.
+        got = f"a string ({json.dumps(value)})" if isinstance(value, str) else repr(value)
+        raise InvalidSettings(name, f"must be true or false (a JSON boolean), got {got}")
     return value
 
 
@@ -247,18 +290,27 @@ def _env_bool(name: str, value: str) -> bool:
 
 
 def _number(name: str, value: object, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSettings(name, f"must be a number, got {value!r}")
+    # The range first: an int past a float's range (10**400) compares, but does not convert.
+    if isinstance(value, float) and math.isnan(value):
         raise InvalidSettings(name, f"must be a number, got {value!r}")
     if not 0 <= value <= maximum:
-        raise InvalidSettings(name, f"must be between 0 and {maximum:g}, got {value!r}")
+        raise InvalidSettings(name, f"must be between 0 and {maximum:g}, got {_shown(value)}")
     return float(value)
+
+
+def _shown(value: float) -> str:
+    """A number for an error message, however many digits it has."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
 
 
 def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSettings(name, f"must be a whole number, got {value!r}")
     if not minimum <= value <= maximum:
-        raise InvalidSettings(name, f"must be between {minimum} and {maximum}, got {value!r}")
+        raise InvalidSettings(name, f"must be between {minimum} and {maximum}, got {_shown(value)}")
     return value
 
 
@@ -511,3 +563,32 @@ _MERGE: dict[str, Any] = {
     "retention": _replace,
     "audit_lifecycle_policies": _either,
 }
+
+
+# Settings of the deployment alone: read from the environment, never from a request.
+def _principal(name: str, value: str) -> str:
+    if not _PRINCIPAL.fullmatch(value):
+        raise InvalidSettings(
+            name, f"{value!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    return value
+
+
+def _repository_arn_pattern(name: str, value: str) -> str:
+    if not re.fullmatch(REPOSITORY_ARN_PATTERN, value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not an ECR repository ARN with wildcards (* ?) only in the "
+            "repository name",
+        )
+    return value
+
+
+_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "register_pull_time_exclusion": _env_bool,
+    "sweeper_role_arn": _principal,
+    "repository_arn_pattern": _repository_arn_pattern,
+}
+
+# Every environment variable `load` reads (tests clear them all: none leaks in from a shell).
+ENVIRONMENT_VARIABLES = tuple(name.upper() for name in (*_FIELDS, *_DEPLOYMENT_FIELDS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,8 @@ from ..model import Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry, RotationCursor
 from ..settings import Settings
+from .elsewhere import Listings, SharedBlobs
+from .exclusion import PullTimeExclusion
 from .state import StopReason
 
 if TYPE_CHECKING:
@@ -47,11 +49,18 @@ class RunOptions:
       returns False nothing is.
     - `on_repository_done(repo)`: from a worker thread, once the repository's decisions are final
       (swept, or not to be swept), before the run forgets all but its summary.
+    - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
+      and plan nothing (the command's `audit`; see scan.audit_repository).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
     - `cursor`: where the rotation starts, and where it keeps the next run's start
       (run.rotation); None: start where the day says, keep nothing.
+    - `principal`: the IAM role or user ARN the run reads as (default: the settings'
+      `sweeper_role_arn`, the function's role); before its first read the run
+      finds it among the registry's pull-time update exclusions (`exclusion.check`), and
+      registers it when the settings allow. `exclusion`: that check, made already by the edge
+      (the command asks its operator first); the run then makes no call of its own for it.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -66,6 +75,9 @@ class RunOptions:
     retain_decisions: bool = False
     cursor: RotationCursor | None = None
     planned_deletions_limit: int = PLANNED_DELETIONS_LIMIT
+    principal: str | None = None
+    exclusion: PullTimeExclusion | None = None
+    audit_only: bool = False
 
 
 class Budget:
@@ -151,4 +163,13 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
-    planned: PlannedTally
+    listings: Listings = field(default_factory=Listings)  # what every listed repository holds
+    shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
+    exclusion: PullTimeExclusion | None = None  # the run's check, once made
+
+    @property
+    def pull_times_trusted(self) -> bool:
+        """Whether a pull time that moves during the run is a workload's (not the run's own)."""
+        return self.exclusion is not None and self.exclusion.in_place
+
+    planned: PlannedTally = field(default_factory=lambda: PlannedTally(PLANNED_DELETIONS_LIMIT))

@@ -16,7 +16,7 @@ from .. import audit, freed, lifecycle, ports
 from ..manifests import parse_all
 from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
-from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError
+from ..ports import INTERNAL, NOT_FOUND, TIME_BUDGET, RegistryError, internal_message
 from ..validate import outline
 from .context import INTERRUPTED, PLANNED_LIMIT, Context
 from .decision_log import log, log_decisions
@@ -45,9 +45,37 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         # A scan cut short (between pages or fetches) is evidence missing like any other: the
         # repository deletes nothing this run.
         repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        if not scan.listed and not repo.out_of_time:
+            # A listing that failed could hide subjects of other repositories' signatures; one
+            # the time budget left for another night is a repository this run does not see.
+            ctx.listings.not_listed(name)
         repo.fail("", exc.code, str(exc))
         scan.keep_all("repository incomplete")
+    except Exception as exc:  # contained: the other repositories go on
+        if not scan.listed:
+            ctx.listings.not_listed(name)
+        log.exception("planning failed", extra={"repository": name})
+        repo.fail("", INTERNAL, internal_message(exc))
+        scan.keep_all("planning failed")
     ctx.planned.add(sum(len(wave) for wave in repo.waves))
+    return repo
+
+
+def audit_repository(ctx: Context, name: str) -> RepositoryRun:
+    """What the audit of ECR's own lifecycle policy needs of one repository, and no more (the
+    command's `audit`): the listing, the policy and, when there is one, the manifests that may
+    list others (the prediction counts images as people mean them, not index children). Plans
+    nothing: no manifest is decided, and a failed read leaves the repository unaudited."""
+    repo = RepositoryRun(name)
+    if ctx.budget.out_for_scanning():
+        repo.out_of_time = True
+        repo.fail("", ctx.budget.code, "not audited: the time budget ran out first")
+        return repo
+    try:
+        _Scan(ctx, repo).audit()
+    except RegistryError as exc:
+        repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        repo.fail("", exc.code, str(exc))
     return repo
 
 
@@ -60,11 +88,14 @@ class _Scan:
         self.images: dict[str, Image] = {}
         self.already_gone = repo.already_gone  # listed, then found deleted by someone else
         self.vanished: set[str] = set()  # survivors found gone when read for the bytes figure
+        self.listed = False  # the whole listing came, and the run's listings know it
 
     def run(self) -> None:
         ctx, repo, name = self.ctx, self.repo, self.repo.repository
         images = ctx.registry.images(name, stop=ctx.budget.out)
         self.images = {image.digest: image for image in images}
+        ctx.listings.listed(self.images)
+        self.listed = True
         repo.manifests = len(images)
         rules = lifecycle.policy_for(ctx.settings.retention, name)
         audited = self.read_lifecycle_policy() if ctx.settings.audit_lifecycle_policies else None
@@ -106,6 +137,9 @@ class _Scan:
             for hazard in hazards:
                 log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
             repo.hazards = hazards
+            repo.unevaluated = audit.unevaluated(name, audited)
+            for rule in repo.unevaluated:
+                log.warning(audit.UNEVALUATED_MESSAGE, extra=rule.as_dict())
         first = make_plan(
             name,
             present,
@@ -149,15 +183,46 @@ class _Scan:
         # Read once per run: a survivor we could not read may hold any blob.
         count = len(unreadable)
         unknown = f"{count} manifest{'' if count == 1 else 's'} unreadable" if count else ""
-        if planned and not unknown:
+        shared = ctx.shared_blobs
+        # Where layers are shared between repositories, every repository's blobs are evidence
+        # for the others' figures: read in full even with nothing to delete.
+        if (planned or (shared is not None and not shared.reason)) and not unknown:
             unknown = self.read_survivors(parsed)
         if unknown:
             repo.ledger = freed.unknown(unknown)
         else:
             leaving = set(planned) | repo.already_gone | self.vanished
             others = [d for d in self.images if d not in leaving]
-            repo.ledger = freed.ledger(parsed, planned, others)
+            found = freed.candidates(parsed, planned, others)
+            repo.ledger = (
+                freed.unknown(found) if isinstance(found, str) else freed.from_candidates(found)
+            )
+            if shared is not None and not shared.reason:
+                shared.read(name, (b for m in parsed.values() for b in freed.held_digests(m)))
+                if planned and not isinstance(found, str):
+                    repo.freed_candidates = found
         self.keep(plan, parsed)
+        repo.scanned = True
+
+    def audit(self) -> None:
+        ctx, repo, name = self.ctx, self.repo, self.repo.repository
+        images = ctx.registry.images(name, stop=ctx.budget.out)
+        self.images = {image.digest: image for image in images}
+        repo.manifests = len(images)
+        audited = self.read_lifecycle_policy()
+        if audited is None:
+            return
+        parsed, unreadable = self.read([i.digest for i in images if may_mention_manifests(i)])
+        for digest, (code, message) in unreadable.items():
+            repo.fail(
+                digest, code, f"not audited: cannot read a manifest that may list others: {message}"
+            )
+        if unreadable:
+            return
+        present = [i for i in images if i.digest not in self.already_gone]
+        repo.hazards = audit.hazards(name, present, parsed, audited, ctx.pins, ctx.policy, ctx.now)
+        for hazard in repo.hazards:
+            log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
         repo.scanned = True
 
     def read_lifecycle_policy(self) -> lifecycle.LifecyclePolicy | None:
