@@ -25,7 +25,7 @@ PYTHON_IS_313 := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[:2] ==
 
 # `sam build` packages a python3.13 function: it needs python3.13 on the PATH, so say so before
 # anything is installed rather than let SAM fail after minutes.
-ifneq ($(filter build deploy,$(MAKECMDGOALS)),)
+ifneq ($(filter build deploy stackset-template,$(MAKECMDGOALS)),)
 ifeq ($(PYTHON313),)
 $(error Python 3.13 not found: sam build packages the python3.13 Lambda and needs python3.13 on \
 the PATH (or pyenv's 3.13, or make $(MAKECMDGOALS) PYTHON313=/path/to/python3.13))
@@ -37,7 +37,7 @@ endif
 CONFIG_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
 
 .PHONY: demo demo-cli test test-tomorrow test-313 check lint types template build deploy bench \
-	bench-large soak release-check clean
+	bench-large soak release-check clean stackset-template
 
 # Installed in two steps: `make demo` needs only the first (runtime dependencies and moto), so a
 # fresh clone shows the demo within seconds; the tools come with the first target that needs them.
@@ -101,8 +101,9 @@ lint: $(VENV)/.installed
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy src/handler tests bench
 
-template: $(SAM_VENV)/.installed
+template: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+	$(VENV)/bin/cfn-lint reader-role.yaml
 
 check: lint types template test test-tomorrow test-313 ## everything CI runs (test includes the small benchmark as a smoke run)
 
@@ -112,6 +113,13 @@ build: $(SAM_VENV)/.installed ## sam build (needs Python 3.13)
 
 deploy: build ## sam deploy --config-env ENV (make deploy ENV=staging; ARGS=--guided the first time)
 	$(SAM) deploy --config-env $(CONFIG_ENV) $(ARGS)
+
+# StackSets refuse the AWS::Serverless transform: package the code to BUCKET (readable by every
+# target account), then translate the packaged template to plain CloudFormation, offline.
+stackset-template: build $(VENV)/.installed ## plain CloudFormation of the sweeper for StackSets (BUCKET=my-artifacts)
+	$(if $(BUCKET),,$(error stackset-template: set BUCKET, an S3 bucket for the function's code))
+	$(SAM) package --s3-bucket $(BUCKET) --output-template-file build/sweeper-packaged.yaml
+	$(PY) scripts/stackset_template.py build/sweeper-packaged.yaml build/sweeper-stackset.json
 
 # Benchmarks print their figures and write them as JSON (bench-results-*.json); they assert no
 # timing. docs/performance.md says what they measure.

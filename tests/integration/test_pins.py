@@ -113,6 +113,32 @@ def ecs_task_running_an_image_whose_tag_moved(
     env["PIN_FROM_ECS"] = "true"
 
 
+def ecs_service_scaled_to_zero_whose_tag_moved(
+    aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
+) -> None:
+    # Deployed while `latest` named the old index, scaled to zero, its task definition
+    # deregistered and the tag moved: only the service revision says what it will start again.
+    reg.tag(REPO, "latest", b.old.index)
+    definition = aws.register_task_definition("web", [aws.image_uri(REPO, "latest")])
+    aws.create_service("prod", "web", definition, desired=2)
+    aws.update_service("prod", "web", desired=0)
+    aws.deregister_task_definition(definition)
+    reg.tag(REPO, "latest", b.new.index)
+    env["PIN_FROM_ECS"] = "true"
+
+
+def ecs_service_without_revisions_on_a_deregistered_task_definition(
+    aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
+) -> None:
+    # A service not deployed since ECS records revisions: its task definition (INACTIVE now)
+    # names the digest it will start.
+    definition = aws.register_task_definition("web", [aws.image_uri(REPO, b.old.index)])
+    aws.create_service("prod", "web", definition, desired=0)
+    aws.deregister_task_definition(definition)
+    aws.forget_service_revisions("prod", "web")
+    env["PIN_FROM_ECS"] = "true"
+
+
 def lambda_latest_deployed_from_a_tag_that_moved(
     aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
 ) -> None:
@@ -141,6 +167,11 @@ SOURCES: dict[str, tuple[Setup, dict[str, int]]] = {
     "s3-utf-16-list-in-upper-case": (s3_powershell_list_in_upper_case, {"s3": 1}),
     "ecs-task-definition-by-digest": (ecs_task_definition_by_digest, {"ecs": 1}),
     "ecs-running-task-whose-tag-moved": (ecs_task_running_an_image_whose_tag_moved, {"ecs": 1}),
+    "ecs-service-scaled-to-zero": (ecs_service_scaled_to_zero_whose_tag_moved, {"ecs": 1}),
+    "ecs-service-without-revisions": (
+        ecs_service_without_revisions_on_a_deregistered_task_definition,
+        {"ecs": 1},
+    ),
     "lambda-latest-whose-tag-moved": (lambda_latest_deployed_from_a_tag_that_moved, {"lambda": 1}),
     # version 1 the old index, version 2 and $LATEST the new one
     "lambda-published-version": (lambda_published_version_behind_an_alias, {"lambda": 2}),

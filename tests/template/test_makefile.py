@@ -150,3 +150,13 @@ def test_check_runs_the_suite_on_python_313_too(
     assert expected in result.stdout
     installs_313 = f"{python313} -m venv .venv-313" in result.stdout
     assert installs_313 == (expected == ".venv-313/bin/python -m pytest")
+
+
+def test_the_stackset_template_needs_a_bucket_for_the_code() -> None:
+    refused = make("-n", "stackset-template", "PYTHON313=/usr/bin/python3")
+    assert refused.returncode != 0
+    assert "set BUCKET" in refused.stderr
+    planned = make("-n", "stackset-template", "BUCKET=artifacts", "PYTHON313=/usr/bin/python3")
+    assert planned.returncode == 0, planned.stderr
+    assert "package --s3-bucket artifacts" in planned.stdout
+    assert "scripts/stackset_template.py build/sweeper-packaged.yaml" in planned.stdout

@@ -26,6 +26,7 @@ class HazardReason(StrEnum):
     # A signature (referrer or tag-scheme accessory) of an image in use: verifying that image
     # fails once it is gone.
     SIGNATURE_OF_IN_USE = "signature-of-in-use"
+    TAG_IN_USE = Reason.TAG_IN_USE.value  # a workload names one of its tags
 
 
 UNEVALUATED_MESSAGE = "lifecycle rule not evaluated"  # the log line of each Unevaluated
@@ -140,11 +141,15 @@ def hazards(
     pins: Mapping[str, Pin],
     settings: Policy,
     now: datetime,
+    *,
+    tags_in_use: Mapping[str, str] | None = None,
 ) -> list[Hazard]:
     """What of ECR's predicted expiries is in use: pinned (any pin source), recently pulled
     (inside the pull window of `settings`), or carrying a tag the expiring rule does not select
-    (a promoted release that ECR would expire for its CI tag). One hazard per manifest and
-    reason, in digest order."""
+    (a promoted release that ECR would expire for its CI tag), or carrying a tag something runs by
+    (`tags_in_use`: tag -> where it was found; a Deployment naming `repo:ci-50` fails to start
+    once ECR expires `ci-50`). One hazard per manifest and reason, in digest order."""
+    tags_in_use = tags_in_use or {}
     by_digest = {image.digest: image for image in images}
     window = settings.keep_pulled_within
     predicted = predict(policy, images, manifests, now)
@@ -170,6 +175,10 @@ def hazards(
             listed = ", ".join(other)
             because = "is not one the rule selects" if rule else "stays"
             evidence.append((HazardReason.OTHER_TAG, f"tag {listed} {because}"))
+        running = [tag for tag in image.tags if tag in tags_in_use]
+        if running:
+            tag = running[0]
+            evidence.append((HazardReason.TAG_IN_USE, f"tag {tag} in use ({tags_in_use[tag]})"))
         return evidence
 
     found: list[Hazard] = []

@@ -448,6 +448,24 @@ def expire(policy: LifecyclePolicy, images: Sequence[Image], now: datetime) -> d
     }
 
 
+def held(
+    expired: Mapping[str, str], images: Sequence[Image], in_use: Mapping[str, str]
+) -> dict[str, str]:
+    """Of the digests retention expired, those carrying a tag something runs by (`in_use`: tag ->
+    where it was found): digest -> the decision's cause. Retention never expires a held tag; the
+    plan keeps these as `tag-in-use`, still naming the rule that expired them."""
+    if not in_use or not expired:
+        return {}
+    found: dict[str, str] = {}
+    for image in images:
+        if image.digest not in expired:
+            continue
+        tags = [tag for tag in image.tags if tag in in_use]
+        if tags:
+            found[image.digest] = f"tag {tags[0]} in use ({in_use[tags[0]]})"
+    return found
+
+
 def retention_section(
     repositories: Iterable[tuple[Mapping[str, Decision], Collection[str]]],
 ) -> dict[str, Any]:

@@ -32,6 +32,25 @@ def digests_in(text: str) -> list[str]:
     return [found.lower() for found in _DIGEST_ANYWHERE.findall(text)]
 
 
+# An ECR image reference by tag: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>:<tag>`, not
+# followed by `@sha256:` (a reference with a digest pulls the digest, which pins it; its tag is
+# not what runs). Repository names as ECR allows them; a tag as the distribution spec allows.
+_TAG_REFERENCE = re.compile(
+    r"(?<![\w.-])(?P<registry>[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?)/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*[a-z0-9]|[a-z0-9])"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?![A-Za-z0-9_.@:/-])"
+)
+
+
+def tag_references(text: str) -> list[tuple[str, str, str]]:
+    """Every ECR image reference by tag in a piece of text: (registry host, repository, tag);
+    a reference without a tag names `latest`, as `docker pull` reads it."""
+    return [
+        (m["registry"], m["repository"], m["tag"] or "latest")
+        for m in _TAG_REFERENCE.finditer(text)
+    ]
+
+
 # Tag-scheme accessories (before OCI 1.1 referrers): cosign's `sha256-<hex>.sig`, `.att` and
 # `.sbom`, and the distribution spec's referrers tag schema `sha256-<hex>` (a fallback index).
 # Exactly this form: `sha256-latest`, or any other tag that merely starts so, is an ordinary tag.
@@ -175,11 +194,15 @@ class Reason(StrEnum):
     # cause names the rule. Apart from UNREACHABLE so that the report and the log can tell a
     # deletion a rule asked for from one of garbage nothing ever tagged.
     EXPIRED = "expired"
+    # Kept although a retention rule expired it: a workload names one of its tags (`repo:tag` in
+    # a task definition, a Kubernetes spec, a deploy config), and would fail to start without it.
+    # A root; its cause says which tag and where it was found.
+    TAG_IN_USE = "tag-in-use"
 
 
 DELETE_REASONS = frozenset({Reason.UNREACHABLE, Reason.EXPIRED})
 ROOT_REASONS = frozenset(
-    {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED}
+    {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED, Reason.TAG_IN_USE}
 )
 
 
@@ -188,6 +211,17 @@ class Pin:
     """A digest that something outside the registry uses; `source` says who."""
 
     digest: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTag:
+    """A tag something runs by: a workload names `repository:tag` of `registry` (the host,
+    `<account>.dkr.ecr.<region>.amazonaws.com`); `source` says where it was found."""
+
+    registry: str
+    repository: str
+    tag: str
     source: str
 
 

@@ -8,10 +8,12 @@ ever loses a child.
 Sweep: whatever is left is deleted, parents before children.
 
 Retention (`expired`, from lifecycle.expire) changes one thing: the tags of an expired image stop
-being roots. Everything else still holds it (a pin, a recent pull, the grace period, an archive, a
-kept index listing it), its decision then saying what holds it and `expired_by` naming the rule;
-otherwise it is deleted, reason `expired` with the rule as its cause, with everything only it
-reaches, parents first, as any orphan is. An expired image is never deleted for its expiry alone.
+being roots, unless something runs by one of them (`held`, lifecycle.held: then it is a root, kept
+as `tag-in-use`). Everything else still holds it (a pin, a recent pull, the grace period, an
+archive, a kept index listing it), its decision then saying what holds it and `expired_by` naming
+the rule; otherwise it is deleted, reason `expired` with the rule as its cause, with everything
+only it reaches, parents first, as any orphan is. An expired image is never deleted for its expiry
+alone.
 
 Accessories: a tag of the form `sha256-<hex>[.sig|.att|.sbom]` (model.accessory_subject) is not a
 root; it ties its manifest to the subject `sha256:<hex>` as `subject` ties a referrer. Only in a
@@ -127,6 +129,7 @@ def make_plan(
     unreadable: Mapping[str, str] | None = None,
     provisional: bool = False,
     expired: Mapping[str, str] | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide every manifest of one repository.
 
@@ -134,10 +137,13 @@ def make_plan(
     listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
     so that the plan's deletions are exactly the manifests whose bytes must be read before the
     final plan; without it, such a manifest is kept as unreadable. `expired` maps the digests a
-    retention rule expired to that rule's label (see the module's docstring).
+    retention rule expired to that rule's label (see the module's docstring). `held` maps those of
+    them that carry a tag something runs by (lifecycle.held) to where it was found: they are
+    roots, kept as `tag-in-use`.
     """
     unreadable = unreadable or {}
     expired = expired or {}
+    held = held or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
     accessories = _accessories(by_digest)
@@ -206,6 +212,10 @@ def make_plan(
 
     roots: list[str] = []
     for digest, image in by_digest.items():
+        if digest in held:
+            keep(digest, Reason.TAG_IN_USE, held[digest], live=True)
+            roots.append(digest)
+            continue
         tags = _ordinary(image) if digest in accessories else image.tags
         root = _root(image, () if digest in expired else tags, pins, policy, now)
         if root is not None:

@@ -37,6 +37,9 @@ MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 
 MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
 MAX_RETENTION_POLICIES = 100
 MAX_PARAMETER_PATHS = 10  # SSM pin paths of one invocation (the deployment's and a request's)
+MAX_PIN_ROLES = 50  # each becomes a role ARN in the function's policy (10 KiB per role)
+MAX_PIN_REGIONS = 30
+MAX_EKS_CLUSTERS = 100
 MIN_AGE_HOURS = 1.0  # buildx pushes children before their index: a younger child may be in flight
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`, matched in full
@@ -65,6 +68,16 @@ REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1
 _REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
 # The template's RepositoryArnPattern AllowedPattern, but for the empty string (a test checks).
 REPOSITORY_ARN_PATTERN = r"^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/*?-]+$"
+# An IAM role to assume in a workload account (sweeper.pins.places): no wildcards, since the
+# template grants sts:AssumeRole on exactly these ARNs. The template's PinRoleArns
+# AllowedPattern is this expression, comma-separated (a template test checks).
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=.@_/-]{1,512}$"
+_ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+_REGION = re.compile(REGION_PATTERN)
+# An EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at most 100.
+EKS_CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+_EKS_CLUSTER = re.compile(EKS_CLUSTER_PATTERN)
 # An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
 # pattern; a role's ARN includes its path).
 PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
@@ -99,6 +112,18 @@ class Settings:
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
     pin_from_ecs: bool = False
     pin_from_lambda: bool = False
+    # Workload accounts and regions (sweeper.pins.places): every source that reads AWS (SSM,
+    # ECS, Lambda) reads the function's own account and each role's account, in the function's
+    # own region and each of these.
+    pin_role_arns: tuple[str, ...] = ()
+    pin_regions: tuple[str, ...] = ()
+    # Kubernetes on EKS (sweeper.pins.eks): pods and workloads of every cluster of every (account,
+    # region), or only those named; `eks_skip_clusters` leaves named clusters out knowingly.
+    pin_from_eks: bool = False
+    eks_clusters: tuple[str, ...] = ()
+    eks_skip_clusters: tuple[str, ...] = ()
+    # Amazon Inspector's coverage (enhanced scanning): ECR images it shows in use (sweeper.pins).
+    pin_from_inspector: bool = False
     # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
     # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
     retention: tuple[RetentionPolicy, ...] = ()
@@ -181,6 +206,8 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         if environ.get(variable, "").strip():
             values[name] = parse(variable, environ[variable].strip())
     settings = Settings(**values)
+    if environ:
+        _eks_not_narrowed(request, environ)
     if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
         # preview them in a dry run; real runs apply the deployment's RETENTION only. (The
@@ -213,6 +240,27 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
 def _deployed_scope(environ: Mapping[str, str]) -> Scope:
     value = environ.get("SCOPE", "").strip()
     return _scope("SCOPE", value) if value else Scope.ORPHANS
+
+
+def _eks_not_narrowed(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Where the deployment reads every EKS cluster (no EKS_CLUSTERS) or skips none, a request
+    may not name clusters to read only or to skip: either would read less."""
+    reads_every_cluster = (
+        environ.get("PIN_FROM_EKS", "").strip().lower() in _TRUE
+        and not environ.get("EKS_CLUSTERS", "").strip()
+    )
+    if request.get("eks_clusters") and reads_every_cluster:
+        raise InvalidSettings(
+            "eks_clusters",
+            "the deployment reads every EKS cluster (PIN_FROM_EKS, no EKS_CLUSTERS): a "
+            "request may not read fewer",
+        )
+    if request.get("eks_skip_clusters") and not environ.get("EKS_SKIP_CLUSTERS", "").strip():
+        raise InvalidSettings(
+            "eks_skip_clusters",
+            "a request may not leave out a cluster the deployment reads (EKS_SKIP_CLUSTERS is "
+            "the deployment's)",
+        )
 
 
 # --- a request's value with the deployment's: (name, request's, environment's) -> value ---------
@@ -477,6 +525,51 @@ def _object_uris(name: str, value: object) -> tuple[str, ...]:
     return tuple(uris)
 
 
+def _role_arns(name: str, value: object) -> tuple[str, ...]:
+    arns = _strings(name, value, MAX_PIN_ROLES)
+    for i, arn in enumerate(arns):
+        if not _ROLE_ARN.fullmatch(arn):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, "
+                "no wildcards)",
+            )
+    return tuple(dict.fromkeys(arns))
+
+
+def _regions(name: str, value: object) -> tuple[str, ...]:
+    regions = _strings(name, value, MAX_PIN_REGIONS)
+    for i, region in enumerate(regions):
+        if not _REGION.fullmatch(region):
+            raise InvalidSettings(f"{name}[{i}]", f"{region!r} is not an AWS region (eu-west-1)")
+    return tuple(dict.fromkeys(regions))
+
+
+def _clusters(name: str, value: object) -> tuple[str, ...]:
+    clusters = _strings(name, value, MAX_EKS_CLUSTERS)
+    for i, cluster in enumerate(clusters):
+        if not _EKS_CLUSTER.fullmatch(cluster):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{cluster!r} is not an EKS cluster name (letters, digits, '-' and '_')",
+            )
+    return tuple(dict.fromkeys(clusters))
+
+
+def _no_more_skipped(
+    name: str, asked: tuple[str, ...], deployed: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A request may repeat the deployment's skipped clusters, not skip more."""
+    more = [cluster for cluster in asked if cluster not in deployed]
+    if more:
+        raise InvalidSettings(
+            name,
+            f"{more[0]!r}: a request may not leave out a cluster the deployment reads "
+            f"({name.upper()} is the deployment's)",
+        )
+    return deployed
+
+
 def _retention(name: str, value: object) -> tuple[RetentionPolicy, ...]:
     """A list of `{"repositories": [glob, ...], "rules": [ECR lifecycle rule, ...]}`."""
     if not isinstance(value, list):
@@ -539,6 +632,12 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_object_uris": (_object_uris, _env_list(_object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
+    "pin_role_arns": (_role_arns, _env_list(_role_arns)),
+    "pin_regions": (_regions, _env_list(_regions)),
+    "pin_from_eks": (_bool, _env_bool),
+    "eks_clusters": (_clusters, _env_list(_clusters)),
+    "eks_skip_clusters": (_clusters, _env_list(_clusters)),
+    "pin_from_inspector": (_bool, _env_bool),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
@@ -559,6 +658,12 @@ _MERGE: dict[str, Any] = {
     "pin_object_uris": _union,
     "pin_from_ecs": _either,
     "pin_from_lambda": _either,
+    "pin_role_arns": _union,
+    "pin_regions": _union,
+    "pin_from_eks": _either,
+    "eks_clusters": _union,
+    "eks_skip_clusters": _no_more_skipped,
+    "pin_from_inspector": _either,
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,

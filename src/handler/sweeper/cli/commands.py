@@ -9,17 +9,17 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import boto3
 import botocore.loaders
 import botocore.session
-from botocore.exceptions import BotoCoreError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from .. import clock, pins
 from ..explain import path, render, short
 from ..manifests import parse
-from ..model import Decision, Kind, Pin, Verdict
+from ..model import Decision, HeldTag, Kind, Pin, Verdict
 from ..ports import REPOSITORY_NOT_FOUND, Registry, RegistryError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
@@ -86,18 +86,34 @@ def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
     return session, EcrRegistry(client)
 
 
-def pins_from(
-    session: boto3.Session, settings: Settings
-) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
+class ReadPins(NamedTuple):
+    pinned: dict[str, Pin]
+    reload: Callable[[], Mapping[str, Pin]]
+    held: list[HeldTag]  # tags something runs by, of this registry
+    held_counts: dict[str, int]
+
+
+def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
     """Read the configured pin sources now (as the Lambda does, failing closed: a source that
     cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
 
-    def client(service: str) -> Any:
-        return session.client(service, config=client_config())  # type: ignore[call-overload]
+    def client(service: str, **arguments: Any) -> Any:
+        return session.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
     configured = pins.sources(settings, client)
-    pinned, _ = pins.collect(configured)
-    return pinned, lambda: pins.collect(configured)[0]
+    pinned, _ = pins.collect(configured, workers=settings.concurrency)
+    held: list[HeldTag] = []
+    counts: dict[str, int] = {}
+    if any(isinstance(s, pins.TagSource) and s.held for s in configured):
+        # Which registry is this: the account of these credentials, in the session's region.
+        try:
+            account = str(client("sts").get_caller_identity()["Account"])
+        except (BotoCoreError, ClientError) as exc:
+            raise pins.PinSourceError("sts", f"GetCallerIdentity: {exc}") from exc
+        held, counts = pins.held_tags(configured, account, str(session.region_name))
+    return ReadPins(
+        pinned, lambda: pins.collect(configured, workers=settings.concurrency)[0], held, counts
+    )
 
 
 class Finished:
@@ -141,12 +157,13 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True, err=err)
     session, registry = connect(args)
     exclusion = ensure_exclusion(args, session, registry, err)
-    pinned, _ = pins_from(session, settings)
+    pinned, _, held, held_counts = pins_from(session, settings)
     now = clock.now()
     finished = Finished()
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
@@ -154,6 +171,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retain_decisions=True,
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(out, report.as_dict())
@@ -172,10 +190,11 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
     session, registry = connect(args)
     exclusion = ensure_exclusion(args, session, registry, err)
-    pinned, _ = pins_from(session, settings)
+    pinned, _, held, _ = pins_from(session, settings)
     with Progress(err, "auditing") as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
@@ -219,7 +238,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{PROG}: warning: {warning}", file=err)
     session, registry = connect(args)
     exclusion = ensure_exclusion(args, session, registry, err)
-    pinned, reload_pins = pins_from(session, settings)
+    pinned, reload_pins, held, held_counts = pins_from(session, settings)
     now = clock.now()
     asked = False
     finished = Finished()
@@ -253,6 +272,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
             exclusion=exclusion,
             reload_pins=reload_pins,
             interrupted=interrupts.stopping.is_set,
@@ -262,6 +282,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retain_decisions=True,
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     if report.stopped_early is StopReason.NOT_CONFIRMED:
         print("Not confirmed: nothing deleted.", file=err)
         return EXIT_FAILURES
@@ -289,8 +310,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     session, registry = connect(args)
     exclusion = ensure_exclusion(args, session, registry, err)
     now = clock.now()
-    pinned, _ = pins_from(session, settings)
-    options = RunOptions(pins=pinned, exclusion=exclusion, retain_decisions=True)
+    pinned, _, held, _ = pins_from(session, settings)
+    options = RunOptions(pins=pinned, held_tags=held, exclusion=exclusion, retain_decisions=True)
     repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:

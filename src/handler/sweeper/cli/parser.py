@@ -33,6 +33,12 @@ FLAGS: dict[str, str] = {
     "pin_object_uris": "--pin-object-uri",
     "pin_from_ecs": "--pin-from-ecs",
     "pin_from_lambda": "--pin-from-lambda",
+    "pin_role_arns": "--pin-role-arn",
+    "pin_regions": "--pin-region",
+    "pin_from_eks": "--pin-from-eks",
+    "eks_clusters": "--eks-cluster",
+    "eks_skip_clusters": "--eks-skip-cluster",
+    "pin_from_inspector": "--pin-from-inspector",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
     "required_repository_tag": "--required-repository-tag",
@@ -171,6 +177,46 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_const",
         const=True,
         help="protect the images of container-image Lambda functions and their versions",
+    )
+    group.add_argument(
+        "--pin-role-arn",
+        dest="pin_role_arns",
+        action="append",
+        metavar="ARN",
+        help="also read the pin sources in this role's (workload) account (repeatable)",
+    )
+    group.add_argument(
+        "--pin-region",
+        dest="pin_regions",
+        action="append",
+        metavar="REGION",
+        help="also read the pin sources in this region (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-eks",
+        action="store_const",
+        const=True,
+        help="protect what Kubernetes pods and workloads of every EKS cluster use",
+    )
+    group.add_argument(
+        "--eks-cluster",
+        dest="eks_clusters",
+        action="append",
+        metavar="NAME",
+        help="read only these EKS clusters (repeatable; default every cluster)",
+    )
+    group.add_argument(
+        "--eks-skip-cluster",
+        dest="eks_skip_clusters",
+        action="append",
+        metavar="NAME",
+        help="leave this EKS cluster out knowingly (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-inspector",
+        action="store_const",
+        const=True,
+        help="protect the ECR images Amazon Inspector's coverage shows in use",
     )
     group.add_argument(
         "--required-repository-tag",

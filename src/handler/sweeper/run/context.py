@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..model import Pin
+from ..model import HeldTag, Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, Registry, RotationCursor
 from ..settings import Settings
@@ -51,6 +51,7 @@ class RunOptions:
       (swept, or not to be swept), before the run forgets all but its summary.
     - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
       and plan nothing (the command's `audit`; see scan.audit_repository).
+    - `held_tags`: tags something runs by, of this registry (pins.held_tags).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
@@ -73,6 +74,9 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    # Tags something runs by (pin sources), of this registry: retention never expires them and
+    # the audit reports a rule that would.
+    held_tags: Sequence[HeldTag] = ()
     cursor: RotationCursor | None = None
     planned_deletions_limit: int = PLANNED_DELETIONS_LIMIT
     principal: str | None = None
@@ -166,6 +170,8 @@ class Context:
     listings: Listings = field(default_factory=Listings)  # what every listed repository holds
     shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
     exclusion: PullTimeExclusion | None = None  # the run's check, once made
+    # repository -> tag -> where it was found: options.held_tags, grouped once per run.
+    tags_in_use: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def pull_times_trusted(self) -> bool:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
-from ..model import Reason, Verdict
+from ..model import HeldTag, Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
@@ -93,6 +93,8 @@ def warnings_for(settings: Settings) -> list[str]:
         or settings.pin_object_uris
         or settings.pin_from_ecs
         or settings.pin_from_lambda
+        or settings.pin_from_eks
+        or settings.pin_from_inspector
     )
     return [] if settings.dry_run or configured else [NO_PIN_SOURCE_WARNING]
 
@@ -128,6 +130,7 @@ class Sweeper:
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
+            tags_in_use=tags_in_use(options.held_tags),
             planned=PlannedTally(options.planned_deletions_limit),
         )
 
@@ -289,3 +292,11 @@ class Sweeper:
                     repo.fail(digest, "NewlyPinned", newly[digest].source)
             keep_planned(repo, Reason.NEWLY_PINNED, "pins changed during the run")
         return StopReason.NEWLY_PINNED
+
+
+def tags_in_use(held: Sequence[HeldTag]) -> dict[str, dict[str, str]]:
+    """repository -> tag -> where it was found (the first source that named it)."""
+    grouped: dict[str, dict[str, str]] = {}
+    for tag in held:
+        grouped.setdefault(tag.repository, {}).setdefault(tag.tag, tag.source)
+    return grouped

@@ -62,6 +62,7 @@ class Report:
     failures: list[Failure] = field(default_factory=list)  # failures outside any repository
     circuit_breaker: CircuitBreaker | None = None
     pins: dict[str, int] = field(default_factory=dict)
+    held_tags: dict[str, int] = field(default_factory=dict)  # tags something runs by, per source
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
@@ -171,6 +172,7 @@ class Report:
             "warnings": list(self.warnings),
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
+            "held_tags": dict(self.held_tags),
             "pull_time_exclusion": (
                 self.pull_time_exclusion.state.value if self.pull_time_exclusion else None
             ),

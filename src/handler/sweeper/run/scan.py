@@ -129,11 +129,23 @@ class _Scan:
         present = [i for i in images if i.digest not in self.already_gone]
         indexes = {d: parsed[d] for d in first_reads if d in parsed}
         expired: dict[str, str] = {}
+        held: dict[str, str] = {}
+        in_use = ctx.tags_in_use.get(name, {})
         if rules is not None:
             expired = lifecycle.expire(rules, lifecycle.top_level(present, indexes), ctx.now)
+            held = lifecycle.held(expired, present, in_use)
             repo.expired = set(expired)
         if audited is not None:
-            hazards = audit.hazards(name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now)
+            hazards = audit.hazards(
+                name,
+                present,
+                indexes,
+                audited,
+                ctx.pins,
+                ctx.policy,
+                ctx.now,
+                tags_in_use=in_use,
+            )
             for hazard in hazards:
                 log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
             repo.hazards = hazards
@@ -149,6 +161,7 @@ class _Scan:
             ctx.now,
             provisional=True,
             expired=expired,
+            held=held,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -178,6 +191,7 @@ class _Scan:
                 d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
             },
             expired=expired,
+            held=held,
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
