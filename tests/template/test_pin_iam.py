@@ -12,7 +12,7 @@ import pytest
 import yaml
 from samtranslator.translator.transform import transform
 
-from sweeper import pins, registry
+from sweeper import notify, pins, registry
 from sweeper.settings import (
     EKS_CLUSTER_PATTERN,
     OBJECT_URI_PATTERN,
@@ -113,7 +113,9 @@ def test_no_unconditional_statement_grants_a_pin_source_action(template: dict[st
     # The delete grant is a role policy of its own (it may carry a tag condition).
     delete = template["Resources"]["DeleteImagesPolicy"]["Properties"]["PolicyDocument"]
     unconditional += actions(delete["Fn::If"][2])
-    assert sorted(unconditional) == sorted(registry.REQUIRED_IAM_ACTIONS)
+    assert sorted(unconditional) == sorted(
+        [*registry.REQUIRED_IAM_ACTIONS, notify.PUT_EVENTS_ACTION]
+    )
     assert set(conditional_policies(template)) == {c for c, _, _ in SOURCES.values()}
 
 

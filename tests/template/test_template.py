@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint
 
+from app import DASHBOARD_URL
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
@@ -58,6 +59,8 @@ def environment(cfn: Template) -> dict[str, str]:
     for name, value in function(cfn)["Environment"]["Variables"].items():
         if value == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}:
             env[name] = ROLE_ARN
+        elif isinstance(value, dict) and "Fn::Sub" in value:
+            env[name] = resolve_sub(cfn, value, REFS)
         elif isinstance(value, dict):
             ref = str(value["Ref"])
             env[name] = defaults.get(ref, ref)
@@ -115,7 +118,7 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
-    wiring = {cursor.CURSOR_PARAMETER_ENV}  # names of the stack's own resources, not settings
+    wiring = {cursor.CURSOR_PARAMETER_ENV, DASHBOARD_URL}  # the stack's own, not settings
     assert {
         name for name in variables if not name.startswith("POWERTOOLS_") and name not in wiring
     } == settings
@@ -335,7 +338,7 @@ def test_no_successful_run_alarm_fires_after_26_hours_without_a_completed_run(
 def test_the_alarm_email_subscription_exists_only_when_an_address_is_given(
     cfn: Template,
 ) -> None:
-    (subscription,) = resources_of_type(cfn, "AWS::SNS::Subscription").values()
+    subscription = resources_of_type(cfn, "AWS::SNS::Subscription")["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert cfn["Conditions"]["HasAlarmEmail"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]

@@ -162,6 +162,7 @@ class _Scan:
             provisional=True,
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -192,6 +193,7 @@ class _Scan:
             },
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
