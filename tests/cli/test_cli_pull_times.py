@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import boto3
@@ -18,22 +18,12 @@ import pytest
 
 from conftest import OLD
 from harness import BuildxPush, FakeRegistry
-from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE
+
+from .conftest import Run
 
 REPO = "app"
 OPERATOR_EXCLUDED = False  # tests/cli/conftest.py: these scenarios start without the exclusion
-Output = tuple[int, str, str]
-Run = Callable[..., Output]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    def call(*args: str) -> Output:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture
