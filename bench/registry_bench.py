@@ -465,12 +465,12 @@ def render(result: Mapping[str, Any]) -> str:
         f"  registry seeded in {reg['seed_seconds']} s; must read {reg['must_read']} manifests, "
         f"delete {reg['deletions']} (at most {reg['max_waves']} waves in one repository)",
         "",
-        f"  {'operation':<26}{'bound':>8}{'calls':>8}",
+        f"  {'operation':<32}{'bound':>8}{'calls':>8}",
     ]
     for op in OPERATIONS:
-        lines.append(f"  {op:<26}{bound['calls'][op]:>8}{run['calls'][op]:>8}")
+        lines.append(f"  {op:<32}{bound['calls'][op]:>8}{run['calls'][op]:>8}")
     lines.append(
-        f"  {'total (wave-aware bound)':<26}{bound['wave_aware']:>8}{run['calls_total']:>8}"
+        f"  {'total (wave-aware bound)':<32}{bound['wave_aware']:>8}{run['calls_total']:>8}"
     )
     lines += [
         f"  {run['calls_vs_bound']:.3f} x the wave-aware bound (target at most {CALL_TARGET}); "
