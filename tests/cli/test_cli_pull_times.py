@@ -163,3 +163,20 @@ def test_an_assumed_role_registered_with_its_path_is_recognised_without_iam(
     code, out, err = cli("plan", "--json")
     assert (code, err) == (EXIT_OK, "")
     assert json.loads(out)["pull_time_exclusions"]["principal"] == as_role_with_a_path
+
+
+def test_an_identity_that_cannot_be_excluded_stops_unless_reading_anyway_is_accepted(
+    registry: FakeRegistry, orphan: BuildxPush, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root user (or a federated one) cannot be a pull-time update exclusion."""
+    root = "arn:aws:iam::123456789012:root"
+    monkeypatch.setattr("sweeper.identity.caller_arn", lambda *_: root)
+    code, _, err = cli("plan")
+    assert code == EXIT_USAGE
+    assert f"you are {root}" in err
+    assert registry.last_pulled(REPO, orphan.index) is None
+    code, out, err = cli("plan", "--accept-pull-time-updates", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["pull_time_exclusion"] == "unknown"
+    assert "warning: pull_time_exclusion unknown" in err
+    assert registry.last_pulled(REPO, orphan.index) is not None  # read, and so pulled
