@@ -78,7 +78,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "settings": (
-        ["sweeper/settings.py"],
+        ["sweeper/settings.py", "sweeper/settings/*"],  # a package since issue 23
         [
             "tests/unit/test_settings.py",
             "tests/unit/test_opt_in.py",

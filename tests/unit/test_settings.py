@@ -12,14 +12,7 @@ import pytest
 from conftest import FUNCTION_PRINCIPAL
 from sweeper.model import Scope
 from sweeper.run import select_repositories
-from sweeper.settings import (
-    _FIELDS,
-    _MERGE,
-    ENVIRONMENT_VARIABLES,
-    InvalidSettings,
-    Settings,
-    load,
-)
+from sweeper.settings import ENVIRONMENT_VARIABLES, FIELDS, MERGE, InvalidSettings, Settings, load
 
 DIGEST = "sha256:" + "a" * 64
 SCHEDULED = {
@@ -72,7 +65,7 @@ OTHER = "sha256:" + "b" * 64
 
 
 def test_every_field_has_a_rule_for_meeting_the_deployment() -> None:
-    assert set(_MERGE) == set(_FIELDS)
+    assert set(MERGE) == set(FIELDS)
 
 
 def test_every_setting_has_an_environment_variable_that_load_reads_and_names() -> None:

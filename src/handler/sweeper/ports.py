@@ -112,3 +112,20 @@ class Registry(Protocol):
         """Register `principal` as a pull-time update exclusion; one registered meanwhile is
         not an error."""
         ...
+
+
+class RotationCursor(Protocol):
+    """Where the rotation stands between runs: the repository the next run starts at.
+
+    Only a position: a run that cannot read it starts where the day says (`run.rotate`), and one
+    that cannot write it has still swept what it swept. So either may raise anything; the
+    orchestration logs it and goes on.
+    """
+
+    def read(self) -> str | None:
+        """The repository to start at, or None when there is none yet."""
+        ...
+
+    def write(self, repository: str) -> None:
+        """Start the next run at `repository`."""
+        ...

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..model import HeldTag, Pin
 from ..plan import Policy
-from ..ports import TIME_BUDGET, Registry
+from ..ports import TIME_BUDGET, Registry, RotationCursor
 from ..settings import Settings
 from .elsewhere import Listings, SharedBlobs
 from .exclusion import PullTimeExclusion
@@ -19,6 +19,7 @@ from .state import StopReason
 if TYPE_CHECKING:
     from .state import RepositoryRun
 
+MAX_LISTED_DELETIONS = 1000  # deletions listed in the Lambda's report; every one is in the log
 TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is left
 # Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
 # 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
@@ -28,6 +29,12 @@ FREED_BYTES_READ_LIMIT = 50_000
 # one invocation then still gets cleaned, a few repositories a night (see `rotate`).
 SWEEP_SHARE = 0.25
 INTERRUPTED = "Interrupted"  # the code of a failure caused by an operator's stop
+# A run stops scanning new repositories once its plans hold this many deletions: the run's memory
+# follows them (docs/performance.md, "Memory"), and the function's memory holds this many with
+# room to spare. The repositories not scanned are left to the next run, like those the time budget
+# leaves (run.rotation), so a registry whose backlog would not fit in memory is still swept.
+PLANNED_DELETIONS_LIMIT = 500_000
+PLANNED_LIMIT = "PlannedDeletionsLimit"  # the code of a repository left unscanned for that
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +53,15 @@ class RunOptions:
     - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
       and plan nothing (the command's `audit`; see scan.audit_repository).
     - `held_tags`: tags something runs by, of this registry (pins.held_tags).
+    - `on_batch_deleted(repo, batch)`: from a worker thread, after each delete call, with the
+      manifests it asked to delete (`repo.deleted` says what ECR confirmed so far).
+    - `listed_deletions`: how many planned deletions the report lists (None: every one, for the
+      command; the Lambda's answer keeps MAX_LISTED_DELETIONS, for its response's size).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `cursor`: where the rotation starts, and where it keeps the next run's start
+      (run.rotation); None: start where the day says, keep nothing.
     - `principal`: the IAM role or user ARN the run reads as (default: the settings'
       `sweeper_role_arn`, the function's role); before its first read the run
       finds it among the registry's pull-time update exclusions (`exclusion.check`), and
@@ -69,9 +82,13 @@ class RunOptions:
     # Tags something runs by (pin sources), of this registry: retention never expires them and
     # the audit reports a rule that would.
     held_tags: Sequence[HeldTag] = ()
+    cursor: RotationCursor | None = None
+    planned_deletions_limit: int = PLANNED_DELETIONS_LIMIT
     principal: str | None = None
     exclusion: PullTimeExclusion | None = None
     audit_only: bool = False
+    on_batch_deleted: Callable[[RepositoryRun, list[str]], None] | None = None
+    listed_deletions: int | None = MAX_LISTED_DELETIONS
 
 
 class Budget:
@@ -128,6 +145,23 @@ class ReadAllowance:
             return True
 
 
+class PlannedTally:
+    """The deletions planned so far in the run, against its limit; shared by the threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.count += count
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """One run's fixed inputs, shared by its phases."""
@@ -150,3 +184,5 @@ class Context:
     def pull_times_trusted(self) -> bool:
         """Whether a pull time that moves during the run is a workload's (not the run's own)."""
         return self.exclusion is not None and self.exclusion.in_place
+
+    planned: PlannedTally = field(default_factory=lambda: PlannedTally(PLANNED_DELETIONS_LIMIT))

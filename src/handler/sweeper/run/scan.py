@@ -18,7 +18,7 @@ from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import INTERNAL, NOT_FOUND, TIME_BUDGET, RegistryError, internal_message
 from ..validate import outline
-from .context import INTERRUPTED, Context
+from .context import INTERRUPTED, PLANNED_LIMIT, Context
 from .decision_log import log, log_decisions
 from .state import RepositoryRun
 
@@ -28,6 +28,15 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
     if ctx.budget.out_for_scanning():
         repo.out_of_time = True
         repo.fail("", ctx.budget.code, "not scanned: the time budget ran out first")
+        return repo
+    if ctx.planned.full:
+        # Left to the next run, as if out of time (run.rotation takes it first then).
+        repo.out_of_time = True
+        repo.fail(
+            "",
+            PLANNED_LIMIT,
+            f"not scanned: the run holds {ctx.planned.limit} planned deletions already",
+        )
         return repo
     scan = _Scan(ctx, repo)
     try:
@@ -48,6 +57,7 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         log.exception("planning failed", extra={"repository": name})
         repo.fail("", INTERNAL, internal_message(exc))
         scan.keep_all("planning failed")
+    ctx.planned.add(sum(len(wave) for wave in repo.waves))
     return repo
 
 
@@ -152,6 +162,7 @@ class _Scan:
             provisional=True,
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -182,6 +193,7 @@ class _Scan:
             },
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
