@@ -261,6 +261,9 @@ def test_the_metrics_are_the_report_figures(
         metrics.RETENTION_EXPIRED: 0,
         metrics.RETENTION_HELD: 0,
         metrics.LIFECYCLE_HAZARDS: 0,
+        # No manifest store configured: it is neither unavailable nor rejecting anything.
+        metrics.STORE_UNAVAILABLE: 0,
+        metrics.STORE_REJECTED: 0,
     }
     assert report["deleted"]["bytes_freed"] > 0
     assert all(m.dimensions == run_dimensions for m in figures.values())

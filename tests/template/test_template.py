@@ -44,7 +44,10 @@ def environment(cfn: Template) -> dict[str, str]:
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
-        env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+        if name == "MANIFEST_STORE":  # the stack's own bucket, named at deploy time
+            env[name] = "s3://ecr-sweeper-manifeststorebucket-abc123/ecr-sweeper"
+        else:
+            env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
     return env
 
 
@@ -76,7 +79,8 @@ def test_the_schedule_invokes_the_function_nightly_with_an_empty_request(cfn: Te
     # Scheduler delivers exactly `Input`: an empty request, so every setting is the environment's.
     request = json.loads(target["Input"])
     assert request == {}
-    assert load(request, environment(cfn)) == Settings()
+    settings = load(request, environment(cfn))
+    assert dataclasses.replace(settings, manifest_store="") == Settings()
 
 
 def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Template) -> None:
@@ -96,8 +100,10 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} == settings
-    for name in settings:  # each one a parameter, so a deploy can change it
+    for name in settings - {"MANIFEST_STORE"}:  # each one a parameter, so a deploy can change it
         assert variables[name]["Ref"] in cfn["Parameters"]
+    # The manifest store is the stack's own bucket (a prefix in it).
+    assert variables["MANIFEST_STORE"] == {"Fn::Sub": "s3://${ManifestStoreBucket}/ecr-sweeper"}
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE
 
@@ -105,7 +111,8 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
 def test_the_template_defaults_are_the_code_defaults(cfn: Template) -> None:
     # In particular DryRun: a stack deployed without parameters deletes nothing.
     settings = load({}, environment(cfn))
-    assert settings == Settings()
+    assert dataclasses.replace(settings, manifest_store="") == Settings()
+    assert settings.manifest_store.startswith("s3://")
     assert settings.dry_run is True
 
 

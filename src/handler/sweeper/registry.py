@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .manifests import ALL_MANIFEST_TYPES
 from .model import Image
 from .ports import (
+    ARCHIVED_UNREADABLE,
     BATCH_SIZE,
     NOT_FOUND,
     TIME_BUDGET,
@@ -46,9 +47,6 @@ ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
-# The failure code `manifests` gives a manifest that BatchGetImage called not found although the
-# repository lists it as archived (whether ECR serves archived manifests is undocumented).
-ARCHIVED_UNREADABLE = "ArchivedUnreadable"
 # The imageStatus values a listing hides by default.
 NOT_ACTIVE: Final[tuple[Literal["ARCHIVED"], Literal["ACTIVATING"]]] = ("ARCHIVED", "ACTIVATING")
 

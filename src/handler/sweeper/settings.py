@@ -63,6 +63,12 @@ _OBJECT_URI = re.compile(OBJECT_URI_PATTERN)
 # RequiredRepositoryTag AllowedPattern is the same expression (a template test checks).
 REQUIRED_TAG_PATTERN = r"^(?!aws:)[A-Za-z0-9_.:/+@-]{1,128}=[A-Za-z0-9_.:/+@-]{1,256}$"
 _REQUIRED_TAG = re.compile(REQUIRED_TAG_PATTERN)
+# s3://bucket or s3://bucket/prefix: the manifest store (sweeper.store.S3_URI_PATTERN).
+MANIFEST_STORE_PATTERN = (
+    r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s*?\x00-\x1f\x7f]*[^/\s*?\x00-\x1f\x7f])?$"
+)
+_MANIFEST_STORE = re.compile(MANIFEST_STORE_PATTERN)
+MAX_JOURNAL_RETENTION_DAYS = 3650
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -101,6 +107,11 @@ class Settings:
     audit_lifecycle_policies: bool = True
     # "key=value": only repositories carrying this tag are swept (sweeper.opt_in); "" means all.
     required_repository_tag: str = ""
+    # s3://bucket[/prefix] of the manifest store (sweeper.store); "" means none. The command
+    # also takes a local directory (its own flag, --manifest-store).
+    manifest_store: str = ""
+    # Days the journal keeps what a run deleted, the bytes with it (the bucket's lifecycle rule).
+    journal_retention_days: int = 30
 
     @property
     def policy(self) -> Policy:
@@ -218,6 +229,14 @@ def _floor(name: str, asked: float, deployed: float) -> float:
             f"got {asked:g}",
         )
     return asked
+
+
+def _deployment_only(name: str, asked: Any, deployed: Any) -> Any:
+    if asked != deployed:
+        raise InvalidSettings(
+            name, f"the deployment sets {deployed!r} ({name.upper()}); a request cannot change it"
+        )
+    return deployed
 
 
 def _same_or_added(name: str, asked: str, deployed: str) -> str:
@@ -472,6 +491,22 @@ def _required_tag(name: str, value: object) -> str:
     return value
 
 
+def _manifest_store(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSettings(name, f"must be a string, got {value!r}")
+    if value and not _MANIFEST_STORE.fullmatch(value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not s3://bucket or s3://bucket/prefix (no trailing '/', white space "
+            "or wildcards)",
+        )
+    return value
+
+
+def _journal_days(name: str, value: object) -> int:
+    return _integer(name, value, 1, MAX_JOURNAL_RETENTION_DAYS)
+
+
 # field -> (request parser, environment parser)
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "dry_run": (_bool, _env_bool),
@@ -490,6 +525,8 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
+    "manifest_store": (_manifest_store, _manifest_store),
+    "journal_retention_days": (_journal_days, _env_number(_journal_days)),
 }
 
 # field -> how a request's value meets the environment's (see the module's docstring)
@@ -510,4 +547,7 @@ _MERGE: dict[str, Any] = {
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,
+    # Where the journal of undo lives is the deployment's: a request may not move it.
+    "manifest_store": _deployment_only,
+    "journal_retention_days": _deployment_only,
 }

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..model import Pin
 from ..plan import Policy
-from ..ports import TIME_BUDGET, Registry
+from ..ports import TIME_BUDGET, ManifestStore, Registry
 from ..settings import Settings
 from .state import StopReason
 
@@ -44,6 +44,9 @@ class RunOptions:
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `store`: the manifest store (sweeper.store): manifests are read from ECR only when it
+      lacks them, and every deletion is journaled there first. `run_id` names the run in the
+      journal, the report and the log.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -56,6 +59,8 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    store: ManifestStore | None = None
+    run_id: str = ""
 
 
 class Budget:
@@ -112,6 +117,36 @@ class ReadAllowance:
             return True
 
 
+class StoreTally:
+    """What the run made of its store, shared by the threads: whether it could be used
+    throughout, and how many entries failed their check."""
+
+    def __init__(self, configured: bool) -> None:
+        self.configured = configured
+        self.unavailable = ""  # the first error, when any load or save failed
+        self.rejected = 0
+        self.hits = 0  # manifests taken from the store instead of ECR
+        self._lock = threading.Lock()
+
+    def fail(self, error: str) -> bool:
+        """Record an error; True the first time (the run logs that one)."""
+        with self._lock:
+            first = not self.unavailable
+            self.unavailable = self.unavailable or error
+            return first
+
+    def count(self, rejected: int = 0, hits: int = 0) -> None:
+        with self._lock:
+            self.rejected += rejected
+            self.hits += hits
+
+    @property
+    def status(self) -> str:
+        if not self.configured:
+            return "off"
+        return "unavailable" if self.unavailable else "ok"
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """One run's fixed inputs, shared by its phases."""
@@ -124,3 +159,4 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
+    store: StoreTally

@@ -18,7 +18,7 @@ from ..model import Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
-from .context import Budget, Context, ReadAllowance, RunOptions
+from .context import Budget, Context, ReadAllowance, RunOptions, StoreTally
 from .decision_log import log_decisions, log_repository
 from .report import CircuitBreaker, Report, listing_quotas
 from .scan import plan_repository
@@ -113,6 +113,7 @@ class Sweeper:
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
+            StoreTally(options.store is not None),
         )
 
     def plan_one(self, name: str) -> RepositoryRun:
@@ -122,7 +123,7 @@ class Sweeper:
     def run(self) -> Report:
         ctx = self.ctx
         started = time.monotonic()
-        report = Report(dry_run=ctx.settings.dry_run)
+        report = Report(dry_run=ctx.settings.dry_run, run_id=ctx.options.run_id)
         if not report.dry_run:
             ctx.budget.reserve_for_sweep()
         try:
@@ -166,6 +167,9 @@ class Sweeper:
             report.repositories = self._finish_all(repos, pool, sweep)
         if any(r.out_of_time for r in report.repositories):
             report.stopped_early = ctx.budget.reason
+        report.store = ctx.store.status
+        report.store_rejected = ctx.store.rejected
+        report.manifests_from_store = ctx.store.hits
         report.duration_seconds = time.monotonic() - started
         return report
 

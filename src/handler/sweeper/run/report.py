@@ -64,6 +64,10 @@ class Report:
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
+    run_id: str = ""  # the Lambda's request id, or the command's; its log lines carry it
+    store: str = "off"  # the manifest store: off, ok, or unavailable (read from ECR instead)
+    store_rejected: int = 0  # stored entries whose bytes did not hash to their digest
+    manifests_from_store: int = 0  # manifests the run took from the store instead of ECR
 
     @property
     def complete(self) -> bool:
@@ -132,6 +136,7 @@ class Report:
         planned = self.planned
         deletions = self.deletions
         return {
+            "run_id": self.run_id,
             "dry_run": self.dry_run,
             "complete": self.complete,
             "repositories": len(self.repositories),
@@ -155,6 +160,9 @@ class Report:
             "lifecycle_hazards": [h.as_dict() for h in self.lifecycle_hazards],
             "deletions": [d.as_dict() for d in deletions],
             "deletions_truncated": planned.manifests > len(deletions),
+            "store": self.store,
+            "store_rejected": self.store_rejected,
+            "manifests_from_store": self.manifests_from_store,
             "duration_seconds": round(self.duration_seconds, 3),
         }
 

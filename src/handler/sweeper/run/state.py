@@ -11,6 +11,7 @@ from ..audit import Hazard
 from ..freed import FreedLedger
 from ..lifecycle import retention_section
 from ..model import Decision, Image, Manifest, Verdict
+from ..ports import Stored
 from ..validate import Problem
 
 
@@ -65,6 +66,7 @@ class RepositoryRun:
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
+    content: dict[str, Stored] = field(default_factory=dict)  # planned deletions, for the journal
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)

@@ -10,12 +10,15 @@ from dataclasses import replace
 
 from .. import ports
 from ..model import Reason, Verdict
-from ..ports import RegistryError
+from ..ports import JournalRecord, RegistryError, StoreError
 from .check import check_repository
 from .context import Context
 from .state import RepositoryRun
 
 TAG_LOST = "TagLost"  # the failure code of a deleted manifest that carried a tag
+# The failure code of a batch not deleted because the journal (sweeper.store) could not record
+# it first: a deletion the journal does not hold could not be undone.
+JOURNAL_FAILED = "JournalWriteFailed"
 
 
 def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
@@ -30,6 +33,7 @@ def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
         for failure in check.failures:
             repo.fail(failure.digest, failure.code, failure.message)
     repo.known = {}  # the check was its only use
+    repo.content = {}  # the journal's
 
 
 class _Sweep:
@@ -71,7 +75,8 @@ class _Sweep:
                         self.block(digest, Reason.NOT_REACHED, "run stopped before this batch")
                     continue
                 try:
-                    self.delete(batch)
+                    if not self.delete(batch):
+                        stopped = True  # the journal failed: no further batch either
                 except RegistryError as exc:
                     # The outcome of this call is unknown: count nothing, go no further.
                     for digest in batch:
@@ -88,9 +93,10 @@ class _Sweep:
                     repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
                 )
 
-    def delete(self, batch: list[str]) -> None:
-        """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
-        still deletable, and read every per-item answer."""
+    def delete(self, batch: list[str]) -> bool:
+        """Re-read the batch (and the subjects its dangling referrers rest on), journal and
+        delete what is still deletable, and read every per-item answer. False when the journal
+        could not record the batch (nothing of it was deleted)."""
         repo, registry = self.repo, self.ctx.registry
         subjects = {s for d in batch for s in repo.absent_subjects.get(d, ())}
         asked = [*batch, *sorted(subjects - set(batch))]
@@ -117,6 +123,8 @@ class _Sweep:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
             else:
                 ready.append(digest)
+        if ready and not self.journal({d: current[d].tags for d in ready}):
+            return False
         outcome = registry.delete(repo.repository, ready)
         repo.deleted |= outcome.deleted
         repo.already_gone |= outcome.already_gone
@@ -133,3 +141,41 @@ class _Sweep:
             tag_list = ", ".join(repr(t) for t in tags)
             repo.fail(digest, TAG_LOST, f"deleted with tag {tag_list}, added after the re-read")
             self.block(digest, Reason.GAINED_TAG, tags[0])
+        return True
+
+    def journal(self, ready: dict[str, tuple[str, ...]]) -> bool:
+        """Record the batch in the store's journal before its delete call (with a store)."""
+        store, repo, ctx = self.ctx.options.store, self.repo, self.ctx
+        if store is None:
+            return True
+        error = ""
+        missing = [d for d in ready if d not in repo.content]
+        if missing:
+            error = f"the bytes of {missing[0]} are not held"
+        else:
+            records = [
+                JournalRecord(
+                    run_id=ctx.options.run_id,
+                    repository=repo.repository,
+                    digest=digest,
+                    media_type=repo.content[digest].media_type,
+                    tags=tags,
+                    reason=repo.decisions[digest].reason.value,
+                    cause=repo.decisions[digest].cause,
+                    recorded_at=ctx.now.isoformat(),
+                    text=repo.content[digest].text,
+                )
+                for digest, tags in ready.items()
+            ]
+            try:
+                store.journal(records)
+            except StoreError as exc:
+                error = str(exc)
+        if not error:
+            return True
+        for digest in ready:
+            repo.fail(
+                digest, JOURNAL_FAILED, f"not deleted: the journal could not record it: {error}"
+            )
+            self.block(digest, Reason.NOT_REACHED, "the journal could not record its batch")
+        return False
