@@ -24,6 +24,7 @@ from .ports import (
     TIME_BUDGET,
     Deleted,
     Fetched,
+    PutOutcome,
     RegistryError,
     Stop,
 )
@@ -45,6 +46,13 @@ REPOSITORY_ACTIONS = (
 )
 ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
+# What `ecr-sweeper restore` calls besides reading (the function never does: docs/operations.md
+# gives the operator's policy).
+RESTORE_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:DescribeImages",
+    "ecr:PutImage",
+)
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
 # The imageStatus values a listing hides by default.
@@ -346,6 +354,66 @@ class EcrRegistry:
             outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
         outcome.deleted -= outcome.already_gone | set(outcome.failures)
         return outcome
+
+    # --- restore (ports.RegistryWriter) --------------------------------------------------------
+
+    def missing_layers(self, repository: str, digests: Sequence[str]) -> list[str]:
+        """Of the blob `digests`, those the repository does not have (BatchCheckLayerAvailability,
+        100 a call): ECR may clean up a layer no manifest uses at any time."""
+        missing: list[str] = []
+        for batch in _batches(list(dict.fromkeys(digests))):
+            try:
+                response = self._client.batch_check_layer_availability(
+                    **self._registry, repositoryName=repository, layerDigests=batch
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _error("BatchCheckLayerAvailability", exc) from exc
+            available = {
+                layer["layerDigest"]
+                for layer in response.get("layers", [])
+                if layer.get("layerAvailability") == "AVAILABLE" and "layerDigest" in layer
+            }
+            missing.extend(d for d in batch if d not in available)
+        return missing
+
+    def put(
+        self, repository: str, text: str, media_type: str | None, digest: str, tag: str | None
+    ) -> PutOutcome:
+        """PutImage of these exact bytes, by digest (ECR refuses bytes of another digest), and
+        the tag when given. A refusal is an outcome, not an error."""
+        request: dict[str, Any] = {
+            "repositoryName": repository,
+            "imageManifest": text,
+            "imageDigest": digest,
+        }
+        if media_type:
+            request["imageManifestMediaType"] = media_type
+        if tag:
+            request["imageTag"] = tag
+        try:
+            response = self._client.put_image(**self._registry, **request)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            return PutOutcome(None, err.get("Code", "ClientError"), err.get("Message", ""))
+        except BotoCoreError as exc:
+            raise _error("PutImage", exc) from exc
+        stored = response.get("image", {}).get("imageId", {}).get("imageDigest")
+        return PutOutcome(stored)
+
+    def tagged(self, repository: str, tag: str) -> str | None:
+        """The digest `tag` names now, or None (DescribeImages by tag)."""
+        try:
+            response = self._client.describe_images(
+                **self._registry, repositoryName=repository, imageIds=[{"imageTag": tag}]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+                return None
+            raise _error("DescribeImages", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("DescribeImages", exc) from exc
+        details = response.get("imageDetails", [])
+        return details[0].get("imageDigest") if details else None
 
 
 def image_from_detail(detail: Any) -> Image:

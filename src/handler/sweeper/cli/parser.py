@@ -166,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="circuit breaker: a real run planning more deletes nothing (default 5000)",
     )
 
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--manifest-store",
+        metavar="LOCATION",
+        help="the manifest store and journal: s3://bucket[/prefix], a directory, or 'none' "
+        "(default: ecr-sweeper/manifests under the user's cache directory)",
+    )
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="A reference-aware garbage collector for Amazon ECR (the Lambda's code, "
@@ -174,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [aws, selection, policy, output]
+    common = [aws, selection, policy, output, store]
     commands.add_parser("plan", parents=common, help="dry run: what would be deleted, and why")
     sweep = commands.add_parser("sweep", parents=common, help="delete, after confirmation")
     sweep.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -195,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[aws, selection, output],
         help="list indexes missing a child and referrers missing their subject",
     )
+    restore = commands.add_parser(
+        "restore",
+        parents=[aws, output, store],
+        help="put back what a run deleted, from the journal",
+    )
+    restore.add_argument("--run", required=True, metavar="RUN_ID", help="the run's run_id")
+    restore.add_argument(
+        "--repository",
+        dest="repositories",
+        action="append",
+        metavar="GLOB",
+        help="only these repositories (repeatable; default: all the run deleted in)",
+    )
+    restore.add_argument("--digest", metavar="DIGEST", help="only this manifest (or a prefix)")
+    restore.add_argument(
+        "--dry-run", action="store_true", help="check what could be put back; put nothing"
+    )
+    journal = commands.add_parser(
+        "journal", parents=[aws, output, store], help="recent runs and what they deleted"
+    )
+    journal.add_argument("--run", metavar="RUN_ID", help="list what this run deleted")
     return parser
 
 
