@@ -45,9 +45,21 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
   deleted from again, max(1, ceil(survivors / 1000)) pages; the indexes it already read are not read
   again.
 
-The call target (at most 1.1 x) is measured against the wave-aware bound; the report prints the
-naive and strict bounds too. The bound comes from an oracle that reads moto's backend directly
-(no API) and plans with every manifest's bytes; the run must delete exactly what it predicts.
+With the manifest store (sweeper.store, here a temporary directory), each night adds the store's
+own requests: one load per repository, one save per repository whose stored manifests change
+(new ones read, or ones gone since), one journal write per delete call; and BatchGetImage reads
+only what the store lacks of what the night must read.
+
+Two nights: the first on the registry as seeded (the store empty), the second a day later after
+5% new manifests (new builds pushed within the grace period, each moving a tag of its
+repository, which leaves the tree it moved from to the sweep). The second night's bound counts
+listing pages, the audit's policy reads, reads of unseen manifests, the store's requests, the
+re-reads and deletes, and the post-sweep listings.
+
+The call target (at most 1.1 x) is measured against the wave-aware bound, each night; the report
+prints the naive and strict bounds too. The bound comes from an oracle that reads moto's backend
+directly (no API) and plans with every manifest's bytes; the run must delete exactly what it
+predicts.
 """
 
 from __future__ import annotations
@@ -58,12 +70,14 @@ import json
 import logging
 import math
 import os
+import random
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +92,14 @@ from log_format import DecisionLinesFormatter
 from sweeper import manifests
 from sweeper.model import Pin
 from sweeper.plan import Policy, make_plan, may_delete, may_mention_manifests
-from sweeper.ports import BATCH_SIZE
+from sweeper.ports import BATCH_SIZE, JournalRecord, Stored
 from sweeper.registry import PAGE_SIZE, EcrRegistry, image_from_detail, make_client
-from sweeper.run import Sweeper
+from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
+from sweeper.store import DirectoryStore
 
-from .measure import LIST, OPERATIONS, VERIFY, CallMeter, growth, machine, rss_mib
+from .measure import LIST, OPERATIONS, STORE, VERIFY, CallMeter, growth, machine, rss_mib
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
@@ -92,6 +107,7 @@ SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per rep
 }
 CALL_TARGET = 1.1
 MEMORY_TARGET_MIB: Mapping[str, float] = {"large": 150.0}  # the run's peak above the baseline
+NEW_SHARE = 0.05  # the second night: this share of the registry's manifests is new
 
 
 @dataclass
@@ -101,12 +117,14 @@ class Bound:
     repositories: int = 0
     manifests: int = 0
     must_read: int = 0
+    unseen: int = 0  # of what must be read, what the store lacks: read from ECR
     deletions: int = 0
     waves: int = 0  # the most waves any one repository needs
     calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
     deletes_naive: int = 0
     deletes_strict: int = 0
     expected: dict[str, set[str]] = field(default_factory=dict)  # repository -> what goes
+    stored_after: dict[str, set[str]] = field(default_factory=dict)  # the store, after the night
 
     @property
     def total(self) -> int:
@@ -129,8 +147,11 @@ def lower_bound(
     now: datetime,
     *,
     dry_run: bool = False,
+    holds: Mapping[str, set[str]] | None = None,
 ) -> Bound:
-    """The oracle: reads the backend directly (no API call) and plans with every byte."""
+    """The oracle: reads the backend directly (no API call) and plans with every byte.
+
+    `holds`: what the manifest store holds, by repository (None: no store)."""
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
@@ -161,16 +182,26 @@ def lower_bound(
         bound.waves = max(bound.waves, len(final.waves))
         bound.expected[name] = set(deletions)
         bound.calls[LIST] += max(1, math.ceil(len(images) / PAGE_SIZE))
-        reads = len(must_read)
+        read = must_read
         if deletions:
             # Bytes freed: every manifest of a repository that deletes is read once (its blobs
             # may be shared). The post-sweep check lists the repository again (real runs).
-            reads = len(images)
+            read = {i.digest for i in images}
             if not dry_run:
                 survivors = len(images) - len(deletions)
                 bound.calls[LIST] += max(1, math.ceil(survivors / PAGE_SIZE))
-        bound.calls["BatchGetImage"] += math.ceil(reads / BATCH_SIZE)
         waves = sum(math.ceil(len(wave) / BATCH_SIZE) for wave in final.waves)
+        unseen = read
+        if holds is not None:
+            held = holds.get(name, set())
+            listed = {i.digest for i in images}
+            unseen = read - held
+            # One load; a save when something new was read or something stored is gone; one
+            # journal write before each delete call.
+            bound.calls[STORE] += 1 + bool(unseen or held - listed) + (0 if dry_run else waves)
+            bound.stored_after[name] = (held & listed) | read
+        bound.unseen += len(unseen)
+        bound.calls["BatchGetImage"] += math.ceil(len(unseen) / BATCH_SIZE)
         bound.calls["BatchDeleteImage"] += waves
         bound.calls[VERIFY] += waves
         bound.deletes_naive += math.ceil(len(deletions) / BATCH_SIZE)
@@ -198,14 +229,64 @@ def decision_log() -> Iterator[None]:
             logger.propagate = saved[1]
 
 
+class CountedStore(DirectoryStore):
+    """The manifest store in a directory, each request noted by the night's meter."""
+
+    meter: CallMeter | None = None
+
+    def _note(self, request: str) -> None:
+        if self.meter is not None:
+            self.meter.note_store(request)
+
+    def load(self, repository: str) -> dict[str, Stored]:
+        self._note("load")
+        return super().load(repository)
+
+    def save(self, repository: str, entries: Mapping[str, Stored]) -> None:
+        self._note("save")
+        super().save(repository, entries)
+
+    def journal(self, records: Sequence[JournalRecord]) -> None:
+        self._note("journal")
+        super().journal(records)
+
+
 def sweep(
-    session: boto3.Session, meter: CallMeter, settings: Settings, now: datetime
+    session: boto3.Session,
+    meter: CallMeter,
+    settings: Settings,
+    now: datetime,
+    store: CountedStore,
+    run_id: str,
 ) -> dict[str, Any]:
     """One run as the Lambda makes it, from the client to the report (the one place this
     benchmark calls the sweeper)."""
     client = make_client(session)
     meter.attach(client)
-    return Sweeper(EcrRegistry(client), settings, now).run().as_dict()
+    store.meter = meter
+    options = RunOptions(store=store, run_id=run_id)
+    return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
+
+
+def new_builds(registry: FakeRegistry, when: datetime, share: float, seed: int) -> int:
+    """The second night's new manifests: builds pushed in the last day, each moving a tag of its
+    repository (the tree it moved from is left to the sweep), until `share` of the registry is
+    new. Returns how many manifests are new."""
+    backend = ecr_backends[registry.account_id][registry.region]
+    names = sorted(backend.repositories)
+    before = sum(len(registry.digests(n)) for n in names)
+    rng = random.Random(f"{seed}:second-night")
+    added = 0
+    while added < share * before:
+        name = rng.choice(names)
+        tags = sorted(t for t in registry.tags(name) if not t.startswith("sha256-")) or ["latest"]
+        old = registry.digests(name)
+        hours = rng.uniform(1, 20)
+        registry.push_buildx(
+            name, tag=rng.choice(tags), pushed_at=when - timedelta(hours=hours), fast=True
+        )
+        added += len(registry.digests(name) - old)
+    return added
 
 
 @dataclass
@@ -219,6 +300,8 @@ class Measured:
     peak_growth_mib: float
     report: dict[str, Any]
     surprises: list[str]
+    new_manifests: int = 0  # pushed since the night before
+    read_again: int = 0  # read from ECR though the store held them
 
     @property
     def total_calls(self) -> int:
@@ -241,10 +324,12 @@ def settings_for(pins: Sequence[str], scope: str, concurrency: int) -> Settings:
 
 def measure(
     args: argparse.Namespace, repositories: int, builds: int, now: datetime
-) -> tuple[Measured, Bound, Settings]:
-    """Build the registry, sweep it once (for real), and check the outcome against the oracle."""
+) -> tuple[list[tuple[Measured, Bound]], Settings]:
+    """Build the registry, sweep it for real on two nights (5% new manifests between), with a
+    manifest store, and check each night's outcome against the oracle."""
     estate = realistic_registry(repositories, builds, now=now, seed=args.seed)
     settings = settings_for(estate.pins, args.scope, args.concurrency)
+    nights: list[tuple[Measured, Bound]] = []
     with ExitStack() as stack:
         registry = stack.enter_context(FakeRegistry())
         if args.moto == "short":
@@ -254,30 +339,42 @@ def measure(
         seed_seconds = time.perf_counter() - started
         del estate
         pins = {p.digest: p for p in settings.pins}
-        bound = lower_bound(registry, pins, settings.policy, now, dry_run=settings.dry_run)
-        before = {name: registry.digests(name) for name in bound.expected}
+        store = CountedStore(Path(stack.enter_context(tempfile.TemporaryDirectory())))
         session = boto3.Session(region_name=registry.region)
-        meter = CallMeter()
         stack.enter_context(decision_log())
-
-        gc.collect()  # the baseline without the garbage of seeding
-        rss_before = rss_mib()
-        with growth() as grown:
-            report = sweep(session, meter, settings, now)
-        meter.tally()
-        after = {name: registry.digests(name) for name in bound.expected}
-    measured = Measured(
-        seed_seconds=seed_seconds,
-        calls={op: meter.calls.get(op, 0) for op in OPERATIONS},
-        ids={op: meter.ids.get(op, 0) for op in OPERATIONS},
-        retries=meter.retries,
-        fetched_twice=meter.fetched_twice,
-        rss_before_mib=rss_before,
-        peak_growth_mib=grown.peak_mib,
-        report={k: v for k, v in report.items() if k != "deletions"},
-        surprises=_check(report, before, after, bound),
-    )
-    return measured, bound, settings
+        stored: dict[str, set[str]] = {}
+        for night in range(1, args.nights + 1):
+            when = now + timedelta(days=night - 1)
+            new = new_builds(registry, when, NEW_SHARE, args.seed) if night > 1 else 0
+            bound = lower_bound(
+                registry, pins, settings.policy, when, dry_run=settings.dry_run, holds=stored
+            )
+            before = {name: registry.digests(name) for name in bound.expected}
+            meter = CallMeter()
+            gc.collect()  # the baseline without the garbage of seeding (or the night before)
+            rss_before = rss_mib()
+            with growth() as grown:
+                report = sweep(session, meter, settings, when, store, f"bench-night-{night}")
+            meter.tally()
+            after = {name: registry.digests(name) for name in bound.expected}
+            # Manifests read from ECR although the store held them (the night before read them).
+            again = sum(1 for name, digest in meter.fetched if digest in stored.get(name, ()))
+            stored = bound.stored_after
+            measured = Measured(
+                seed_seconds=seed_seconds,
+                calls={op: meter.calls.get(op, 0) for op in OPERATIONS},
+                ids={op: meter.ids.get(op, 0) for op in OPERATIONS},
+                retries=meter.retries,
+                fetched_twice=meter.fetched_twice,
+                rss_before_mib=rss_before,
+                peak_growth_mib=grown.peak_mib,
+                report={k: v for k, v in report.items() if k != "deletions"},
+                surprises=_check(report, before, after, bound),
+                new_manifests=new,
+                read_again=again,
+            )
+            nights.append((measured, bound))
+    return nights, settings
 
 
 def _check(
@@ -302,6 +399,43 @@ def _check(
 
 
 def summarise(
+    size: str, nights: Sequence[tuple[Measured, Bound]], settings: Settings, moto: str
+) -> dict[str, Any]:
+    """The first night's figures at the top (registry, bound, run, targets), and each later
+    night's in `nights` (new manifests, bound, run, targets)."""
+    measured, bound = nights[0]
+    result = summarise_night(size, bound, measured, settings, moto)
+    result["nights"] = []
+    for number, (later, later_bound) in enumerate(nights[1:], start=2):
+        night = summarise_night(size, later_bound, later, settings, moto)
+        result["nights"].append(
+            {
+                "night": number,
+                "new_manifests": later.new_manifests,
+                "manifests": later_bound.manifests,
+                "must_read": later_bound.must_read,
+                "unseen": later_bound.unseen,
+                "deletions": later_bound.deletions,
+                "bound": night["bound"],
+                "run": night["run"],
+                "targets": night["targets"],
+            }
+        )
+        result["targets"][f"night_{number}_calls_at_most_1_1_x_bound"] = night["targets"][
+            "calls_at_most_1_1_x_bound"
+        ]
+        result["targets"][f"night_{number}_deleted_as_predicted"] = night["targets"][
+            "deleted_as_predicted"
+        ]
+        # BatchGetImage asks only for what the store lacks: nothing it held, at most the new.
+        result["targets"][f"night_{number}_reads_only_what_the_store_lacks"] = (
+            later.read_again == 0
+            and night["run"]["ids_sent"]["BatchGetImage"] <= later.new_manifests
+        )
+    return result
+
+
+def summarise_night(
     size: str, bound: Bound, measured: Measured, settings: Settings, moto: str
 ) -> dict[str, Any]:
     report = measured.report
@@ -326,6 +460,7 @@ def summarise(
             "repositories": bound.repositories,
             "manifests": bound.manifests,
             "must_read": bound.must_read,
+            "unseen": bound.unseen,
             "deletions": bound.deletions,
             "max_waves": bound.waves,
             "kept": report.get("kept", {}),
@@ -345,10 +480,13 @@ def summarise(
             "ids_sent": measured.ids,
             "retries": measured.retries,
             "fetched_twice": measured.fetched_twice,
+            "read_again_though_stored": measured.read_again,
             "calls_vs_bound": round(measured.total_calls / max(1, bound.total), 4),
             "calls_vs_strict_bound": round(measured.total_calls / max(1, bound.strict_total), 4),
             "complete": report["complete"],
             "stopped_early": report["stopped_early"],
+            "store": report["store"],
+            "manifests_from_store": report["manifests_from_store"],
             "deleted": report["deleted"]["manifests"],
             "bytes": {
                 "deleted_nominal": report["deleted"]["bytes"],
@@ -384,14 +522,39 @@ def _round(value: float | None) -> float | None:
 def render(result: Mapping[str, Any]) -> str:
     """The figures as a person reads them."""
     reg, bound, run = result["registry"], result["bound"], result["run"]
-    memory = run["memory_mib"]
     lines = [
         f"ecr-sweeper registry benchmark ({result['size']}): {reg['repositories']} repositories, "
         f"{reg['manifests']} manifests, scope {result['settings']['scope']}, "
         f"concurrency {run['concurrency']}",
-        f"  registry seeded in {reg['seed_seconds']} s; must read {reg['must_read']} manifests, "
-        f"delete {reg['deletions']} (at most {reg['max_waves']} waves in one repository)",
+        f"  registry seeded in {reg['seed_seconds']} s",
         "",
+        f"  night 1 (store empty): must read {reg['must_read']} manifests, delete "
+        f"{reg['deletions']} (at most {reg['max_waves']} waves in one repository)",
+        *_render_night(bound, run),
+    ]
+    for night in result["nights"]:
+        lines += [
+            "",
+            f"  night {night['night']}: {night['new_manifests']} new manifests of "
+            f"{night['manifests']}; must read {night['must_read']}, of which the store lacks "
+            f"{night['unseen']}; delete {night['deletions']}",
+            *_render_night(night["bound"], night["run"]),
+        ]
+    lines += [
+        "",
+        "  targets: " + ", ".join(f"{k}={v}" for k, v in result["targets"].items()),
+    ]
+    m = result["machine"]
+    lines.append(
+        f"  machine: nproc {m['nproc']}, {m['cpu']}, python {m['python']}, "
+        f"load average at start {m['load_average_at_start']}"
+    )
+    return "\n".join(lines)
+
+
+def _render_night(bound: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
+    memory = run["memory_mib"]
+    lines = [
         f"  {'operation':<26}{'bound':>8}{'calls':>8}",
     ]
     for op in OPERATIONS:
@@ -410,20 +573,15 @@ def render(result: Mapping[str, Any]) -> str:
     lines += [f"    ! {surprise}" for surprise in run["surprises"]]
     target = memory["target"]
     lines += [
-        "",
+        f"  BatchGetImage asked for {run['ids_sent']['BatchGetImage']} manifests "
+        f"({run['read_again_though_stored']} the store held); "
+        f"{run['manifests_from_store']} taken from the store",
         f"  memory: the run's peak is {memory['peak_growth']} MiB above the baseline"
         + (f" (target at most {target:g} MiB)" if target is not None else ""),
         f"    ({memory['measured_by']}; the process held {memory['rss_before_run']} MiB RSS "
         "before it, the seeded registry included)",
-        "",
-        "  targets: " + ", ".join(f"{k}={v}" for k, v in result["targets"].items()),
     ]
-    m = result["machine"]
-    lines.append(
-        f"  machine: nproc {m['nproc']}, {m['cpu']}, python {m['python']}, "
-        f"load average at start {m['load_average_at_start']}"
-    )
-    return "\n".join(lines)
+    return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -443,6 +601,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(harness.fast_responses); full: moto as it is (much slower)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--nights", type=int, choices=(1, 2), default=2, help="nights swept (default 2)"
+    )
     parser.add_argument("--json", type=Path, help="where to write the figures (JSON)")
     return parser.parse_args(argv)
 
@@ -453,8 +614,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     repositories = args.repositories or repositories
     builds = args.builds or builds
     now = datetime.now(UTC).replace(microsecond=0)
-    measured, bound, settings = measure(args, repositories, builds, now)
-    result = summarise(args.size, bound, measured, settings, args.moto)
+    nights, settings = measure(args, repositories, builds, now)
+    result = summarise(args.size, nights, settings, args.moto)
     print(render(result), flush=True)
     path = args.json or Path(f"bench-results-{args.size}.json")
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -16,14 +16,15 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import NOW, OLD
+from conftest import NOW, OLD, Invoke, LambdaContext
 from harness import FakeRegistry, oci
 from harness.fresh import fresh_registry
+from harness.workloads import AwsEvents
 from sweeper.ports import JournalRecord, ManifestStore, Stored, StoreError
 from sweeper.registry import EcrRegistry
 from sweeper.run import Report, RunOptions, Sweeper
 from sweeper.run.sweep import JOURNAL_FAILED
-from sweeper.settings import Settings
+from sweeper.settings import InvalidSettings, Settings
 from sweeper.store import DirectoryStore, ObjectStore, S3Objects
 from sweeper.store.codec import digest_of
 
@@ -264,3 +265,47 @@ def test_an_archived_index_pushed_last_keeps_everything_before_it(
     run(sealed, None)
     # Nothing pushed before it goes: it may list any of it.
     assert sealed.digests(REPO) == before
+
+
+# --- the function, end to end, with the stack's S3 store -------------------------------------
+
+
+def test_the_function_keeps_its_store_in_s3_and_journals_under_its_request_id(
+    registry: FakeRegistry,
+    history: dict[str, Any],
+    invoke: Invoke,
+    lambda_context: LambdaContext,
+    aws_events: AwsEvents,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="sweeper-store")
+    monkeypatch.setenv("MANIFEST_STORE", "s3://sweeper-store/ecr-sweeper")
+    asked: list[str] = []
+    aws_events.on(
+        "before-parameter-build.ecr.BatchGetImage",
+        lambda params, **_: asked.extend(i["imageDigest"] for i in params["imageIds"]),
+    )
+    dry = invoke(dry_run=True)
+    assert dry["store"] == "ok" and dry["run_id"] == lambda_context.aws_request_id
+    assert asked
+    asked.clear()
+    report = invoke(dry_run=False)
+    assert asked == []  # the dry run stored everything the real run needs
+    assert report["manifests_from_store"] > 0
+    assert registry.digests(REPO) == history["builds"][-1].all
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sweeper-store")["Contents"]]
+    assert f"ecr-sweeper/manifests/{REPO}.json.gz" in keys
+    journal = [k for k in keys if k.startswith("ecr-sweeper/journal/")]
+    assert journal and all(
+        k.startswith(f"ecr-sweeper/journal/{lambda_context.aws_request_id}/{REPO}/")
+        for k in journal
+    )
+
+
+def test_a_request_cannot_move_the_store(
+    registry: FakeRegistry, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MANIFEST_STORE", "s3://sweeper-store/ecr-sweeper")
+    with pytest.raises(InvalidSettings, match="manifest_store"):
+        invoke(dry_run=True, manifest_store="s3://elsewhere/x")
