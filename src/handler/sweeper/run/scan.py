@@ -18,7 +18,7 @@ from ..manifests import INDEX_TYPES, parse_all
 from ..model import Decision, Descriptor, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError, Stored, StoreError
-from ..store.codec import digest_of, verified
+from ..store.codec import digest_of, pack, verified
 from ..validate import outline
 from .context import INTERRUPTED, Context
 from .decision_log import log, log_decisions
@@ -60,6 +60,7 @@ class _Scan:
         self.stored: dict[str, Stored] = {}
         self.fresh: dict[str, str] = {}
         self.store_changed = False
+        self.store_failed_here = False  # this repository's load failed: do not overwrite it
         # Archived indexes ECR would not serve and the store did not hold: judged as listing
         # whatever was pushed before them (see `assume_archived`).
         self.assumed: set[str] = set()
@@ -287,11 +288,13 @@ class _Scan:
             repo.known = {d: outline(m) for d, m in parsed.items() if needs_content(self.images[d])}
             if ctx.options.store is not None:
                 # The journal records each deletion's bytes before its delete call.
-                repo.content = {
-                    d: Stored(text, self.images[d].media_type)
-                    for d in plan.deletions
-                    if (text := self.text(d)) is not None
-                }
+                repo.content = pack(
+                    {
+                        d: Stored(text, self.images[d].media_type)
+                        for d in plan.deletions
+                        if (text := self.text(d)) is not None
+                    }
+                )
         log_decisions(repo.repository, keeps)
 
     def keep_all(self, cause: str) -> None:
@@ -360,7 +363,7 @@ class _Scan:
             for d, t in self.fresh.items()
             if d in self.images and d not in self.stored and digest_of(t) == d
         }
-        if store is None or self.ctx.store.unavailable or not (fresh or self.store_changed):
+        if store is None or self.store_failed_here or not (fresh or self.store_changed):
             return
         entries = {d: e for d, e in self.stored.items() if d not in self.already_gone}
         entries.update(fresh)
@@ -370,6 +373,7 @@ class _Scan:
             self.store_failed(exc)
 
     def store_failed(self, exc: StoreError) -> None:
+        self.store_failed_here = True
         if self.ctx.store.fail(str(exc)):
             log.warning(
                 STORE_UNAVAILABLE, extra={"repository": self.repo.repository, "error": str(exc)}

@@ -11,7 +11,6 @@ from ..audit import Hazard
 from ..freed import FreedLedger
 from ..lifecycle import retention_section
 from ..model import Decision, Image, Manifest, Verdict
-from ..ports import Stored
 from ..validate import Problem
 
 
@@ -66,7 +65,9 @@ class RepositoryRun:
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
-    content: dict[str, Stored] = field(default_factory=dict)  # planned deletions, for the journal
+    # The bytes of its planned deletions, for the journal (store.codec.pack: compressed, since a
+    # run holds those of every repository until it sweeps).
+    content: bytes = b""
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)

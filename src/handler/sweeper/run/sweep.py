@@ -11,6 +11,7 @@ from dataclasses import replace
 from .. import ports
 from ..model import Reason, Verdict
 from ..ports import JournalRecord, RegistryError, StoreError
+from ..store.codec import unpack
 from .check import check_repository
 from .context import Context
 from .state import RepositoryRun
@@ -33,7 +34,7 @@ def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
         for failure in check.failures:
             repo.fail(failure.digest, failure.code, failure.message)
     repo.known = {}  # the check was its only use
-    repo.content = {}  # the journal's
+    repo.content = b""  # the journal's
 
 
 class _Sweep:
@@ -41,6 +42,7 @@ class _Sweep:
         self.ctx = ctx
         self.repo = repo
         self.blocked: dict[str, tuple[Reason, str]] = {}
+        self.content = unpack(repo.content)  # the bytes the journal records (with a store)
 
     def block(self, digest: str, reason: Reason, cause: str) -> None:
         """Keep `digest`, and for it every candidate it lists and every candidate referrer that
@@ -149,7 +151,8 @@ class _Sweep:
         if store is None:
             return True
         error = ""
-        missing = [d for d in ready if d not in repo.content]
+        content = self.content
+        missing = [d for d in ready if d not in content]
         if missing:
             error = f"the bytes of {missing[0]} are not held"
         else:
@@ -158,12 +161,12 @@ class _Sweep:
                     run_id=ctx.options.run_id,
                     repository=repo.repository,
                     digest=digest,
-                    media_type=repo.content[digest].media_type,
+                    media_type=content[digest].media_type,
                     tags=tags,
                     reason=repo.decisions[digest].reason.value,
                     cause=repo.decisions[digest].cause,
                     recorded_at=ctx.now.isoformat(),
-                    text=repo.content[digest].text,
+                    text=content[digest].text,
                 )
                 for digest, tags in ready.items()
             ]
