@@ -47,7 +47,8 @@ The lower bound, per repository (plus ceil(repositories / 1000) DescribeReposito
 
 With the manifest store (sweeper.store, here a temporary directory), each night adds the store's
 own requests: one load per repository, one save per repository whose stored manifests change
-(new ones read, or ones gone since), one journal write per delete call; and BatchGetImage reads
+(new ones read, or ones gone since), and in a repository that deletes one more load (the
+journal's bytes) and one journal write per delete call; and BatchGetImage reads
 only what the store lacks of what the night must read.
 
 Two nights: the first on the registry as seeded (the store empty), the second a day later after
@@ -196,9 +197,11 @@ def lower_bound(
             held = holds.get(name, set())
             listed = {i.digest for i in images}
             unseen = read - held
-            # One load; a save when something new was read or something stored is gone; one
-            # journal write before each delete call.
-            bound.calls[STORE] += 1 + bool(unseen or held - listed) + (0 if dry_run else waves)
+            # One load; a save when something new was read or something stored is gone; in a
+            # repository that deletes, one more load (the journal's bytes) and one journal write
+            # before each delete call.
+            journal = 0 if dry_run or not waves else 1 + waves
+            bound.calls[STORE] += 1 + bool(unseen or held - listed) + journal
             bound.stored_after[name] = (held & listed) | read
         bound.unseen += len(unseen)
         bound.calls["BatchGetImage"] += math.ceil(len(unseen) / BATCH_SIZE)

@@ -18,7 +18,7 @@ from ..manifests import INDEX_TYPES, parse_all
 from ..model import Decision, Descriptor, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
 from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError, Stored, StoreError
-from ..store.codec import digest_of, pack, verified
+from ..store.codec import digest_of, verified
 from ..validate import outline
 from .context import INTERRUPTED, Context
 from .decision_log import log, log_decisions
@@ -286,15 +286,6 @@ class _Scan:
         if plan.waves and not ctx.settings.dry_run:
             # Manifests are immutable: the post-sweep check need not read these indexes again.
             repo.known = {d: outline(m) for d, m in parsed.items() if needs_content(self.images[d])}
-            if ctx.options.store is not None:
-                # The journal records each deletion's bytes before its delete call.
-                repo.content = pack(
-                    {
-                        d: Stored(text, self.images[d].media_type)
-                        for d in plan.deletions
-                        if (text := self.text(d)) is not None
-                    }
-                )
         log_decisions(repo.repository, keeps)
 
     def keep_all(self, cause: str) -> None:
@@ -349,10 +340,6 @@ class _Scan:
     def keep_fresh(self, content: dict[str, str]) -> None:
         if self.ctx.options.store is not None:
             self.fresh.update(content)
-
-    def text(self, digest: str) -> str | None:
-        stored = self.stored.get(digest)
-        return stored.text if stored is not None else self.fresh.get(digest)
 
     def save_stored(self) -> None:
         """Put back what this scan read that the store lacked (only bytes that hash to their

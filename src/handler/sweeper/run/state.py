@@ -65,9 +65,6 @@ class RepositoryRun:
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
-    # The bytes of its planned deletions, for the journal (store.codec.pack: compressed, since a
-    # run holds those of every repository until it sweeps).
-    content: bytes = b""
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)

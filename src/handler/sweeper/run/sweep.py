@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from .. import ports
 from ..model import Reason, Verdict
-from ..ports import JournalRecord, RegistryError, StoreError
-from ..store.codec import unpack
+from ..ports import JournalRecord, ManifestStore, RegistryError, Stored, StoreError
+from ..store.codec import verified
 from .check import check_repository
 from .context import Context
 from .state import RepositoryRun
@@ -34,7 +34,6 @@ def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
         for failure in check.failures:
             repo.fail(failure.digest, failure.code, failure.message)
     repo.known = {}  # the check was its only use
-    repo.content = b""  # the journal's
 
 
 class _Sweep:
@@ -42,7 +41,11 @@ class _Sweep:
         self.ctx = ctx
         self.repo = repo
         self.blocked: dict[str, tuple[Reason, str]] = {}
-        self.content = unpack(repo.content)  # the bytes the journal records (with a store)
+        # The bytes the journal records, loaded from the store before the first delete: the scan
+        # saved them there, and holding every planned deletion's bytes until the sweep would
+        # make the run's memory follow its deletions.
+        self.content: dict[str, Stored] | None = None
+        self.content_error = ""
 
     def block(self, digest: str, reason: Reason, cause: str) -> None:
         """Keep `digest`, and for it every candidate it lists and every candidate referrer that
@@ -151,17 +154,17 @@ class _Sweep:
         if store is None:
             return True
         error = ""
-        content = self.content
+        content = self.load_content(store)
         missing = [d for d in ready if d not in content]
         if missing:
-            error = f"the bytes of {missing[0]} are not held"
+            error = self.content_error or f"the store does not hold the bytes of {missing[0]}"
         else:
             records = [
                 JournalRecord(
                     run_id=ctx.options.run_id,
                     repository=repo.repository,
                     digest=digest,
-                    media_type=content[digest].media_type,
+                    media_type=repo.images[digest].media_type,
                     tags=tags,
                     reason=repo.decisions[digest].reason.value,
                     cause=repo.decisions[digest].cause,
@@ -182,3 +185,15 @@ class _Sweep:
             )
             self.block(digest, Reason.NOT_REACHED, "the journal could not record its batch")
         return False
+
+    def load_content(self, store: ManifestStore) -> dict[str, Stored]:
+        """The planned deletions' bytes from the store, each checked against its digest (once)."""
+        if self.content is None:
+            self.content = {}
+            try:
+                entries = store.load(self.repo.repository)
+            except StoreError as exc:
+                self.content_error = str(exc)
+            else:
+                self.content, _ = verified(entries, dict.fromkeys(self.repo.planned))
+        return self.content

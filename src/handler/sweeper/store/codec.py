@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,20 +36,6 @@ def encode_manifests(entries: Mapping[str, Stored]) -> bytes:
         "manifests": {d: [e.media_type, e.text] for d, e in sorted(entries.items())},
     }
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), LEVEL, mtime=0)
-
-
-def pack(entries: Mapping[str, Stored]) -> bytes:
-    """Entries held in memory between a repository's plan and its sweep (the journal's bytes):
-    compressed fast, since a run holds those of every planned deletion at once."""
-    document = {d: [e.media_type, e.text] for d, e in entries.items()}
-    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 1)
-
-
-def unpack(data: bytes) -> dict[str, Stored]:
-    if not data:
-        return {}
-    document: dict[str, list[Any]] = json.loads(zlib.decompress(data))
-    return {d: Stored(v[1], v[0]) for d, v in document.items()}
 
 
 def decode_manifests(data: bytes) -> dict[str, Stored]:
