@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..ports import JournalRecord, Stored, StoreError
 
 FORMAT = 1
 LEVEL = 6  # gzip's default: most of the gain of 9 at a fraction of its time
+_GZIP = 31  # zlib's window bits for a gzip header and trailer (gzip.decompress reads it)
 
 
 def digest_of(text: str) -> str:
@@ -31,11 +33,16 @@ def digest_of(text: str) -> str:
 
 
 def encode_manifests(entries: Mapping[str, Stored]) -> bytes:
-    document = {
-        "format": FORMAT,
-        "manifests": {d: [e.media_type, e.text] for d, e in sorted(entries.items())},
-    }
-    return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), LEVEL, mtime=0)
+    """The repository's object, compressed as it is serialised: never the whole JSON text at
+    once (a run saves up to `concurrency` repositories at a time)."""
+    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, _GZIP)
+    chunks = [compressor.compress(b'{"format":%d,"manifests":{' % FORMAT)]
+    for number, (digest, entry) in enumerate(sorted(entries.items())):
+        item = json.dumps({digest: [entry.media_type, entry.text]}, separators=(",", ":"))
+        chunks.append(compressor.compress(("," if number else "").encode() + item[1:-1].encode()))
+    chunks.append(compressor.compress(b"}}"))
+    chunks.append(compressor.flush())
+    return b"".join(chunks)
 
 
 def decode_manifests(data: bytes) -> dict[str, Stored]:
