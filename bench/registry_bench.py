@@ -119,6 +119,7 @@ class Bound:
     manifests: int = 0
     must_read: int = 0
     unseen: int = 0  # of what must be read, what the store lacks: read from ECR
+    reads_without_store: int = 0  # the BatchGetImage calls the night would need without one
     deletions: int = 0
     waves: int = 0  # the most waves any one repository needs
     calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
@@ -204,6 +205,7 @@ def lower_bound(
             bound.calls[STORE] += 1 + bool(unseen or held - listed) + journal
             bound.stored_after[name] = (held & listed) | read
         bound.unseen += len(unseen)
+        bound.reads_without_store += math.ceil(len(read) / BATCH_SIZE)
         bound.calls["BatchGetImage"] += math.ceil(len(unseen) / BATCH_SIZE)
         bound.calls["BatchDeleteImage"] += waves
         bound.calls[VERIFY] += waves
@@ -418,6 +420,7 @@ def summarise(
                 "manifests": later_bound.manifests,
                 "must_read": later_bound.must_read,
                 "unseen": later_bound.unseen,
+                "reads_without_store": later_bound.reads_without_store,
                 "deletions": later_bound.deletions,
                 "bound": night["bound"],
                 "run": night["run"],
@@ -540,7 +543,8 @@ def render(result: Mapping[str, Any]) -> str:
             "",
             f"  night {night['night']}: {night['new_manifests']} new manifests of "
             f"{night['manifests']}; must read {night['must_read']}, of which the store lacks "
-            f"{night['unseen']}; delete {night['deletions']}",
+            f"{night['unseen']}; delete {night['deletions']}; without the store, "
+            f"{night['reads_without_store']} BatchGetImage calls",
             *_render_night(night["bound"], night["run"]),
         ]
     lines += [
