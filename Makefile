@@ -25,7 +25,7 @@ PYTHON_IS_313 := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[:2] ==
 
 # `sam build` packages a python3.13 function: it needs python3.13 on the PATH, so say so before
 # anything is installed rather than let SAM fail after minutes.
-ifneq ($(filter build deploy,$(MAKECMDGOALS)),)
+ifneq ($(filter build deploy stackset-template,$(MAKECMDGOALS)),)
 ifeq ($(PYTHON313),)
 $(error Python 3.13 not found: sam build packages the python3.13 Lambda and needs python3.13 on \
 the PATH (or pyenv's 3.13, or make $(MAKECMDGOALS) PYTHON313=/path/to/python3.13))
@@ -36,16 +36,19 @@ endif
 # (`make deploy ENV=staging`), since some shells export an ENV of their own (sh's startup file).
 CONFIG_ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
 
-.PHONY: demo test test-tomorrow test-313 check lint types template build deploy bench bench-large \
-	soak clean
+.PHONY: demo demo-cli test test-tomorrow test-313 check lint types template build deploy bench \
+	bench-large soak release-check clean stackset-template
 
 # Installed in two steps: `make demo` needs only the first (runtime dependencies and moto), so a
 # fresh clone shows the demo within seconds; the tools come with the first target that needs them.
 # --no-compile: byte-compiling all of moto's services at install takes longer than the demo;
 # Python compiles the few modules the demo imports when it first imports them.
-$(VENV)/.demo-installed: requirements-demo.txt src/handler/requirements.txt
+# The last step puts the `ecr-sweeper` command on .venv/bin (an editable install of this clone,
+# nothing more: its one dependency, boto3, came with the first).
+$(VENV)/.demo-installed: requirements-demo.txt src/handler/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-compile -r requirements-demo.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-compile --no-deps -e .
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.demo-installed requirements-dev.txt requirements-test.txt
@@ -64,6 +67,11 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 demo: $(VENV)/.demo-installed ## the ecr-sweeper command on an embedded (moto) registry: plan, sweep, explain
 	$(PY) scripts/demo.py
+
+# One command of yours on the demo's registry, seeded afresh each time (nothing persists).
+demo-cli: $(VENV)/.demo-installed ## make demo-cli CMD='plan --repository shop/web' (explain, audit, ...)
+	$(if $(strip $(CMD)),,$(error CMD is empty: make demo-cli CMD='plan --repository shop/web'))
+	$(PY) scripts/demo.py $(CMD)
 
 test: $(VENV)/.installed ## the whole test suite (no network, no AWS account)
 	$(PY) -m pytest
@@ -93,8 +101,9 @@ lint: $(VENV)/.installed
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy src/handler tests bench
 
-template: $(SAM_VENV)/.installed
+template: $(SAM_VENV)/.installed $(VENV)/.installed
 	$(SAM) validate --lint --region $(AWS_DEFAULT_REGION)
+	$(VENV)/bin/cfn-lint reader-role.yaml
 
 check: lint types template test test-tomorrow test-313 ## everything CI runs (test includes the small benchmark as a smoke run)
 
@@ -105,6 +114,13 @@ build: $(SAM_VENV)/.installed ## sam build (needs Python 3.13)
 deploy: build ## sam deploy --config-env ENV (make deploy ENV=staging; ARGS=--guided the first time)
 	$(SAM) deploy --config-env $(CONFIG_ENV) $(ARGS)
 
+# StackSets refuse the AWS::Serverless transform: package the code to BUCKET (readable by every
+# target account), then translate the packaged template to plain CloudFormation, offline.
+stackset-template: build $(VENV)/.installed ## plain CloudFormation of the sweeper for StackSets (BUCKET=my-artifacts)
+	$(if $(BUCKET),,$(error stackset-template: set BUCKET, an S3 bucket for the function's code))
+	$(SAM) package --s3-bucket $(BUCKET) --output-template-file build/sweeper-packaged.yaml
+	$(PY) scripts/stackset_template.py build/sweeper-packaged.yaml build/sweeper-stackset.json
+
 # Benchmarks print their figures and write them as JSON (bench-results-*.json); they assert no
 # timing. docs/performance.md says what they measure.
 bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
@@ -113,6 +129,11 @@ bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
 bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; make_plan over 1,000,000
 	$(PY) -m bench.registry_bench --size large
 	$(PY) -m bench.plan_bench
+
+# Offline: `sam package` and `sam publish` need an AWS account; scripts/release_check.py says what
+# it checks instead. Not part of `make check`: it builds into the source tree for a moment.
+release-check: $(VENV)/.installed ## build the wheel and sdist and check them and the SAR metadata
+	$(PY) scripts/release_check.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(VENV_313) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -23,8 +23,15 @@ VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
 # The manifest store's own requests (loads, saves, journal writes): not ECR's, but a run's.
 STORE = "ManifestStore"
+# Before its first read, a run finds its principal among the registry's pull-time update
+# exclusions: one list, and on the registry's first run one register.
+LIST_EXCLUSIONS = "ListPullTimeUpdateExclusions"
+REGISTER_EXCLUSION = "RegisterPullTimeUpdateExclusion"
 OPERATIONS = (
+    LIST_EXCLUSIONS,
+    REGISTER_EXCLUSION,
     "DescribeRepositories",
+    "GetAccountSetting",
     LIST,
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -18,7 +18,10 @@ also counts moto's answers in flight (about one page per worker) and moto's book
 deletes. The process's RSS before the run is printed alongside, for scale. The target: at the
 large size (100,000 manifests over 1,000 repositories), at most 150 MiB.
 
-The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages):
+The lower bound, per repository (plus ceil(repositories / 1000) DescribeRepositories pages, and
+the pull-time exclusion check: one ListPullTimeUpdateExclusions, and one
+RegisterPullTimeUpdateExclusion on this fresh registry; one GetAccountSetting where there are
+several repositories: whether they share layers decides which blobs a deletion frees):
 
 - listing: max(1, ceil(manifests / 1000)) DescribeImages pages (an empty repository still
   answers one call);
@@ -88,6 +91,7 @@ from moto.ecr.models import ecr_backends
 from harness import FakeRegistry
 from harness import ecr as harness_ecr
 from harness.bulk import load, realistic_registry
+from harness.ecr import MOTO_USER
 from harness.fast_responses import fast_responses
 from log_format import DecisionLinesFormatter
 from sweeper import manifests
@@ -100,7 +104,18 @@ from sweeper.settings import Settings
 from sweeper.settings import load as load_settings
 from sweeper.store import DirectoryStore
 
-from .measure import LIST, OPERATIONS, STORE, VERIFY, CallMeter, growth, machine, rss_mib
+from .measure import (
+    LIST,
+    LIST_EXCLUSIONS,
+    OPERATIONS,
+    REGISTER_EXCLUSION,
+    STORE,
+    VERIFY,
+    CallMeter,
+    growth,
+    machine,
+    rss_mib,
+)
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
@@ -150,15 +165,21 @@ def lower_bound(
     *,
     dry_run: bool = False,
     holds: Mapping[str, set[str]] | None = None,
+    exclusion_registered: bool = False,
 ) -> Bound:
     """The oracle: reads the backend directly (no API call) and plans with every byte.
 
-    `holds`: what the manifest store holds, by repository (None: no store)."""
+    `holds`: what the manifest store holds, by repository (None: no store);
+    `exclusion_registered`: a night before registered the sweeper's pull-time exclusion."""
     backend = ecr_backends[registry.account_id][registry.region]
     bound = Bound(repositories=len(backend.repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / PAGE_SIZE))
+    bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
+    bound.calls[LIST_EXCLUSIONS] = 1
+    # A new registry: nobody registered the sweeper yet, until its first night did.
+    bound.calls[REGISTER_EXCLUSION] = 0 if exclusion_registered else 1
     for name, repo in backend.repositories.items():
         stored = list(harness_ecr._state(repo).by_digest.values())
         images = [image_from_detail(harness_ecr._image_detail(repo, img)) for img in stored]
@@ -256,6 +277,11 @@ class CountedStore(DirectoryStore):
         super().journal(records)
 
 
+# The principal the bench's credentials call as (the harness's stand-in), as SWEEPER_ROLE_ARN names
+# the function's role: the run registers it, and its reads are not pulls.
+SWEEPER_ROLE = MOTO_USER.format(account="123456789012")
+
+
 def sweep(
     session: boto3.Session,
     meter: CallMeter,
@@ -269,7 +295,7 @@ def sweep(
     client = make_client(session)
     meter.attach(client)
     store.meter = meter
-    options = RunOptions(store=store, run_id=run_id)
+    options = RunOptions(principal=SWEEPER_ROLE, store=store, run_id=run_id)
     return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
 
 
@@ -352,7 +378,13 @@ def measure(
             when = now + timedelta(days=night - 1)
             new = new_builds(registry, when, NEW_SHARE, args.seed) if night > 1 else 0
             bound = lower_bound(
-                registry, pins, settings.policy, when, dry_run=settings.dry_run, holds=stored
+                registry,
+                pins,
+                settings.policy,
+                when,
+                dry_run=settings.dry_run,
+                holds=stored,
+                exclusion_registered=night > 1,
             )
             before = {name: registry.digests(name) for name in bound.expected}
             meter = CallMeter()

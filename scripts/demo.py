@@ -6,6 +6,12 @@ the same mock serves it: plan (a dry run, with the table of what would go and wh
 summary of what was reclaimed and kept, explain (why five manifests stayed) and validate.
 
     PYTHONPATH=src/handler:tests python scripts/demo.py
+
+With arguments, it runs that one command of yours on the same registry instead (`make demo-cli
+CMD='plan --repository shop/web'`): seeded afresh each time, with the same digests, so a digest
+from one command's table can be explained by the next; a sweep's deletions do not persist.
+
+    PYTHONPATH=src/handler:tests python scripts/demo.py explain shop/web <digest>
 """
 
 from __future__ import annotations
@@ -121,6 +127,11 @@ def captured(args: Sequence[str]) -> tuple[int, Any]:
 
 def summary(report: dict[str, Any], reg: FakeRegistry) -> None:
     deleted = report["deleted"]
+    exclusion = report["pull_time_exclusions"]
+    print(
+        f"Pull-time exclusion: {report['pull_time_exclusion']} ({exclusion['principal']}): the "
+        "sweeper's reads did not count as pulls."
+    )
     print(
         f"Reclaimed {deleted['manifests']} manifests in {report['repositories']} repositories "
         f"of {report['manifests']} manifests: {human_bytes(deleted['bytes_freed'])} of blobs "
@@ -175,6 +186,25 @@ def lifecycle_act(reg: FakeRegistry, now: datetime) -> list[int]:
     return [0 if audit == 1 else 1, code]
 
 
+def one_command(args: Sequence[str]) -> int:
+    """`ecr-sweeper ARGS` on the demo's registry: the tour's repositories and shop/ci."""
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    now = clock.now()
+    with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
+        notable = seed(reg, now)
+        seed_ci_repositories(reg, now, names=("shop/ci",), builds=80, days=5)
+        # As after the tour: its first command registered the operator as a pull-time update
+        # exclusion (a fresh registry each time, so registered again here).
+        reg.exclude()
+        print(
+            f"demo registry: {', '.join((*REPOSITORIES, 'shop/ci'))}; production runs "
+            f"{REGISTRY_HOST}/shop/web@{notable['release']} (pin it with --pin)",
+            file=sys.stderr,
+        )
+        return main([*args, "--region", REGION])
+
+
 def run() -> int:
     # Everything stays inside the mock: no profile of the operator's may steer boto3 elsewhere.
     os.environ.pop("AWS_PROFILE", None)
@@ -190,7 +220,10 @@ def run() -> int:
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
         settings = ["--pin", pin_uri]
-        codes = [command(["plan", *settings])]
+        # Reading a manifest is a pull: the first command registers the operator as a pull-time
+        # update exclusion (asked at a terminal; this flag answers yes), so what the demo reads
+        # does not look recently pulled afterwards.
+        codes = [command(["plan", "--register-pull-time-exclusion", *settings])]
 
         print(f"\n$ ecr-sweeper sweep --yes {' '.join(settings)} --json  (summarised)")
         code, report = captured(["sweep", "--yes", *settings, "--json"])
@@ -235,4 +268,4 @@ def run() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run())
+    raise SystemExit(one_command(sys.argv[1:]) if sys.argv[1:] else run())

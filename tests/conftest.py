@@ -14,31 +14,22 @@ import pytest
 from aws_lambda_powertools.metrics.provider import cold_start
 from freezegun import freeze_time
 from hypothesis import HealthCheck, settings
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import app
 from harness import BuildxPush, FakeRegistry
+from harness.ecr import MOTO_USER
 from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents, Workloads, shared_botocore_loader
+from sweeper.settings import ENVIRONMENT_VARIABLES
 
-SETTINGS_ENV = (
-    "DRY_RUN",
-    "REPOSITORIES",
-    "EXCLUDE_REPOSITORIES",
-    "MIN_AGE_HOURS",
-    "SCOPE",
-    "PINS",
-    "KEEP_PULLED_WITHIN_DAYS",
-    "MAX_DELETIONS",
-    "CONCURRENCY",
-    "PIN_PARAMETER_PATH",
-    "PIN_OBJECT_URIS",
-    "PIN_FROM_ECS",
-    "PIN_FROM_LAMBDA",
-    "RETENTION",
-    "AUDIT_LIFECYCLE_POLICIES",
-    "MANIFEST_STORE",
-    "JOURNAL_RETENTION_DAYS",
-)
+# Every variable settings.load reads, from the settings code itself: a new setting cannot be
+# forgotten here.
+SETTINGS_ENV = ENVIRONMENT_VARIABLES
+# The principal the suite's credentials call ECR as (harness.ecr: moto's stand-in user), standing
+# in for the function's role: SWEEPER_ROLE_ARN names it, as the template names the role, so a
+# run finds itself among the pull-time update exclusions as a deployed one does.
+FUNCTION_PRINCIPAL = MOTO_USER.format(account=DEFAULT_ACCOUNT_ID)
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)
 
@@ -86,6 +77,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SWEEPER_ROLE_ARN", FUNCTION_PRINCIPAL)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -29,8 +29,8 @@ metrics = Metrics(
 copy_config_to_registered_loggers(source_logger=logger, include={"ecr_sweeper"})
 
 
-def _client(service: str) -> Any:
-    return boto3.client(service, config=client_config())  # type: ignore[call-overload]
+def _client(service: str, **arguments: Any) -> Any:
+    return boto3.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -39,22 +39,28 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=context.aws_request_id)  # on every line, the core's too
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(dry_run=settings.dry_run)
-    registry = EcrRegistry(make_client())
+    ecr = make_client()
+    registry = EcrRegistry(ecr)
     sources = pins.sources(settings, _client)
 
     def read_pins() -> tuple[dict[str, Pin], dict[str, int]]:
         # An unreadable source fails the invocation, naming the source, before any delete: once
         # here, before anything is listed, and once more right before the first delete.
         try:
-            return pins.collect(sources)
+            return pins.collect(sources, workers=settings.concurrency)
         except pins.PinSourceError as exc:
             logger.error("pin source unreadable", extra={"source": exc.source, "error": str(exc)})
             raise
 
     pinned, pin_counts = read_pins()
-    logger.info("pins", extra={"pins": pin_counts})
+    # Tags something runs by, of this registry: the function's account (from its own ARN) and
+    # the region of its ECR client.
+    account = context.invoked_function_arn.split(":")[4]
+    held, held_counts = pins.held_tags(sources, account, ecr.meta.region_name)
+    logger.info("pins", extra={"pins": pin_counts, "held_tags": held_counts})
     options = RunOptions(
         pins=pinned,
+        held_tags=held,
         reload_pins=lambda: read_pins()[0],
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
         store=store.open_store(settings.manifest_store, _client)
@@ -66,6 +72,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     report.pins = pin_counts
     if report.store == "unavailable":
         logger.warning("store unavailable", extra={"store": settings.manifest_store})
+    report.held_tags = held_counts
     publish(report, context.function_name)
     answer = report.as_dict()
     logger.info("run", extra={"report": {k: v for k, v in answer.items() if k != "deletions"}})

@@ -14,7 +14,10 @@ import pytest
 from bench import registry_bench
 
 OPERATIONS = {
+    "ListPullTimeUpdateExclusions",
+    "RegisterPullTimeUpdateExclusion",
     "DescribeRepositories",
+    "GetAccountSetting",
     "DescribeImages(listing)",
     "GetLifecyclePolicy",
     "BatchGetImage",

@@ -44,12 +44,21 @@ from sweeper.explain import short
 from sweeper.model import Scope
 from sweeper.ports import Deleted
 from sweeper.registry import EcrRegistry
-from sweeper.run import rotate
-from sweeper.settings import _FIELDS
+from sweeper.run import NO_PIN_SOURCE_WARNING, rotate
+from sweeper.settings import _FIELDS, InvalidSettings
 
 REPO = "app"
+UNPROTECTED = f"ecr-sweeper: warning: {NO_PIN_SOURCE_WARNING}\n"  # a sweep with no pin source
 Output = tuple[int, str, str]
 Run = Callable[..., Output]
+
+
+@pytest.fixture(autouse=True)
+def _operator_is_an_exclusion(request: pytest.FixtureRequest) -> None:
+    """The operator of these scenarios registered their principal as a pull-time update
+    exclusion before (the scenarios of a missing one are in test_cli_pull_times.py)."""
+    if "registry" in request.fixturenames:
+        request.getfixturevalue("registry").exclude()
 
 
 @pytest.fixture
@@ -123,6 +132,7 @@ def test_plan_json_is_the_report_the_lambda_returns(
 
 def test_plan_keeps_what_an_archived_index_it_cannot_read_may_list(cli: Run) -> None:
     with FakeRegistry(archived_manifests_readable=False) as fake:
+        fake.exclude()
         build = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
         fake.set_archived(REPO, build.index)
         code, out, _ = cli("plan", "--scope", "orphans")
@@ -149,6 +159,7 @@ def test_totals_show_the_bytes_really_freed_beside_the_nominal_sizes(
     cli: Run, command: list[str], unreadable_survivor: bool, line: str
 ) -> None:
     with FakeRegistry(archived_manifests_readable=False) as fake:
+        fake.exclude()
         old = fake.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
         new = fake.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1), fast=True)
         if unreadable_survivor:  # kept, so the figure cannot say which blobs it still holds
@@ -203,7 +214,7 @@ UNMATCHED = {
     "one-of-two-matched": (
         ["plan", "--repository", "nosuch", "--repository", REPO],
         "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
-        "(registry): NoRepositoryMatched: repositories: 'nosuch' matches no repository",
+        "Would delete 3 manifests",
     ),
     "from-the-event-file": (
         ["plan", "--event", "events/dry-run-one-repository.json"],
@@ -213,13 +224,28 @@ UNMATCHED = {
     ),
     "sweep-goes-on-with-the-rest": (
         ["sweep", "--yes", "--scope", "orphans", "--repository", "nosuch", "--repository", REPO],
-        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        UNPROTECTED + "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
         "Deleted 3 of 3 planned manifests",
     ),
     "validate": (
         ["validate", "--repository", "nosuch"],
         "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
-        "Checked 0 repositories, 0 manifests: nothing broken.",
+        "",
+    ),
+    "validate-one-of-two": (
+        ["validate", "--repository", "nosuch", "--repository", REPO],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "Checked 1 repository, 6 manifests: nothing broken.",
+    ),
+    "audit": (
+        ["audit", "--repository", "nosuch"],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "",
+    ),
+    "audit-one-of-two": (
+        ["audit", "--repository", "nosuch", "--repository", REPO],
+        "ecr-sweeper: warning: --repository 'nosuch' matches no repository\n",
+        "Audited 1 repository: 0 hazards.",
     ),
 }
 
@@ -235,8 +261,9 @@ def test_a_repository_pattern_matching_nothing_is_a_failure_named_on_stderr(
 ) -> None:
     old, new = moved_tag
     code, out, err = cli(*args)
-    assert code == EXIT_FAILURES
-    assert err == warning
+    assert code == EXIT_FAILURES  # the same for plan, sweep, validate and audit
+    assert err == warning  # one line, once: not repeated among the failures on stdout
+    assert "NoRepositoryMatched" not in out
     assert said in out if said else out == ""
     assert registry.digests(REPO) == (new.all if args[0] == "sweep" else old.all | new.all)
 
@@ -272,7 +299,7 @@ def test_event_file_and_flags_make_one_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"scope": "attestations", "min_age_hours": 1, "dry_run": True}))
+    event.write_text(json.dumps({"scope": "attestations", "min_age_hours": 1, "dry_run": False}))
     monkeypatch.setenv("SCOPE", "orphans")  # the deployed function's variables are not read
     monkeypatch.setenv("MAX_DELETIONS", "7")
     args = build_parser().parse_args(
@@ -284,6 +311,72 @@ def test_event_file_and_flags_make_one_request(
     assert settings.dry_run is False  # the command decides, not the file
     assert settings.max_deletions == 5000
     assert [p.digest for p in settings.pins] == [f"sha256:{'a' * 64}"]
+
+
+# scenario -> (command, the event file's dry_run, exit code, what stderr says)
+EVENT_DRY_RUN: dict[str, tuple[list[str], object, int, str]] = {
+    "sweep-given-a-dry-run-event-stops": (
+        ["sweep", "--yes"],
+        True,
+        EXIT_USAGE,
+        'ecr-sweeper: error: this event asks for a dry run ("dry_run": true in {event}): use '
+        "`ecr-sweeper plan`, or drop the field to sweep\n",
+    ),
+    "plan-given-a-real-run-event-plans-anyway": (
+        ["plan"],
+        False,
+        EXIT_OK,
+        'ecr-sweeper: note: this event asks for a real run ("dry_run": false in {event}); plan '
+        "is a dry run, and plans anyway (`ecr-sweeper sweep` deletes)\n",
+    ),
+    "sweep-given-a-real-run-event-sweeps": (["sweep", "--yes"], False, EXIT_OK, UNPROTECTED),
+    "plan-given-a-dry-run-event-plans": (["plan"], True, EXIT_OK, ""),
+    # Refused as the Lambda refuses it: "false" is a string, and a truthy one.
+    "dry-run-as-a-string-refused-by-plan": (
+        ["plan"],
+        "false",
+        EXIT_USAGE,
+        "ecr-sweeper: error: invalid setting dry_run: must be true or false (a JSON boolean), "
+        'got a string ("false") (in {event})\n',
+    ),
+    "dry-run-as-a-string-refused-by-sweep": (
+        ["sweep", "--yes"],
+        "false",
+        EXIT_USAGE,
+        "ecr-sweeper: error: invalid setting dry_run: must be true or false (a JSON boolean), "
+        'got a string ("false") (in {event})\n',
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "dry_run", "code", "said"), EVENT_DRY_RUN.values(), ids=list(EVENT_DRY_RUN)
+)
+def test_an_event_files_dry_run_is_read_not_ignored(
+    registry: FakeRegistry,
+    moved_tag: tuple[BuildxPush, BuildxPush],
+    cli: Run,
+    tmp_path: Path,
+    command: list[str],
+    dry_run: object,
+    code: int,
+    said: str,
+) -> None:
+    old, new = moved_tag
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"dry_run": dry_run, "scope": "orphans"}))
+    result, _, err = cli(*command, "--event", str(event))
+    assert (result, err) == (code, said.format(event=event))
+    swept = command[0] == "sweep" and code == EXIT_OK
+    assert registry.digests(REPO) == (new.all if swept else old.all | new.all)
+
+
+def test_the_lambda_says_a_dry_run_given_as_a_string_is_a_string(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    with pytest.raises(InvalidSettings, match=r'dry_run: .* got a string \("false"\)'):
+        invoke(dry_run="false")
 
 
 def test_a_scheduled_event_file_carries_no_settings(tmp_path: Path) -> None:
@@ -431,7 +524,9 @@ def test_explain_a_pinned_index_and_a_signature(registry: FakeRegistry, cli: Run
     code, out, _ = cli("explain", REPO, signature, "--scope", "orphans", "--pin", pin)
     assert code == EXIT_OK
     assert (
-        f"{short(signature)} (referrer) <- refers to image {short(old.images['linux/amd64'])}"
+        # The image is kept without being read: the same kind as plan's table gives it.
+        f"{short(signature)} (referrer) <- refers to unclassified "
+        f"{short(old.images['linux/amd64'])}"
         f" <- listed by index {short(old.index)} <- pinned (--pin {pin})"
     ) in out
 
@@ -448,7 +543,7 @@ def test_explain_young_manifest_and_excluded_repository(registry: FakeRegistry, 
     ("args", "code", "message"),
     [
         ([REPO, f"sha256:{'0' * 64}"], EXIT_FAILURES, "is not in repository 'app'"),
-        (["nowhere", f"sha256:{'0' * 64}"], EXIT_FAILURES, "RepositoryNotFoundException"),
+        (["nowhere", f"sha256:{'0' * 64}"], EXIT_FAILURES, "no repository 'nowhere'"),
         ([REPO, "latest"], EXIT_USAGE, "DIGEST: 'latest' is not sha256:<hex>"),
         ([REPO, "sha256:abc"], EXIT_USAGE, "DIGEST"),
     ],
@@ -461,7 +556,24 @@ def test_explain_what_is_not_there(
     result, out, err = cli("explain", *args)
     assert result == code
     assert err.count(message) == 1  # a failed call's code is not said twice
+    assert err.count("\n") == 1  # one line: not also "digest not in repository"
     assert out == ""
+
+
+def test_plan_and_explain_give_a_manifest_the_same_kind(registry: FakeRegistry, cli: Run) -> None:
+    # The platform image of a tagged index is kept without being read: its kind did not matter.
+    build = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    image = build.images["linux/amd64"]
+    _, out, _ = cli("plan")
+    row = next(line.split() for line in out.splitlines() if short(image) in line)
+    code, out, _ = cli("explain", REPO, image)
+    assert code == EXIT_OK
+    assert f"kind:    {row[0]} (the plan did not need to read it; its bytes say image)" in out
+    assert f"{short(image)} ({row[0]}) <- listed by index" in out
+    _, out, _ = cli("explain", REPO, image, "--json")
+    explained = json.loads(out)
+    assert (explained["kind"], explained["kind_read"]) == (row[0], "image")
+    assert explained["path"][0]["kind"] == row[0]
 
 
 # --- validate ----------------------------------------------------------------------------------
@@ -586,7 +698,22 @@ def test_validate_exits_1_for_a_broken_index_beside_a_dangling_referrer(
         (["plan", "--event", "{events}/not-json.json"], "--event:"),
         (["plan", "--event", "{events}/a-list.json"], "event: must be a JSON object"),
         (["explain", REPO], "DIGEST"),
-        (["validate", "--scope", "orphans"], "unrecognized arguments: --scope"),
+        (
+            ["validate", "--scope", "orphans"],
+            "ecr-sweeper validate: error: --scope does not apply to validate",
+        ),
+        # The breaker means nothing where nothing is deleted.
+        (
+            ["audit", "--max-deletions", "10"],
+            "ecr-sweeper audit: error: --max-deletions does not apply to audit "
+            "(see `ecr-sweeper audit --help`)\n",
+        ),
+        (
+            ["explain", REPO, "sha256:abcdef", "--max-deletions=10"],
+            "ecr-sweeper explain: error: --max-deletions does not apply to explain",
+        ),
+        (["audit", "--retention", "[]"], "--retention does not apply to audit"),
+        (["plan", "--frobnicate"], "ecr-sweeper plan: error: unrecognized arguments: --frobnicate"),
         ([], "COMMAND"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
@@ -609,14 +736,34 @@ def test_bad_usage_exits_2_naming_what_is_wrong_and_deletes_nothing(
     code, out, err = cli(*(arg.format(events=tmp_path) for arg in args))
     assert code == EXIT_USAGE
     assert message.format(events=tmp_path) in err
+    assert err.count("\n") == 1  # one line, not a usage dump
     assert registry.digests(REPO) == before
     assert out == ""
 
 
+def test_a_flag_that_is_not_json_is_one_line_naming_the_flag(cli: Run) -> None:
+    code, out, err = cli("plan", "--retention", "{not json")
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err == (
+        "ecr-sweeper plan: error: argument --retention: not JSON: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1) (see `ecr-sweeper plan --help`)\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["plan", "sweep", "explain", "audit", "validate"])
+def test_each_subcommands_help_describes_it_and_shows_an_example(cli: Run, command: str) -> None:
+    code, out, _ = cli(command, "--help")
+    assert code == EXIT_OK
+    usage, description = out.split("\n\n")[:2]
+    assert usage.startswith(f"usage: ecr-sweeper {command}")
+    assert len(description.split()) >= 10 and not description.startswith(("options", " "))
+    example = out.rstrip("\n").split("\n")[-2:]
+    assert example[0] == "example:"
+    assert example[1].startswith(f"  ecr-sweeper {command} ")
+
+
 def test_flags_mirror_every_request_field_but_dry_run() -> None:
-    # The deployment's store and journal: the command's --manifest-store also takes a
-    # directory (so it is no request field), and the journal's retention is the bucket's rule.
-    assert set(FLAGS) == set(_FIELDS) - {"dry_run", "manifest_store", "journal_retention_days"}
+    assert set(FLAGS) == set(_FIELDS) - {"dry_run"}
 
 
 def test_the_readme_flag_table_lists_every_flag() -> None:
@@ -650,10 +797,11 @@ def test_no_credentials_says_so_and_prints_no_empty_summary(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance to ask
     for command in (["plan"], ["sweep", "--yes"], ["validate"]):
         code, out, err = cli(*command)
-        assert (code, out) == (EXIT_FAILURES, ""), command
-        assert err == (
-            "ecr-sweeper: DescribeRepositories: NoCredentialsError: Unable to locate credentials "
-            "(no AWS credentials: pass --profile, or run `aws configure`)\n"
+        assert (code, out) == (EXIT_USAGE, ""), command
+        # The first call asks who the operator is (the pull-time exclusion check).
+        assert err == (UNPROTECTED if command[0] == "sweep" else "") + (
+            "ecr-sweeper: error: GetCallerIdentity: NoCredentialsError: Unable to locate "
+            "credentials (no AWS credentials: pass --profile, or run `aws configure`)\n"
         )
 
 
@@ -707,6 +855,7 @@ from harness import FakeRegistry
 from sweeper.cli import main
 
 with FakeRegistry() as fake:
+    fake.exclude()
     fake.push_buildx("app", tag="latest")
     sys.stdin.readline()  # the reader has closed its end: write now
     sys.exit(main(["plan", "--json", "--region", "us-east-1"]))
@@ -764,11 +913,16 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
         handled.set()
 
     delete = EcrRegistry.delete
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
 
     def delete_then_ctrl_c(self: EcrRegistry, repository: str, digests: Sequence[str]) -> Deleted:
         outcome = delete(self, repository, digests)
         if not handled.is_set():
-            os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl-C
+            # The operator presses Ctrl-C. Sent to the main thread, which runs Python's handlers:
+            # os.kill may land on this worker, and the main thread, blocked waiting for it, would
+            # run the handler only after the wait below gave up.
+            signal.pthread_kill(main_thread, signal.SIGINT)
             assert handled.wait(10)
         return outcome
 
@@ -785,6 +939,20 @@ def test_a_sweep_interrupted_after_its_first_batch_leaves_nothing_broken(
     monkeypatch.setattr(EcrRegistry, "delete", delete)
     code, out, _ = cli("validate")
     assert (code, out) == (EXIT_OK, "Checked 2 repositories, 11 manifests: nothing broken.\n")
+
+
+def test_a_sweep_without_any_pin_source_warns_before_deleting_and_in_its_report(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    _, new = moved_tag
+    code, out, err = cli("plan")  # a dry run deletes nothing: no warning
+    assert (code, err) == (EXIT_OK, "")
+    code, out, err = cli("sweep", "--yes", "--json")
+    assert (code, err) == (EXIT_OK, UNPROTECTED)
+    assert json.loads(out)["warnings"] == [NO_PIN_SOURCE_WARNING]
+    assert registry.digests(REPO) == new.all  # a warning, not a refusal
+    code, out, err = cli("sweep", "--yes", "--pin", f"app@sha256:{'e' * 64}")
+    assert (code, err) == (EXIT_OK, "")
 
 
 def test_sweep_honours_pins_from_ssm_and_fails_closed_on_a_missing_path(

@@ -53,6 +53,36 @@ BAD_EVENTS: list[tuple[str, Any, str]] = [
     ("a negative circuit breaker", {"dry_run": False, "max_deletions": -1}, "max_deletions"),
     ("an absurd circuit breaker", {"max_deletions": 10**12}, "max_deletions"),
     ("a fractional circuit breaker", {"max_deletions": 2.5}, "max_deletions"),
+    # Past a float's range: refused naming the field, not an OverflowError.
+    ("a grace period past any float", {"min_age_hours": 10**400}, "min_age_hours"),
+    (
+        "a pull window past any float",
+        {"keep_pulled_within_days": 10**400},
+        "keep_pulled_within_days",
+    ),
+    ("a circuit breaker past any float", {"max_deletions": 10**400}, "max_deletions"),
+    ("concurrency past any float", {"concurrency": 10**400}, "concurrency"),
+    (
+        "a retention count past any float",
+        {
+            "scope": "orphans",
+            "retention": [
+                {
+                    "rules": [
+                        {
+                            **KEEP_1,
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": 10**400,
+                            },
+                        }
+                    ]
+                }
+            ],
+        },
+        "retention[0].rules[0]",
+    ),
     ("no concurrency", {"concurrency": 0}, "concurrency"),
     ("too much concurrency", {"concurrency": 1000}, "concurrency"),
     ("concurrency as a bool", {"concurrency": True}, "concurrency"),

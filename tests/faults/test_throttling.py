@@ -68,6 +68,10 @@ def test_a_throttling_storm_ends_where_a_calm_run_ends(
         "BatchGetImage",
         "BatchDeleteImage",
         "GetLifecyclePolicy",  # the audit's read, one per repository
+        # Before the first read, the run's principal among the pull-time exclusions: listed,
+        # and registered on the first run.
+        "ListPullTimeUpdateExclusions",
+        "RegisterPullTimeUpdateExclusion",
     }
     total = sum(wire.attempts.values())
     assert sum(wire.faults.values()) == total - sum(wire.calls.values())

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import Invoke, LambdaContext
+from conftest import FUNCTION_PRINCIPAL, Invoke, LambdaContext
 from harness import FakeRegistry
 from harness.faults import Attempt, Wire, intercept_clients
 from harness.fresh import fresh_registry
@@ -127,8 +127,9 @@ def test_a_batch_under_way_when_time_runs_out_is_finished_and_no_other_starts(
     with fresh_registry() as registry:
         history = build_history(registry, datetime.now(UTC), repos=("app",), rebuilds=4)
         before = snapshot(registry, ["app"])
-        # Planning costs 3 calls; the first batch's re-read crosses the margin.
-        lambda_context.remaining_ms = MARGIN_MS + 4_500
+        # The pull-time exclusion check (list, register) and planning cost 5 calls; the first
+        # batch's re-read crosses the margin.
+        lambda_context.remaining_ms = MARGIN_MS + 6_500
         wire = per_call(lambda_context, 1_000)
         with intercept_clients(wire):
             report = invoke(dry_run=False, scope="orphans", concurrency=1)
@@ -175,7 +176,7 @@ def test_nightly_runs_that_cannot_cover_everything_reach_every_repository() -> N
                 EcrRegistry(client),
                 settings,
                 NIGHT + timedelta(days=night),
-                RunOptions(remaining_seconds=clock),
+                RunOptions(remaining_seconds=clock, principal=FUNCTION_PRINCIPAL),
             )
             result = sweeper.run()
             scanned.append({r.repository for r in result.repositories if r.scanned})

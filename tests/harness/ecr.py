@@ -19,20 +19,33 @@ patched                                    correction (numbers as in the harness
 ``ECRBackend.batch_delete_image``          3. children of an index that exists when the call starts
                                            are refused (``ImageReferencedByManifestList``); by
                                            digest removes the image and all its tags; deleted
-                                           untagged images are listed; 4. more than 100 ids.
+                                           untagged images are listed (configurable, below);
+                                           4. more than 100 ids.
 ``ECRBackend.batch_get_image`` and         9. exact bytes, ``acceptedMediaTypes`` accepted and
 ``ECRResponse.batch_get_image``            ignored, archived images readable (configurable: or
                                            refused per item, with a configurable code);
-                                           failures echo the requested id; 4.
+                                           failures echo the requested id; 4. 12. through the
+                                           API, a read is a pull: it sets
+                                           ``lastRecordedPullTime`` of what it returns to now,
+                                           unless the caller is a pull-time update exclusion.
+``ECRResponse.list_pull_time_update_       12. the exclusion calls moto lacks (a registry's list,
+exclusions``, ``register_...``,            100 at most, ``ExclusionAlreadyExistsException``);
+``deregister_...``                         configurable refusals (below).
+``STSBackend.get_caller_identity``         13. credentials moto does not know are an IAM user
+                                           (``arn:aws:iam::<account>:user/moto``), as STS
+                                           answers for a user; moto said ``arn:aws:sts::...``.
 ``ECRResponse.describe_images``            5. ``filter.tagStatus``/``filter.imageStatus``,
                                            ``maxResults`` 1..1000 (default 100) and ``nextToken``;
                                            6. ``imageSizeInBytes``; 7. ``artifactMediaType``,
                                            ``subjectManifestDigest``, ``lastRecordedPullTime``,
-                                           ``imageStatus``; 10. ``imageTags`` only when tagged;
+                                           ``imageStatus``, ``lastActivatedAt`` (``restore``);
+                                           10. ``imageTags`` only when tagged;
                                            4. at most 100 ``imageIds``; with ``imageIds``, what
                                            ECR does not document is configurable (below).
 ``ECRResponse.list_images``                5. same filters and paging.
 ``ECRResponse.describe_repositories``      5. ``maxResults``/``nextToken`` paging.
+``ECRResponse.get_account_setting``        14. moto has no GetAccountSetting: ``BLOB_MOUNTING``
+                                           answers ``FakeRegistry(blob_mounting=...)``.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
                                            without a digest.
 ``ECRResponse.batch_check_layer_availability``  12. not implemented by moto (moto stores no
@@ -67,10 +80,22 @@ Where ECR's behaviour is not documented, the harness can play each plausible one
   as ARCHIVED), or hidden as if it were not ACTIVE, whatever the filter says (a filter that is
   accepted but ignored): the call fails with ``ImageNotFoundException`` as for a missing id
   (``"not-found"``), or the id is silently left out of the answer (``"omitted"``);
+- ``delete_untagged_answer``: ``BatchDeleteImage`` lists a deleted untagged digest in its
+  ``imageIds`` (``"listed"``, the default) or deletes it and lists nothing for it
+  (``"omitted"``, as moto does): ECR does not document which;
 - ``archived_manifests_readable`` / ``archived_manifest_failure``: ``BatchGetImage`` serves an
   archived manifest (the default), or refuses it per item with that failure code
   (``ImageInaccessible`` by default; ``ImageNotFound`` is as plausible: an archived image
   cannot be pulled).
+
+Who calls (correction 12): the caller of a request is its credentials' principal as an IAM ARN,
+the form exclusions take: an assumed role's role (with its path, when moto's IAM has the role),
+an IAM user's ARN, or ``arn:aws:iam::<account>:user/moto`` for credentials moto does not know
+(the ``testing`` keys the suite uses). ``FakeRegistry.pull`` is a workload's pull: it refreshes
+the time whoever is excluded. ``exclusion_api`` plays a registry whose exclusion calls are
+``"allowed"`` (the default), where registering is refused (``"register-refused"``: an
+``AccessDeniedException``, as for a role without the grant), or where even the list is
+(``"refused"``).
 
 Harness-side state lives on moto's own objects: ``Repository._harness_state`` (digest and tag
 indexes, for O(1) lookups when seeding thousands of images) and ``Image._harness_meta``
@@ -110,6 +135,8 @@ from moto.ecr.exceptions import (
 )
 from moto.ecr.models import ECRBackend, Image, Repository, RepoTagMutability, ecr_backends
 from moto.ecr.responses import ECRResponse
+from moto.iam.models import iam_backends
+from moto.sts.models import STSBackend, sts_backends
 
 from . import oci
 
@@ -117,7 +144,9 @@ if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
 
 __all__ = [
+    "MAX_EXCLUSIONS",
     "MAX_IMAGE_IDS",
+    "MOTO_USER",
     "BuildxPush",
     "FakeRegistry",
     "ImageDigestDoesNotMatchException",
@@ -127,6 +156,8 @@ __all__ = [
 ]
 
 MAX_IMAGE_IDS = 100  # BatchGetImage, BatchDeleteImage, DescribeImages(imageIds=...)
+MAX_EXCLUSIONS = 100  # pull-time update exclusions per registry
+MOTO_USER = "arn:aws:iam::{account}:user/moto"  # who credentials moto does not know are
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
 
@@ -177,6 +208,7 @@ class _Meta:
     archived: bool = False
     archived_at: datetime | None = None
     last_pulled: datetime | None = None
+    activated_at: datetime | None = None  # lastActivatedAt: when last restored from archive
 
 
 @dataclass(frozen=True)
@@ -560,8 +592,9 @@ def _batch_delete(
             deleted.append({"imageDigest": image_digest, "imageTag": tag})
         elif image.image_tags:
             deleted.extend({"imageDigest": image_digest, "imageTag": t} for t in image.image_tags)
-        else:
+        elif getattr(backend, "_harness_delete_untagged", "listed") == "listed":
             deleted.append({"imageDigest": image_digest})  # moto listed nothing here
+        # else "omitted": deleted, and not listed (what moto does; ECR does not document it)
         _remove(repo, state, image)
     return {"imageIds": deleted, "failures": failures}
 
@@ -572,8 +605,11 @@ def _batch_get(
     repository_name: str,
     registry_id: str | None,
     image_ids: Sequence[Mapping[str, str]],
+    pull: bool = False,
 ) -> dict[str, Any]:
     """BatchGetImage. ``acceptedMediaTypes`` is ignored: manifests come back exactly as stored.
+    With ``pull`` (an API caller that is not a pull-time update exclusion) every manifest
+    returned has its ``lastRecordedPullTime`` set to now (correction 12).
 
     Archived images: the ECR docs say an archived image "cannot be pulled" (404 on pull) but
     can still be described and listed; whether the BatchGetImage *API* still returns its
@@ -607,6 +643,8 @@ def _batch_get(
             )
             failures.append(_failure(image_id, archived_code, reason))
             continue
+        if pull:
+            _meta(image).last_pulled = _now()
         answered_id = {"imageDigest": image.get_image_digest()}
         if image_id.get("imageTag"):
             answered_id["imageTag"] = image_id["imageTag"]
@@ -643,6 +681,8 @@ def _image_detail(repo: Repository, image: Image) -> dict[str, Any]:
         detail["lastRecordedPullTime"] = meta.last_pulled
     if meta.archived and meta.archived_at is not None:
         detail["lastArchivedAt"] = meta.archived_at
+    if meta.activated_at is not None:
+        detail["lastActivatedAt"] = meta.activated_at
     return detail
 
 
@@ -894,14 +934,130 @@ def _response_put_image(self: ECRResponse) -> ActionResult:
 
 
 def _response_batch_get_image(self: ECRResponse) -> ActionResult:
+    backend = self.ecr_backend
     return ActionResult(
         _batch_get(
-            self.ecr_backend,
+            backend,
             self._get_param("repositoryName"),
             self._get_param("registryId"),
             self._get_param("imageIds") or [],
+            pull=_caller(self) not in _exclusions(backend),
         )
     )
+
+
+# --- who calls, and the pull-time update exclusions (corrections 12, 13) --------------------------
+
+
+def _caller(response: Any) -> str:
+    """The principal of a request's credentials, as an exclusion names it (module docstring)."""
+    account = response.current_account
+    key = response.get_access_key()
+    assumed = sts_backends[account]["global"].get_assumed_role_from_access_key(key)
+    iam = iam_backends[account]["global"]
+    if assumed is not None:
+        # arn:aws:sts::<account>:assumed-role/<name>/<session>
+        name = assumed.arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
+        role = next((r for r in iam.roles.values() if r.name == name), None)
+        return role.arn if role is not None else f"arn:aws:iam::{account}:role/{name}"
+    user = iam.get_user_from_access_key_id(key)
+    return user.arn if user is not None else MOTO_USER.format(account=account)
+
+
+def _exclusions(backend: ECRBackend) -> dict[str, datetime]:
+    found: dict[str, datetime] | None = getattr(backend, "_harness_exclusions", None)
+    if found is None:
+        found = backend._harness_exclusions = {}  # type: ignore[attr-defined]
+    return found
+
+
+def _exclusion_call(response: ECRResponse, register: bool) -> None:
+    mode = getattr(response.ecr_backend, "_harness_exclusion_api", "allowed")
+    if mode == "refused" or (register and mode == "register-refused"):
+        action = "RegisterPullTimeUpdateExclusion" if register else "ListPullTimeUpdateExclusions"
+        raise _AccessDenied(
+            f"User: {_caller(response)} is not authorized to perform: ecr:{action} on resource: "
+            f"arn:aws:ecr:{response.region}:{response.current_account}:registry"
+        )
+
+
+class _AccessDenied(ServiceException):
+    code = "AccessDeniedException"
+
+
+class _ExclusionAlreadyExists(ServiceException):
+    code = "ExclusionAlreadyExistsException"
+
+
+class _ExclusionNotFound(ServiceException):
+    code = "ExclusionNotFoundException"
+
+
+class _LimitExceeded(ServiceException):
+    code = "LimitExceededException"
+
+
+_PRINCIPAL_RE = re.compile(
+    r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+)
+
+
+def _principal_param(response: ECRResponse) -> str:
+    arn = response._get_param("principalArn")
+    if not isinstance(arn, str) or not _PRINCIPAL_RE.match(arn):
+        raise InvalidParameterException(
+            f"Invalid parameter at 'principalArn' failed to satisfy constraint: {arn!r}"
+        )
+    return arn
+
+
+@_atomic
+def _response_list_exclusions(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=False)
+    principals = sorted(_exclusions(self.ecr_backend))
+    page, token = _paginate(
+        principals,
+        lambda arn: [arn],
+        self._get_param("maxResults"),
+        self._get_param("nextToken"),
+        "ListPullTimeUpdateExclusions",
+    )
+    result: dict[str, Any] = {"pullTimeUpdateExclusions": page}
+    if token:
+        result["nextToken"] = token
+    return ActionResult(result)
+
+
+@_atomic
+def _response_register_exclusion(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=True)
+    arn = _principal_param(self)
+    exclusions = _exclusions(self.ecr_backend)
+    if arn in exclusions:
+        raise _ExclusionAlreadyExists(f"The exclusion for {arn} already exists")
+    if len(exclusions) >= MAX_EXCLUSIONS:
+        raise _LimitExceeded(f"At most {MAX_EXCLUSIONS} pull-time update exclusions")
+    exclusions[arn] = _now()
+    return ActionResult({"principalArn": arn, "createdAt": exclusions[arn]})
+
+
+@_atomic
+def _response_deregister_exclusion(self: ECRResponse) -> ActionResult:
+    _exclusion_call(self, register=True)
+    arn = _principal_param(self)
+    if _exclusions(self.ecr_backend).pop(arn, None) is None:
+        raise _ExclusionNotFound(f"No exclusion for {arn}")
+    return ActionResult({"principalArn": arn})
+
+
+_moto_caller_identity = STSBackend.get_caller_identity
+
+
+def _sts_caller_identity(self: STSBackend, access_key_id: str, region: str) -> tuple[str, str, str]:
+    user_id, arn, account = _moto_caller_identity(self, access_key_id, region)
+    if arn.endswith(":user/moto") and ":sts::" in arn:
+        arn = MOTO_USER.format(account=account)
+    return user_id, arn, account
 
 
 @_atomic
@@ -1055,6 +1211,20 @@ def _response_batch_check_layer_availability(self: ECRResponse) -> ActionResult:
     )
 
 
+def _response_get_account_setting(self: ECRResponse) -> ActionResult:
+    """GetAccountSetting (moto 5.2 has none): `BLOB_MOUNTING` is ENABLED or DISABLED, as
+    ``FakeRegistry(blob_mounting=...)`` says; the other names ECR documents answer their one
+    value; anything else is refused."""
+    name = self._get_param("name")
+    known = {"BASIC_SCAN_TYPE_VERSION": "AWS_NATIVE", "REGISTRY_POLICY_SCOPE": "V2"}
+    if name == "BLOB_MOUNTING":
+        mounting = getattr(self.ecr_backend, "_harness_blob_mounting", False)
+        return ActionResult({"name": name, "value": "ENABLED" if mounting else "DISABLED"})
+    if name in known:
+        return ActionResult({"name": name, "value": known[name]})
+    raise InvalidParameterException(f"Invalid parameter: unknown account setting {name!r}")
+
+
 _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRBackend, "put_image", _backend_put_image),
     (ECRBackend, "batch_delete_image", _backend_batch_delete_image),
@@ -1067,6 +1237,11 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "list_images", _response_list_images),
     (ECRResponse, "describe_repositories", _response_describe_repositories),
     (ECRResponse, "batch_check_layer_availability", _response_batch_check_layer_availability),
+    (ECRResponse, "get_account_setting", _response_get_account_setting),
+    (ECRResponse, "list_pull_time_update_exclusions", _response_list_exclusions),
+    (ECRResponse, "register_pull_time_update_exclusion", _response_register_exclusion),
+    (ECRResponse, "deregister_pull_time_update_exclusion", _response_deregister_exclusion),
+    (STSBackend, "get_caller_identity", _sts_caller_identity),
 )
 
 
@@ -1086,7 +1261,8 @@ class _Corrections:
         with self._lock:
             if self._users == 0:
                 for target, name, replacement in _PATCHES:
-                    patcher = mock.patch.object(target, name, replacement)
+                    # create: the exclusion calls and GetAccountSetting: methods moto lacks
+                    patcher = mock.patch.object(target, name, replacement, create=True)
                     patcher.start()
                     self._patchers.append(patcher)
             self._users += 1
@@ -1142,6 +1318,9 @@ class FakeRegistry:
         archived_manifest_failure: str = "ImageInaccessible",
         describe_ids_filter: Literal["accepted", "refused"] = "accepted",
         describe_ids_archived: Literal["shown", "not-found", "omitted"] = "shown",
+        delete_untagged_answer: Literal["listed", "omitted"] = "listed",
+        blob_mounting: bool = False,
+        exclusion_api: Literal["allowed", "register-refused", "refused"] = "allowed",
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -1152,6 +1331,11 @@ class FakeRegistry:
             "_harness_archived_failure": archived_manifest_failure,
             "_harness_describe_ids_filter": describe_ids_filter,
             "_harness_describe_ids_archived": describe_ids_archived,
+            "_harness_delete_untagged": delete_untagged_answer,
+            # The account setting BLOB_MOUNTING (GetAccountSetting): layers shared between the
+            # registry's repositories.
+            "_harness_blob_mounting": blob_mounting,
+            "_harness_exclusion_api": exclusion_api,
         }
         self._stack: ExitStack | None = None
         self._client: ECRClient | None = None
@@ -1370,6 +1554,27 @@ class FakeRegistry:
     def set_last_pulled(self, repo: str, digest: str, when: datetime) -> None:
         _meta(self._image(repo, digest)).last_pulled = _aware(when)
 
+    def pull(self, repo: str, digest: str, when: datetime | None = None) -> None:
+        """A workload pulls ``digest`` (at ``when``, default now): its pull time moves, whoever
+        is excluded (the workload is not)."""
+        _meta(self._image(repo, digest)).last_pulled = _aware(when) if when else _now()
+
+    def last_pulled(self, repo: str, digest: str) -> datetime | None:
+        return _meta(self._image(repo, digest)).last_pulled
+
+    @property
+    def caller(self) -> str:
+        """The principal the suite's own credentials (unknown to moto) call as."""
+        return MOTO_USER.format(account=self.account_id)
+
+    def exclude(self, principal: str | None = None) -> None:
+        """Register ``principal`` (default: ``caller``) as a pull-time update exclusion, as an
+        operator would have done before (straight into the registry, no API call)."""
+        _exclusions(self._backend)[principal or self.caller] = _now()
+
+    def exclusions(self) -> set[str]:
+        return set(_exclusions(self._backend))
+
     def set_archived(self, repo: str, digest: str, archived: bool = True) -> None:
         meta = _meta(self._image(repo, digest))
         if archived and not meta.archived:
@@ -1382,6 +1587,13 @@ class FakeRegistry:
         """ECR cleaned up a blob no manifest uses (it may, at any time): it is no longer
         available, and a manifest naming it can no longer be put."""
         _reclaimed(self._repo(repo)).add(digest)
+
+    def restore(self, repo: str, digest: str, when: datetime | None = None) -> None:
+        """Restore an archived image as ECR does (UpdateImageStorageClass to STANDARD, then
+        ACTIVE): it "behaves like a newly pushed image", and DescribeImages reports
+        `lastActivatedAt` (``when``, default now); `imagePushedAt` stays the push's."""
+        self.set_archived(repo, digest, False)
+        _meta(self._image(repo, digest)).activated_at = _aware(when or _now())
 
     def put_lifecycle_policy(self, repo: str, policy: Mapping[str, Any] | str) -> None:
         """Give ``repo`` an ECR lifecycle policy through ``PutLifecyclePolicy`` (a document, or

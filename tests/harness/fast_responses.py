@@ -73,12 +73,28 @@ def to_wire(result: dict[str, Any]) -> str:
     return json.dumps(result, separators=(",", ":"), default=_encode)
 
 
-class _Call:
-    """What an ``ECRResponse`` method reads of itself: its backend and its request parameters."""
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 
-    def __init__(self, backend: ECRBackend, params: dict[str, Any]) -> None:
+
+class _Call:
+    """What an ``ECRResponse`` method reads of itself: its backend, its request parameters, and
+    who calls (the harness's pull times depend on it)."""
+
+    def __init__(
+        self, backend: ECRBackend, params: dict[str, Any], account: str, request: Any
+    ) -> None:
         self.ecr_backend = backend
         self._params = params
+        self.current_account = account
+        self.region = backend.region_name
+        self._request = request
+
+    def get_access_key(self) -> str:
+        authorization = self._request.headers.get("Authorization", b"")
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode()
+        found = _ACCESS_KEY.search(authorization)
+        return found.group(1) if found else ""
 
     def _get_param(self, name: str, if_none: Any = None) -> Any:
         value = self._params.get(name)
@@ -96,7 +112,7 @@ def answer_request(operation: str, request: Any) -> AWSResponse | None:
     params = json.loads(body) if body else {}
     method: Callable[[Any], ActionResult] = getattr(ECRResponse, FAST_OPERATIONS[operation])
     try:
-        result = method(_Call(backend, params)).result
+        result = method(_Call(backend, params, account, request)).result
     except (ServiceException, JsonRESTError):
         return None  # moto raises it again and answers with the error, as ECR would
     if not isinstance(result, dict):

@@ -6,6 +6,9 @@ archived manifest is listed with `archived`, ids past 100 per call are refused, 
 missing manifest fails per item. `on_describe` and `on_delete` let a test change the registry at
 the moment another client would (a tag added after the scan, a subject pushed, an index listing a
 planned child). Manifests are stored as their exact text; digests are the sha256 of it.
+
+A read is a pull, as in ECR: with a `pull_clock`, every manifest `manifests` returns gets that
+time as its pull time unless `caller` is among `exclusions` (tests/harness/ecr.py, correction 12).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class InMemoryRegistry:
     on_describe: Callable[[str, Sequence[str]], None] | None = None
     on_delete: Callable[[str, Sequence[str]], None] | None = None
     calls: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    caller: str = "arn:aws:iam::123456789012:role/ecr-sweeper"
+    exclusions: set[str] = field(default_factory=set)
+    pull_clock: Callable[[], datetime] | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- building it -----------------------------------------------------------------------
@@ -111,9 +117,16 @@ class InMemoryRegistry:
         with self._lock:
             self.calls.append(("manifests", repository, tuple(digests)))
             repo = self._repo(repository)
+            pulled = (
+                self.pull_clock()
+                if self.pull_clock and self.caller not in self.exclusions
+                else None
+            )
             for digest in digests:
                 if digest in repo:
                     fetched.content[digest] = repo[digest].text
+                    if pulled is not None:
+                        repo[digest].image = replace(repo[digest].image, last_pulled=pulled)
                 else:
                     fetched.failures[digest] = ("ImageNotFound", "Requested image not found")
         return fetched
@@ -129,6 +142,9 @@ class InMemoryRegistry:
 
     def lifecycle_policy(self, repository: str) -> str | None:
         return self.policies.get(repository)
+
+    def blob_mounting(self) -> bool:
+        return False  # each repository stores its own layers
 
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         self._check(digests)
@@ -156,6 +172,14 @@ class InMemoryRegistry:
                     if tags:
                         outcome.tags_removed[digest] = tags
         return outcome
+
+    def pull_time_exclusions(self) -> list[str]:
+        with self._lock:
+            return sorted(self.exclusions)
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        with self._lock:
+            self.exclusions.add(principal)
 
     def _repo(self, repository: str) -> dict[str, Stored]:
         if repository not in self.repositories_:

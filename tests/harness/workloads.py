@@ -21,6 +21,15 @@ definitions``, ``list_clusters``,               (``maxResults`` 1..100, default 
                                                 resolved to *when the task started*. Resolved
                                                 here against moto's ECR (by tag or digest);
                                                 ``lastStatus`` RUNNING.
+``EC2ContainerServiceResponse.list_services``   ECS pages by 10 by default (``maxResults`` up to
+                                                100); moto does not. Pages are served here.
+``ecs.models.Service.__init__``,                moto has no service revisions (5.2.1 does not
+``EC2ContainerServiceBackend.update_service``,  implement ``DescribeServiceRevisions``). ECS makes
+``describe_service_revisions`` (added)          one when a service is created or deployed (a new
+                                                task definition, ``forceNewDeployment``), with
+                                                ``containerImages[].imageDigest`` resolved then,
+                                                and lists it in ``currentServiceRevisions``, at
+                                                any desired count (zero included). So here.
 ``LambdaResponse.list_functions``,              moto does not page; AWS returns at most 50 items
 ``list_versions_by_function``                   per answer with ``NextMarker``.
 ``LambdaFunction._set_function_code``,          moto fakes ``ResolvedImageUri`` (a hash of the
@@ -71,14 +80,17 @@ from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import ActionResult
 from moto.ecr.models import ecr_backends
 from moto.ecs.exceptions import InvalidParameterException
-from moto.ecs.models import Container, Task, ecs_backends
+from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.eks.models import eks_backends
 
 from .ecr import FakeRegistry
 
 __all__ = ["AwsEvents", "Workloads", "resolve_image", "shared_botocore_loader"]
 
 ECS_PAGE = 100  # ListTaskDefinitions, ListClusters, ListTasks: maxResults 1..100, default 100
+ECS_SERVICES_PAGE = 10  # ListServices: maxResults 1..100, default 10
+ECS_REVISIONS_BATCH = 20  # DescribeServiceRevisions: at most 20 ARNs
 LAMBDA_PAGE = 50  # ListFunctions, ListVersionsByFunction: at most 50 items per answer
 
 _ECR_URI = re.compile(
@@ -204,6 +216,103 @@ def _ecs_list_tasks(self: EC2ContainerServiceResponse) -> ActionResult:
     return ActionResult({"taskArns": page, **({"nextToken": token} if token else {})})
 
 
+def _ecs_list_services(self: EC2ContainerServiceResponse) -> ActionResult:
+    arns = self.ecs_backend.list_services(
+        self._get_param("cluster", "default"),
+        self._get_param("schedulingStrategy"),
+        launch_type=self._get_param("launchType"),
+    )
+    requested = self._get_param("maxResults")
+    if requested is not None and not 1 <= int(requested) <= ECS_PAGE:
+        raise InvalidParameterException(f"maxResults must be between 1 and {ECS_PAGE}")
+    page, token = _page(
+        arns,
+        "ListServices",
+        self._get_param("nextToken"),
+        requested,
+        ECS_SERVICES_PAGE,
+        InvalidParameterException,
+    )
+    return ActionResult({"serviceArns": page, **({"nextToken": token} if token else {})})
+
+
+# --- ECS service revisions -----------------------------------------------------------------------
+
+_original_service_init = Service.__init__
+_original_update_service = EC2ContainerServiceBackend.update_service
+
+
+def _deploy(service: Service) -> None:
+    """A new service revision, the service's only current one: its images resolved now."""
+    if not service.task_definition:
+        return
+    backend = service._backend
+    definition = backend.describe_task_definition(service.task_definition)
+    revisions: dict[str, dict[str, Any]] = getattr(service, "_harness_revisions", {})
+    arn = (
+        f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-revision/"
+        f"{service.cluster_name}/{service.name}/{len(revisions) + 1:019d}"
+    )
+    images = []
+    for spec in definition.container_definitions:
+        image = str(spec.get("image") or "")
+        entry = {"containerName": spec.get("name"), "image": image}
+        digest = resolve_image(image)
+        if digest is not None:
+            entry["imageDigest"] = digest
+        images.append(entry)
+    revisions[arn] = {
+        "serviceRevisionArn": arn,
+        "serviceArn": service.arn,
+        "clusterArn": service.cluster_arn,
+        "taskDefinition": service.task_definition,
+        "containerImages": images,
+    }
+    service._harness_revisions = revisions  # type: ignore[attr-defined]
+    service.current_service_revisions = [  # type: ignore[attr-defined]  # serialised by moto
+        {
+            "arn": arn,
+            "requestedTaskCount": service.desired_count,
+            "runningTaskCount": service.desired_count,
+            "pendingTaskCount": 0,
+        }
+    ]
+
+
+def _service_init(self: Service, *args: Any, **kwargs: Any) -> None:
+    _original_service_init(self, *args, **kwargs)
+    _deploy(self)
+
+
+def _update_service(self: EC2ContainerServiceBackend, properties: dict[str, Any]) -> Service:
+    deploys = bool(properties.get("task_definition") or properties.get("force_new_deployment"))
+    service = _original_update_service(self, properties)
+    if deploys:
+        _deploy(service)
+    elif hasattr(service, "current_service_revisions"):
+        for current in service.current_service_revisions:
+            current["requestedTaskCount"] = current["runningTaskCount"] = service.desired_count
+    return service
+
+
+def _ecs_describe_service_revisions(self: EC2ContainerServiceResponse) -> ActionResult:
+    arns = self._get_param("serviceRevisionArns", [])
+    if not 1 <= len(arns) <= ECS_REVISIONS_BATCH:
+        raise InvalidParameterException(
+            f"serviceRevisionArns: 1 to {ECS_REVISIONS_BATCH} ARNs, got {len(arns)}"
+        )
+    found, failures = [], []
+    for arn in arns:
+        _, cluster, name, _ = (arn.split(":", 5)[-1] + "///").split("/", 3)
+        service = self.ecs_backend.services.get(f"{cluster}:{name}")
+        revision = getattr(service, "_harness_revisions", {}).get(arn)
+        if revision is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(revision)
+    return ActionResult({"serviceRevisions": found, "failures": failures})
+
+
 def _lambda_error(message: str) -> Exception:
     return LambdaClientError("InvalidParameterValueException", message)
 
@@ -296,6 +405,10 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (EC2ContainerServiceResponse, "list_task_definitions", _ecs_list_task_definitions),
     (EC2ContainerServiceResponse, "list_clusters", _ecs_list_clusters),
     (EC2ContainerServiceResponse, "list_tasks", _ecs_list_tasks),
+    (EC2ContainerServiceResponse, "list_services", _ecs_list_services),
+    (EC2ContainerServiceResponse, "describe_service_revisions", _ecs_describe_service_revisions),
+    (Service, "__init__", _service_init),
+    (EC2ContainerServiceBackend, "update_service", _update_service),
     (Task, "__init__", _task_init),
     (LambdaResponse, "list_functions", _lambda_list_functions),
     (LambdaResponse, "list_versions_by_function", _lambda_list_versions_by_function),
@@ -318,7 +431,11 @@ class _Installed:
             if cls.users == 0:
                 stack = ExitStack()
                 for target, name, replacement in _PATCHES:
-                    stack.enter_context(mock.patch.object(target, name, replacement))
+                    stack.enter_context(
+                        mock.patch.object(
+                            target, name, replacement, create=not hasattr(target, name)
+                        )
+                    )
                 cls.stack = stack
             cls.users += 1
 
@@ -338,13 +455,19 @@ class Workloads:
     """SSM parameters, S3 objects, ECS task definitions and tasks, Lambda image functions, in the
     account and region of a :class:`FakeRegistry`, with the corrections above installed."""
 
-    def __init__(self, registry: FakeRegistry) -> None:
+    def __init__(
+        self, registry: FakeRegistry, *, account_id: str | None = None, region: str | None = None
+    ) -> None:
+        """Beside the registry, or in a workload account and region of a central registry
+        (`account_id`, `region`): its clients then use credentials of a role assumed in that
+        account through moto's STS, which is how moto selects an account's backends."""
         self.registry = registry
-        self.region = registry.region
-        self.account_id = registry.account_id
+        self.region = region or registry.region
+        self.account_id = account_id or registry.account_id
         self._entered = False
         self._role_arn: str | None = None
         self._clients: dict[str, Any] = {}
+        self._credentials: dict[str, str] = {}
 
     def __enter__(self) -> Workloads:
         _Installed.install()
@@ -364,13 +487,27 @@ class Workloads:
     def client(self, service: str) -> Any:
         """The harness's own client (made once: it does not see handlers added later)."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+            if self.account_id != self.registry.account_id and not self._credentials:
+                answer = boto3.client("sts", region_name=self.region).assume_role(
+                    RoleArn=f"arn:aws:iam::{self.account_id}:role/harness-workloads",
+                    RoleSessionName="harness",
+                )["Credentials"]
+                self._credentials = {
+                    "aws_access_key_id": answer["AccessKeyId"],
+                    "aws_secret_access_key": answer["SecretAccessKey"],
+                    "aws_session_token": answer["SessionToken"],
+                }
+            self._clients[service] = boto3.client(  # type: ignore[call-overload]
+                service, region_name=self.region, **self._credentials
+            )
         return self._clients[service]
 
     def image_uri(self, repo: str, reference: str) -> str:
-        """``<account>.dkr.ecr.<region>.amazonaws.com/repo@sha256:...`` or ``...repo:tag``."""
+        """``<account>.dkr.ecr.<region>.amazonaws.com/repo@sha256:...`` or ``...repo:tag``, in
+        the registry's account and region (where the images are, wherever they run)."""
         separator = "@" if reference.startswith("sha256:") else ":"
-        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{repo}{separator}{reference}"
+        registry = f"{self.registry.account_id}.dkr.ecr.{self.registry.region}.amazonaws.com"
+        return f"{registry}/{repo}{separator}{reference}"
 
     # -- SSM and S3 --
 
@@ -424,6 +561,58 @@ class Workloads:
 
     def stop_task(self, cluster: str, task: str) -> None:
         self.client("ecs").stop_task(cluster=cluster, task=task)
+
+    def create_service(
+        self, cluster: str, name: str, task_definition: str, *, desired: int = 1
+    ) -> str:
+        """A service, deployed now: its revision records the digests its images have now."""
+        ecs = self.client("ecs")
+        if not ecs.describe_clusters(clusters=[cluster])["clusters"]:
+            ecs.create_cluster(clusterName=cluster)
+        response = ecs.create_service(
+            cluster=cluster,
+            serviceName=name,
+            taskDefinition=task_definition,
+            desiredCount=desired,
+            launchType="FARGATE",
+        )
+        return str(response["service"]["serviceArn"])
+
+    def forget_service_revisions(self, cluster: str, name: str) -> None:
+        """As a service last deployed before ECS recorded revisions (late 2024): none."""
+        service = ecs_backends[self.account_id][self.region].services[f"{cluster}:{name}"]
+        service._harness_revisions = {}  # type: ignore[attr-defined]
+        service.current_service_revisions = []  # type: ignore[attr-defined]
+
+    def update_service(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        desired: int | None = None,
+        task_definition: str | None = None,
+    ) -> None:
+        """Scale (no new revision) or deploy a task definition (a new revision)."""
+        arguments: dict[str, Any] = {"cluster": cluster, "service": name}
+        if desired is not None:
+            arguments["desiredCount"] = desired
+        if task_definition is not None:
+            arguments["taskDefinition"] = task_definition
+        self.client("ecs").update_service(**arguments)
+
+    # -- EKS --
+
+    def create_eks_cluster(self, name: str, endpoint: str, ca_pem: bytes) -> None:
+        """An EKS cluster whose DescribeCluster points at `endpoint` (a harness.kubernetes
+        server) with `ca_pem` as its CA; moto makes up both."""
+        self.client("eks").create_cluster(
+            name=name,
+            roleArn=f"arn:aws:iam::{self.account_id}:role/eks",
+            resourcesVpcConfig={"subnetIds": ["subnet-1"]},
+        )
+        cluster = eks_backends[self.account_id][self.region].clusters[name]
+        cluster.endpoint = endpoint
+        cluster.certificate_authority = {"data": base64.b64encode(ca_pem).decode()}
 
     # -- Lambda --
 
@@ -504,10 +693,16 @@ class _Raw:
 
 
 def error_response(service: str, code: str, message: str, status: int = 400) -> AWSResponse:
-    """An AWS error answer in the service's protocol (XML for S3, JSON for the others)."""
+    """An AWS error answer in the service's protocol (XML for S3 and STS, JSON for the others)."""
     if service == "s3":
         body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
         content_type = "application/xml"
+    elif service == "sts":  # the query protocol
+        body = (
+            "<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>"
+        )
+        content_type = "text/xml"
     else:
         body = json.dumps({"__type": code, "message": message, "Message": message})
         content_type = "application/x-amz-json-1.1"
@@ -604,3 +799,85 @@ def shared_botocore_loader() -> Iterator[None]:
 
     with mock.patch.object(BotocoreSession, "_register_data_loader", register):
         yield
+
+
+# --- Amazon Inspector's coverage ----------------------------------------------------------------
+
+INSPECTOR_PAGE = 200  # ListCoverage: maxResults 1..200
+
+
+@dataclass
+class InspectorCoverage:
+    """Inspector's ECR image coverage, which moto (5.2.1) does not serve: `ListCoverage` answered
+    from `before-send` (so botocore's real paginator and parser run), with the filters the pin
+    source uses (`resourceType`, `ecrImageInUseCount`, `ecrImageLastInUseAt`) applied as
+    Inspector applies them, paged by `maxResults` and `nextToken`."""
+
+    account_id: str
+    region: str
+    images: list[dict[str, Any]] = field(default_factory=list)
+    calls: int = 0
+
+    def add(
+        self, repository: str, digest: str, *, in_use: int = 0, last_in_use: float | None = None
+    ) -> None:
+        """An image covered by enhanced scanning; `last_in_use` in epoch seconds."""
+        metadata: dict[str, Any] = {"inUseCount": in_use}
+        if last_in_use is not None:
+            metadata["lastInUseAt"] = last_in_use
+        self.images.append(
+            {
+                "resourceType": "AWS_ECR_CONTAINER_IMAGE",
+                "resourceId": (
+                    f"arn:aws:ecr:{self.region}:{self.account_id}:repository/{repository}/{digest}"
+                ),
+                "accountId": self.account_id,
+                "scanType": "PACKAGE",
+                "resourceMetadata": {"ecrImage": metadata},
+            }
+        )
+
+    def install(self, events: AwsEvents) -> None:
+        events.on("before-send.inspector2.ListCoverage", self._answer)
+
+    def _answer(self, request: Any, **_: Any) -> AWSResponse:
+        self.calls += 1
+        body = json.loads(request.body or b"{}")
+        criteria = body.get("filterCriteria", {})
+        found = [image for image in self.images if _covers(image, criteria)]
+        page, token = _page(
+            found,
+            "ListCoverage",
+            body.get("nextToken"),
+            body.get("maxResults"),
+            INSPECTOR_PAGE,
+            ValueError,
+        )
+        answer: dict[str, Any] = {"coveredResources": page}
+        if token:
+            answer["nextToken"] = token
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/json"
+        return AWSResponse(
+            "https://harness.invalid/", 200, headers, _Raw(json.dumps(answer).encode())
+        )
+
+
+def _covers(image: dict[str, Any], criteria: dict[str, Any]) -> bool:
+    metadata = image["resourceMetadata"]["ecrImage"]
+    for wanted in criteria.get("resourceType", []):
+        if wanted["comparison"] == "EQUALS" and image["resourceType"] != wanted["value"]:
+            return False
+    for bounds in criteria.get("ecrImageInUseCount", []):
+        count = metadata.get("inUseCount", 0)
+        if count < bounds.get("lowerInclusive", count) or count > bounds.get(
+            "upperInclusive", count
+        ):
+            return False
+    for bounds in criteria.get("ecrImageLastInUseAt", []):
+        when = metadata.get("lastInUseAt")
+        if when is None:
+            return False
+        if when < bounds.get("startInclusive", when) or when > bounds.get("endInclusive", when):
+            return False
+    return True

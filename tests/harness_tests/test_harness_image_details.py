@@ -120,6 +120,18 @@ def test_pushed_at_last_pulled_and_status(reg: FakeRegistry) -> None:
     assert detail(reg, d)["imageStatus"] == "ACTIVE"
 
 
+def test_a_restored_image_reports_last_activated_at_and_keeps_its_push_time(
+    reg: FakeRegistry,
+) -> None:
+    d = reg.push(REPO, oci.image_manifest(seed=1), pushed_at=T0, archived=True)
+    assert "lastActivatedAt" not in detail(reg, d)
+    reg.restore(REPO, d, T0 + timedelta(days=200))
+    got = detail(reg, d)
+    assert got["imageStatus"] == "ACTIVE"
+    assert got["lastActivatedAt"] == T0 + timedelta(days=200)
+    assert got["imagePushedAt"] == T0
+
+
 def test_pushed_at_follows_frozen_time(reg: FakeRegistry) -> None:
     with freeze_time(T0):
         d = reg.push(REPO, oci.image_manifest(seed=1))

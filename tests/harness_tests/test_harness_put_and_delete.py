@@ -153,6 +153,18 @@ def test_other_items_in_the_call_proceed(reg: FakeRegistry) -> None:
     assert not reg.exists(REPO, loose) and reg.exists(REPO, image)
 
 
+def test_a_deleted_untagged_digest_may_be_left_out_of_the_answer() -> None:
+    """ECR does not document whether it lists a deleted untagged digest: the harness plays
+    both; a tagged one is listed with its tag either way."""
+    with FakeRegistry(delete_untagged_answer="omitted") as reg:
+        loose = reg.push(REPO, oci.image_manifest(seed="loose"))
+        tagged = reg.push(REPO, oci.image_manifest(seed="tagged"), tags=["v1"])
+        response = delete(reg, {"imageDigest": loose}, {"imageDigest": tagged})
+        assert response["imageIds"] == [{"imageDigest": tagged, "imageTag": "v1"}]
+        assert response["failures"] == []
+        assert not reg.exists(REPO, loose) and not reg.exists(REPO, tagged)
+
+
 def test_child_shared_by_two_indexes_needs_both_gone(reg: FakeRegistry) -> None:
     first = reg.push_buildx(REPO, tag="v1")
     second = reg.push_buildx(REPO, tag="v2", shared_images_from=first)

@@ -129,3 +129,45 @@ def test_injected_errors_go_through_botocore_retries(
         assert raised.value.response["Error"]["Code"] == "AccessDenied"
     # Gone after exit.
     assert boto3.client("s3").get_object(Bucket="bucket", Key="key")["Body"].read() == b"x"
+
+
+def test_a_service_revision_keeps_the_digest_resolved_at_deploy_until_the_next_deploy(
+    aws: Workloads,
+) -> None:
+    registry = aws.registry
+    old = registry.push(REPO, oci.image_manifest("old"), tags=["latest"])
+    first = aws.register_task_definition("web", [aws.image_uri(REPO, "latest")])
+    aws.create_service("prod", "web", first, desired=3)
+    new = registry.push(REPO, oci.image_manifest("new"), tags=["latest"])
+    ecs = aws.client("ecs")
+
+    def current() -> tuple[list[Any], list[Any]]:
+        service = ecs.describe_services(cluster="prod", services=["web"])["services"][0]
+        arns = [r["arn"] for r in service["currentServiceRevisions"]]
+        counts = [r["requestedTaskCount"] for r in service["currentServiceRevisions"]]
+        revisions = ecs.describe_service_revisions(serviceRevisionArns=arns)["serviceRevisions"]
+        return [i["imageDigest"] for r in revisions for i in r["containerImages"]], counts
+
+    assert current() == ([old], [3])
+    aws.update_service("prod", "web", desired=0)  # scaling deploys nothing new
+    assert current() == ([old], [0])
+    second = aws.register_task_definition("web", [aws.image_uri(REPO, "latest")])
+    aws.update_service("prod", "web", task_definition=second)
+    assert current() == ([new], [0])
+    missing = ecs.describe_service_revisions(
+        serviceRevisionArns=["arn:aws:ecs:us-east-1:123456789012:service-revision/prod/x/1"]
+    )
+    assert missing["failures"][0]["reason"] == "MISSING"
+    with pytest.raises(ClientError):
+        ecs.describe_service_revisions(serviceRevisionArns=["x"] * 21)
+
+
+def test_ecs_services_page_by_ten_by_default(aws: Workloads) -> None:
+    definition = aws.register_task_definition("web", ["nginx:1"])
+    for i in range(12):
+        aws.create_service("prod", f"web-{i:02}", definition, desired=0)
+    ecs = aws.client("ecs")
+    first = ecs.list_services(cluster="prod")
+    assert len(first["serviceArns"]) == 10
+    second = ecs.list_services(cluster="prod", nextToken=first["nextToken"])
+    assert len(second["serviceArns"]) == 2 and "nextToken" not in second

@@ -158,7 +158,7 @@ def test_a_repository_past_the_read_limit_is_left_out_and_still_swept(
     assert report["complete"] is True
     assert report["bytes_freed_unknown"] == 1
     big = next(r for r in run.repositories if r.repository == "big")
-    assert "read limit" in big.bytes_freed_unknown
+    assert big.bytes_freed_unknown is not None and "read limit" in big.bytes_freed_unknown
     assert big.deleted_bytes_freed is None
     # The figure's own reads are all or nothing: none here. Planning's one call to "big" had
     # spare room, filled with releases at no cost; no call was made for releases alone.
@@ -222,6 +222,44 @@ def test_a_delete_refused_because_a_new_index_lists_it_is_a_delete_failure(
 
 # --- metrics and logs -------------------------------------------------------------------------
 
+# scenario -> (request, RunCompleted, CircuitBreakerTripped): what NoSuccessfulRunAlarm sees
+RUN_OUTCOMES: dict[str, tuple[dict[str, Any], int, int]] = {
+    "a-dry-run-that-planned-everything": ({"dry_run": True}, 1, 0),
+    "a-real-run-that-deleted-everything": ({"dry_run": False}, 1, 0),
+    # A dry-run deployment with a backlog works as intended: the breaker says the real run would
+    # stop (its own alarm), and NoSuccessfulRunAlarm stays quiet.
+    "a-dry-run-over-the-breaker": ({"dry_run": True, "max_deletions": 1}, 1, 1),
+    # A real run stopped by the breaker did not do its work: both alarms.
+    "a-real-run-over-the-breaker": ({"dry_run": False, "max_deletions": 1}, 0, 1),
+    "a-dry-run-with-a-pattern-matching-nothing": (
+        {"dry_run": True, "repositories": ["nosuch", REPO]},
+        0,
+        0,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "completed", "tripped"), RUN_OUTCOMES.values(), ids=list(RUN_OUTCOMES)
+)
+def test_run_completed_is_what_no_successful_run_alarm_watches(
+    registry: FakeRegistry,
+    invoke: Invoke,
+    request_: dict[str, Any],
+    completed: int,
+    tripped: int,
+) -> None:
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    with captured() as out:
+        invoke(scope="orphans", **request_)
+    figures = {m.name: m.value for m in emf_metrics(out.getvalue())}
+    assert (figures[metrics.RUN_COMPLETED], figures[metrics.CIRCUIT_BREAKER_TRIPPED]) == (
+        completed,
+        tripped,
+    )
+    assert len(registry.digests(REPO)) == (3 if request_ == {"dry_run": False} else 6)
+
 
 def test_the_metrics_are_the_report_figures(
     registry: FakeRegistry, invoke: Invoke, lambda_context: LambdaContext
@@ -260,6 +298,8 @@ def test_the_metrics_are_the_report_figures(
         # No retention rules, no ECR lifecycle policy: zeros, emitted all the same.
         metrics.RETENTION_EXPIRED: 0,
         metrics.RETENTION_HELD: 0,
+        # The run registered its principal before its first read.
+        metrics.PULL_TIME_EXCLUSION_MISSING: 0,
         metrics.LIFECYCLE_HAZARDS: 0,
         # No manifest store configured: it is neither unavailable nor rejecting anything.
         metrics.STORE_UNAVAILABLE: 0,
@@ -331,7 +371,7 @@ def test_every_log_line_carries_the_run_and_each_repository_has_one_line_of_figu
         sum(line["planned_bytes_freed"] for line in per_repository)
         == report["planned"]["bytes_freed"]
     )
-    assert all(line["bytes_freed_unknown"] == "" for line in per_repository)
+    assert all(line["bytes_freed_unknown"] == "" for line in per_repository)  # all known
     (run,) = (line for line in lines if line["message"] == "run")
     assert run["report"]["planned"] == report["planned"]
 

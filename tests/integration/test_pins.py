@@ -22,6 +22,7 @@ from conftest import OLD, Builds, Invoke
 from harness import FakeRegistry
 from harness.workloads import AwsEvents, Workloads
 from sweeper.pins import PinSourceError
+from sweeper.run import NO_PIN_SOURCE, NO_PIN_SOURCE_WARNING
 
 REPO = "app"
 
@@ -112,6 +113,32 @@ def ecs_task_running_an_image_whose_tag_moved(
     env["PIN_FROM_ECS"] = "true"
 
 
+def ecs_service_scaled_to_zero_whose_tag_moved(
+    aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
+) -> None:
+    # Deployed while `latest` named the old index, scaled to zero, its task definition
+    # deregistered and the tag moved: only the service revision says what it will start again.
+    reg.tag(REPO, "latest", b.old.index)
+    definition = aws.register_task_definition("web", [aws.image_uri(REPO, "latest")])
+    aws.create_service("prod", "web", definition, desired=2)
+    aws.update_service("prod", "web", desired=0)
+    aws.deregister_task_definition(definition)
+    reg.tag(REPO, "latest", b.new.index)
+    env["PIN_FROM_ECS"] = "true"
+
+
+def ecs_service_without_revisions_on_a_deregistered_task_definition(
+    aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
+) -> None:
+    # A service not deployed since ECS records revisions: its task definition (INACTIVE now)
+    # names the digest it will start.
+    definition = aws.register_task_definition("web", [aws.image_uri(REPO, b.old.index)])
+    aws.create_service("prod", "web", definition, desired=0)
+    aws.deregister_task_definition(definition)
+    aws.forget_service_revisions("prod", "web")
+    env["PIN_FROM_ECS"] = "true"
+
+
 def lambda_latest_deployed_from_a_tag_that_moved(
     aws: Workloads, reg: FakeRegistry, b: Builds, env: dict[str, str]
 ) -> None:
@@ -140,6 +167,11 @@ SOURCES: dict[str, tuple[Setup, dict[str, int]]] = {
     "s3-utf-16-list-in-upper-case": (s3_powershell_list_in_upper_case, {"s3": 1}),
     "ecs-task-definition-by-digest": (ecs_task_definition_by_digest, {"ecs": 1}),
     "ecs-running-task-whose-tag-moved": (ecs_task_running_an_image_whose_tag_moved, {"ecs": 1}),
+    "ecs-service-scaled-to-zero": (ecs_service_scaled_to_zero_whose_tag_moved, {"ecs": 1}),
+    "ecs-service-without-revisions": (
+        ecs_service_without_revisions_on_a_deregistered_task_definition,
+        {"ecs": 1},
+    ),
     "lambda-latest-whose-tag-moved": (lambda_latest_deployed_from_a_tag_that_moved, {"lambda": 1}),
     # version 1 the old index, version 2 and $LATEST the new one
     "lambda-published-version": (lambda_published_version_behind_an_alias, {"lambda": 2}),
@@ -405,3 +437,43 @@ def test_a_dry_run_with_an_unreadable_source_fails_too(
     # A plan without the pins would list pinned manifests as deletions: no report at all.
     with pytest.raises(PinSourceError, match="ssm:/nothing"):
         invoke(dry_run=True, scope="orphans", pin_parameter_path="/nothing")
+
+
+# --- no pin source at all -------------------------------------------------------------------
+
+# scenario -> (request, environment, warned)
+UNPROTECTED: dict[str, tuple[dict[str, Any], dict[str, str], bool]] = {
+    "a-real-run-with-no-pin-source-warns": ({"dry_run": False}, {}, True),
+    "a-dry-run-does-not": ({"dry_run": True}, {}, False),
+    "a-pins-setting-is-a-source": ({"dry_run": False}, {"PINS": f"app@sha256:{'e' * 64}"}, False),
+    "ssm-is-a-source": ({"dry_run": False}, {"PIN_PARAMETER_PATH": "/deploy"}, False),
+    "a-request-switching-ecs-on": ({"dry_run": False, "pin_from_ecs": True}, {}, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "environment", "warned"), UNPROTECTED.values(), ids=list(UNPROTECTED)
+)
+def test_a_deleting_run_without_any_pin_source_says_what_is_unprotected(
+    builds: Builds,
+    workloads: Workloads,
+    registry: FakeRegistry,
+    invoke: Invoke,
+    records: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+    request_: dict[str, Any],
+    environment: dict[str, str],
+    warned: bool,
+) -> None:
+    workloads.put_parameter("/deploy/web", f"app@{builds.old.index}")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    report = invoke(scope="orphans", **request_)
+    assert report["warnings"] == ([NO_PIN_SOURCE_WARNING] if warned else [])
+    logged = [r for r in records if getattr(r, "warning", None) == NO_PIN_SOURCE]
+    assert [(r.levelname, r.getMessage()) for r in logged] == (
+        [("WARNING", NO_PIN_SOURCE_WARNING)] if warned else []
+    )
+    # A warning, not a refusal: the run deletes what its settings say.
+    gone = not request_["dry_run"] and not environment.get("PIN_PARAMETER_PATH")
+    assert registry.digests(REPO) == (builds.new.all if gone else builds.old.all | builds.new.all)

@@ -9,17 +9,23 @@ ECR's "keep 25 CI builds" + "expire untagged after 3 days" (harness.retention).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from conftest import NOW, Invoke
+from conftest import FUNCTION_PRINCIPAL, NOW, Invoke
 from harness import FakeRegistry
+from harness.faults import Wire, intercept_clients
 from harness.generated import lost_children, snapshot
-from harness.retention import CI_POLICY, KEEP_CI, CiRepository, seed_ci_repositories
+from harness.retention import CI_POLICY, KEEP_CI, PINNED, CiRepository, seed_ci_repositories
 from harness.workloads import Workloads
 from sweeper.clock import use_clock
+from sweeper.model import Pin
+from sweeper.registry import EcrRegistry, make_client
+from sweeper.run import RunOptions, Sweeper
+from sweeper.settings import Settings
 
 GRACE = timedelta(hours=72)
 
@@ -72,6 +78,44 @@ def test_the_audit_reports_exactly_the_builds_ecr_would_expire_that_are_in_use(
     rules = {h["rule"] for h in report["lifecycle_hazards"]}
     assert rules == {1}  # "keep 25 CI builds" expires each of them
     assert report["deleted"]["manifests"] == 0
+
+
+def test_the_audit_alone_reads_the_listing_the_policy_and_the_indexes_and_finds_the_same(
+    ci: list[CiRepository], registry: FakeRegistry
+) -> None:
+    # `ecr-sweeper audit`: the same hazards as a dry run's audit, from fewer reads. A repository
+    # without a policy is listed and nothing of it is read; one with a policy has its indexes
+    # read (to count images as people mean them), not its platform images or attestations.
+    bare = registry.push_buildx("bare", tag=None, pushed_at=NOW - timedelta(days=30), fast=True)
+    pins = {build.index: Pin(build.index, "test") for r in ci for build in r.pinned}
+    found: dict[bool, list[tuple[str, str, str]]] = {}
+    reads: dict[bool, Counter[str]] = {}
+    calls: dict[bool, Counter[str]] = {}
+    for audit_only in (False, True):
+        # As the function's role: the first run registers it, so its reads are not pulls that
+        # the second run's audit would count as "recently pulled".
+        options = RunOptions(pins=pins, audit_only=audit_only, principal=FUNCTION_PRINCIPAL)
+        with intercept_clients(Wire()) as wire:
+            report = Sweeper(EcrRegistry(make_client()), Settings(), NOW, options).run()
+        assert report.complete
+        assert report.planned.manifests == (0 if audit_only else len(bare.all))  # plans nothing
+        found[audit_only] = sorted(
+            (h.repository, h.digest, h.reason.value) for h in report.lifecycle_hazards
+        )
+        calls[audit_only] = wire.calls
+        reads[audit_only] = Counter(
+            image["imageDigest"]
+            for attempt in wire.log
+            if attempt.operation == "BatchGetImage"
+            for image in attempt.params["imageIds"]
+        )
+    assert found[True] == found[False] and len(found[True]) == 2 * (len(PINNED) + 2)
+    indexes = {build.index for r in ci for build in r.builds}
+    assert set(reads[True]) == indexes  # each once, and nothing else
+    assert set(reads[True].values()) == {1}
+    assert not set(reads[True]) & bare.all
+    assert calls[True]["GetLifecyclePolicy"] == calls[False]["GetLifecyclePolicy"] == 3
+    assert calls[True]["BatchGetImage"] < calls[False]["BatchGetImage"]
 
 
 def test_retention_deletes_exactly_the_old_build_trees_nothing_holds(

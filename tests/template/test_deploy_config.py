@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +18,41 @@ from sweeper.settings import is_scheduled_event, load
 from .cfn import ROOT, Template
 
 SAMCONFIG = ROOT / "samconfig.toml"
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 EVENTS = ROOT / "events"
-_OVERRIDE = re.compile(r'(\w+)="([^"]*)"')
+# How the SAM CLI reads parameter_overrides (samcli/cli/types.py, CfnParameterOverridesType, the
+# pinned 1.170): a list is flattened; each string, with a space in front, is matched by
+# ` KEY=VALUE`, VALUE being a double-quoted string, a single-quoted one (both with backslash
+# escapes) or a run of characters other than space, quotes and backslash; wrapping quotes are
+# then removed and `\ `, `\"`, `\'` unescaped. A string that matches nothing is an error.
+_SAM_VALUE = r"""("(?:\\.|[^"\\]+)*"|'(?:\\.|[^'\\]+)*'|(?:\\.|[^ "\\]+)+)"""
+_SAM_PAIR = re.compile(r"""(?: )([A-Za-z0-9"']+)=""" + _SAM_VALUE)
+# A commented list entry of samconfig.toml: an example to uncomment.
+_COMMENTED_ENTRY = re.compile(r"""^(\s*)# (["'].*,)$""", re.MULTILINE)
+
+
+def sam_overrides(value: str | list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for text in [value] if isinstance(value, str) else value:
+        pairs = _SAM_PAIR.findall(" " + text.strip())
+        assert pairs, f"sam deploy refuses {text!r}"
+        parsed.update(pairs)
+    return {_sam_unquote(key): _sam_unquote(item) for key, item in parsed.items()}
+
+
+def _sam_unquote(text: str) -> str:
+    if text and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1]
+    return text.replace("\\ ", " ").replace('\\"', '"').replace("\\'", "'")
 
 
 def overrides(environment: dict[str, Any]) -> dict[str, str]:
-    text = environment["deploy"]["parameters"].get("parameter_overrides", "")
-    return dict(_OVERRIDE.findall(text))
+    return sam_overrides(environment["deploy"]["parameters"].get("parameter_overrides", []))
+
+
+def uncommented(text: str) -> dict[str, Any]:
+    """samconfig.toml with every commented example entry of a list uncommented."""
+    return tomllib.loads(_COMMENTED_ENTRY.sub(r"\1\2", text))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +83,75 @@ def test_samconfig_environment_deploys_what_its_name_says(
     )
     assert stack_name == stack
     assert environment["deploy"]["parameters"]["confirm_changeset"] is True
+
+
+PIN_SOURCES = {"PinFromEcs", "PinFromLambda", "PinParameterPath", "PinObjectUris"}
+
+
+def test_every_environment_ships_the_same_commented_pin_sources_and_retention_example(
+    samconfig: dict[str, Any], sam: Template
+) -> None:
+    examples = uncommented(SAMCONFIG.read_text())
+    added = {
+        name: {
+            key: value
+            for key, value in overrides(examples[name]).items()
+            if key not in overrides(samconfig[name])
+        }
+        for name in ENVIRONMENTS
+    }
+    assert set(added["default"]) == PIN_SOURCES | {"Retention"}
+    assert added["staging"] == added["prod"] == added["default"]
+    assert set(added["default"]) <= set(sam["Parameters"])
+
+
+@pytest.mark.parametrize("name", list(ENVIRONMENTS))
+def test_the_examples_parsed_as_sam_parses_them_are_settings_the_function_accepts(
+    sam: Template, name: str
+) -> None:
+    values = overrides(uncommented(SAMCONFIG.read_text())[name])
+    variables = sam["Resources"]["SweeperFunction"]["Properties"]["Environment"]["Variables"]
+    environ = {
+        variable: values[ref["Ref"]]
+        for variable, ref in variables.items()
+        if isinstance(ref, dict) and ref.get("Ref") in values
+    }
+    settings = load({}, environ)  # as the function reads its environment: no InvalidSettings
+    assert settings.pin_from_ecs and settings.pin_from_lambda
+    assert settings.pin_parameter_path == ("/deploy",)
+    assert settings.pin_object_uris == ("s3://my-deploy-bucket/pins.txt",)
+    (policy,) = settings.retention
+    assert policy.repositories == ("ci/*",)
+    assert len(values["Retention"].encode()) <= 4096  # CloudFormation's parameter size
+
+
+@pytest.mark.skipif(not SAM_PYTHON.exists(), reason="no .venv-sam: `make template` installs it")
+def test_the_sam_cli_itself_reads_samconfig_as_these_tests_do(tmp_path: Path) -> None:
+    examples = tmp_path / "samconfig.toml"
+    examples.write_text(_COMMENTED_ENTRY.sub(r"\1\2", SAMCONFIG.read_text()))
+    script = (
+        "import json, sys, tomllib\n"
+        "from samcli.cli.types import CfnParameterOverridesType\n"
+        "convert = CfnParameterOverridesType().convert\n"
+        "out = {}\n"
+        "for path in sys.argv[1:]:\n"
+        "    doc = tomllib.loads(open(path).read())\n"
+        "    for env in doc:\n"
+        "        if env != 'version':\n"
+        "            value = doc[env]['deploy']['parameters']['parameter_overrides']\n"
+        "            out[path + ':' + env] = convert(value, None, None)\n"
+        "print(json.dumps(out))\n"
+    )
+    paths = [str(SAMCONFIG), str(examples)]
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", script, *paths], capture_output=True, text=True, check=True
+    )
+    expected = {
+        f"{path}:{env}": overrides(tomllib.loads(Path(path).read_text())[env])
+        for path in paths
+        for env in ENVIRONMENTS
+    }
+    assert json.loads(result.stdout) == expected
 
 
 def test_samconfig_has_exactly_the_documented_environments(samconfig: dict[str, Any]) -> None:

@@ -59,10 +59,31 @@ def test_demo_installs_the_runtime_and_moto_only() -> None:
     installs = [line for line in result.stdout.splitlines() if " install " in line]
     assert installs == [
         ".venv/bin/pip install --quiet --disable-pip-version-check --no-compile"
-        " -r requirements-demo.txt"
+        " -r requirements-demo.txt",
+        # `ecr-sweeper` on .venv/bin, and nothing else.
+        ".venv/bin/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .",
     ]
     assert set(requirements("requirements-demo.txt")) == DEMO_PACKAGES
     assert result.stdout.splitlines()[-1] == ".venv/bin/python scripts/demo.py"
+
+
+def test_demo_cli_runs_one_command_on_the_demos_registry_and_needs_one() -> None:
+    result = make("-n", "-B", "demo-cli", "CMD=explain shop/web 3f1a9c")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert last == ".venv/bin/python scripts/demo.py explain shop/web 3f1a9c"
+    result = make("-n", "demo-cli", "CMD=")
+    assert result.returncode != 0
+    assert "CMD is empty: make demo-cli CMD='plan --repository shop/web'" in result.stderr
+
+
+def test_release_check_builds_offline_and_is_not_part_of_check() -> None:
+    result = make("-n", "-B", "release-check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ".venv/bin/python scripts/release_check.py"
+    assert {"build", "setuptools", "wheel"} <= set(requirements("requirements-dev.txt"))
+    check = make("-n", "-B", "check", "PYTHON313=")
+    assert "release_check" not in check.stdout
 
 
 def test_every_pin_is_written_once() -> None:
@@ -129,3 +150,13 @@ def test_check_runs_the_suite_on_python_313_too(
     assert expected in result.stdout
     installs_313 = f"{python313} -m venv .venv-313" in result.stdout
     assert installs_313 == (expected == ".venv-313/bin/python -m pytest")
+
+
+def test_the_stackset_template_needs_a_bucket_for_the_code() -> None:
+    refused = make("-n", "stackset-template", "PYTHON313=/usr/bin/python3")
+    assert refused.returncode != 0
+    assert "set BUCKET" in refused.stderr
+    planned = make("-n", "stackset-template", "BUCKET=artifacts", "PYTHON313=/usr/bin/python3")
+    assert planned.returncode == 0, planned.stderr
+    assert "package --s3-bucket artifacts" in planned.stdout
+    assert "scripts/stackset_template.py build/sweeper-packaged.yaml" in planned.stdout

@@ -13,7 +13,15 @@ import yaml
 from samtranslator.translator.transform import transform
 
 from sweeper import pins, registry
-from sweeper.settings import OBJECT_URI_PATTERN, PARAMETER_PATH_PATTERN, InvalidSettings, load
+from sweeper.settings import (
+    EKS_CLUSTER_PATTERN,
+    OBJECT_URI_PATTERN,
+    PARAMETER_PATH_PATTERN,
+    REGION_PATTERN,
+    ROLE_ARN_PATTERN,
+    InvalidSettings,
+    load,
+)
 
 TEMPLATE = pathlib.Path(__file__).resolve().parents[2] / "template.yaml"
 
@@ -23,6 +31,9 @@ SOURCES = {
     "s3": ("PinsFromS3", "PinObjectUris", "PIN_OBJECT_URIS"),
     "ecs": ("PinsFromEcs", "PinFromEcs", "PIN_FROM_ECS"),
     "lambda": ("PinsFromLambda", "PinFromLambda", "PIN_FROM_LAMBDA"),
+    "sts": ("PinsFromOtherAccounts", "PinRoleArns", "PIN_ROLE_ARNS"),
+    "eks": ("PinsFromEks", "PinFromEks", "PIN_FROM_EKS"),
+    "inspector": ("PinsFromInspector", "PinFromInspector", "PIN_FROM_INSPECTOR"),
 }
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
@@ -131,16 +142,30 @@ PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId":
 
 
 def evaluate(node: Any, parameters: Mapping[str, str]) -> Any:
-    """The few intrinsic functions the pin statements use, as CloudFormation evaluates them."""
-    names = {**PSEUDO, **parameters}
+    """The few intrinsic functions the pin statements use, as CloudFormation evaluates them
+    (the one condition they test, PinsInOtherRegions, from the PinRegions given)."""
+    names = {"PinRegions": "", **PSEUDO, **parameters}
     if isinstance(node, list):
         return [evaluate(item, parameters) for item in node]
     if not isinstance(node, dict):
         return node
     if set(node) == {"Ref"}:
         return names[node["Ref"]]
+    if set(node) == {"Fn::If"}:
+        condition, then, otherwise = node["Fn::If"]
+        assert condition == "PinsInOtherRegions", condition
+        return evaluate(then if names["PinRegions"] else otherwise, parameters)
     if set(node) == {"Fn::Sub"}:
-        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], node["Fn::Sub"])
+        text, variables = (
+            node["Fn::Sub"]
+            if isinstance(node["Fn::Sub"], list)
+            else (
+                node["Fn::Sub"],
+                {},
+            )
+        )
+        values = {**names, **{k: evaluate(v, parameters) for k, v in variables.items()}}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
     if set(node) == {"Fn::Split"}:
         separator, value = node["Fn::Split"]
         return str(evaluate(value, parameters)).split(separator)
@@ -183,15 +208,125 @@ def test_ssm_grant_is_the_path_and_decryption_only_through_ssm_for_it(
     values = {"PinParameterPath": "/deploy/prod"}
     read = evaluate(statement(template, "PinsFromSsm", "ReadPinParameters"), values)
     assert read["Resource"] == "arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/prod"
+    assert read["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["eu-west-1", ""]}}
     decrypt = evaluate(statement(template, "PinsFromSsm", "DecryptPinParameters"), values)
     assert decrypt["Condition"] == {
-        "StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"},
+        "StringEquals": {"aws:RequestedRegion": ["eu-west-1", ""]},
         "StringLike": {
+            "kms:ViaService": "ssm.eu-west-1.amazonaws.com",
             "kms:EncryptionContext:PARAMETER_ARN": (
                 "arn:aws:ssm:eu-west-1:123456789012:parameter/deploy/prod/*"
-            )
+            ),
         },
     }
+
+
+# (condition, statement) -> its resource in the stack's region only, and with PinRegions
+REGIONAL: dict[tuple[str, str], str | list[str]] = {
+    ("PinsFromSsm", "ReadPinParameters"): "arn:aws:ssm:{}:123456789012:parameter/deploy",
+    ("PinsFromSsm", "DecryptPinParameters"): "arn:aws:kms:{}:123456789012:key/*",
+    ("PinsFromEcs", "ListEcsWorkloads"): "*",
+    ("PinsFromEcs", "DescribeEcsTasks"): "arn:aws:ecs:{}:123456789012:task/*",
+    ("PinsFromEcs", "DescribeEcsServices"): [
+        "arn:aws:ecs:{}:123456789012:service/*",
+        "arn:aws:ecs:{}:123456789012:service-revision/*",
+    ],
+    ("PinsFromLambda", "ListLambdaFunctions"): "*",
+    ("PinsFromEks", "ListEksClusters"): "*",
+    ("PinsFromEks", "DescribeEksClusters"): "arn:aws:eks:{}:123456789012:cluster/*",
+    ("PinsFromLambda", "ReadLambdaFunctionImages"): "arn:aws:lambda:{}:123456789012:function:*",
+}
+
+
+@pytest.mark.parametrize(("condition", "sid"), sorted(REGIONAL))
+@pytest.mark.parametrize(
+    ("regions", "requested", "region"),
+    [
+        ("", ["eu-west-1", ""], "eu-west-1"),
+        ("us-east-1,ap-southeast-2", ["eu-west-1", "us-east-1", "ap-southeast-2"], "*"),
+    ],
+)
+def test_home_account_reads_are_granted_in_exactly_the_pin_regions(
+    template: dict[str, Any],
+    condition: str,
+    sid: str,
+    regions: str,
+    requested: list[str],
+    region: str,
+) -> None:
+    values = {"PinParameterPath": "/deploy", "PinRegions": regions}
+    granted = evaluate(statement(template, condition, sid), values)
+    expected = REGIONAL[condition, sid]
+    if isinstance(expected, str):
+        assert granted["Resource"] == expected.format(region)
+    else:
+        assert granted["Resource"] == [arn.format(region) for arn in expected]
+    assert granted["Condition"]["StringEquals"] == {"aws:RequestedRegion": requested}
+
+
+def test_only_the_configured_roles_may_be_assumed(template: dict[str, Any]) -> None:
+    roles = "arn:aws:iam::222222222222:role/ecr-sweeper-reader,arn:aws:iam::333333333333:role/r"
+    granted = evaluate(
+        statement(template, "PinsFromOtherAccounts", "AssumePinReaderRoles"),
+        {"PinRoleArns": roles},
+    )
+    assert granted["Resource"] == roles.split(",")
+    assert granted["Action"] == ["sts:AssumeRole"]
+    variables = function(template)["Environment"]["Variables"]
+    assert variables["PIN_REGIONS"] == {"Ref": "PinRegions"}
+    assert variables["EKS_CLUSTERS"] == {"Ref": "EksClusters"}
+    assert variables["EKS_SKIP_CLUSTERS"] == {"Ref": "EksSkipClusters"}
+    assert template["Conditions"]["PinsInOtherRegions"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PinRegions"}, ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("parameter", "field", "one", "values"),
+    [
+        (
+            "PinRoleArns",
+            "pin_role_arns",
+            ROLE_ARN_PATTERN,
+            [
+                [],
+                ["arn:aws:iam::222222222222:role/reader"],
+                ["arn:aws:iam::222222222222:role/a/b", "arn:aws-cn:iam::333333333333:role/x"],
+                ["arn:aws:iam::222222222222:role/*"],
+                ["arn:aws:iam::2222:role/reader"],
+                ["arn:aws:iam::222222222222:user/reader"],
+                ["arn:aws:iam::222222222222:role/a b"],
+            ],
+        ),
+        (
+            "PinRegions",
+            "pin_regions",
+            REGION_PATTERN,
+            [[], ["eu-west-1"], ["us-gov-west-1", "ap-southeast-2"], ["EU-west-1"], ["eu"], ["*"]],
+        ),
+        (
+            "EksClusters",
+            "eks_clusters",
+            EKS_CLUSTER_PATTERN,
+            [[], ["prod"], ["prod-eu_1", "Staging2"], ["-prod"], ["a b"], ["*"], ["x" * 101]],
+        ),
+        (
+            "EksSkipClusters",
+            "eks_skip_clusters",
+            EKS_CLUSTER_PATTERN,
+            [[], ["sandbox"], ["sandbox", "lab"], ["_lab"], ["la/b"]],
+        ),
+    ],
+)
+def test_role_and_region_patterns_are_the_settings_rules(
+    template: dict[str, Any], parameter: str, field: str, one: str, values: list[list[str]]
+) -> None:
+    pattern = template["Parameters"][parameter]["AllowedPattern"]
+    bare = one.removeprefix("^").removesuffix("$")
+    assert pattern == f"^$|^{bare}(,{bare})*$"
+    for value in values:
+        joined = ",".join(value)
+        assert bool(re.fullmatch(pattern, joined)) == _accepted_by_settings(field, value), value
 
 
 # --- the template's parameter patterns accept what the settings accept ------------------------

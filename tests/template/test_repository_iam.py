@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from sweeper.registry import REQUIRED_IAM_ACTIONS
+from conftest import OLD, Invoke
+from harness import FakeRegistry
+from harness.faults import Attempt, Wire, intercept_clients
+from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.settings import MIN_AGE_HOURS, REQUIRED_TAG_PATTERN, InvalidSettings, load
 
 from .cfn import Template, evaluate
@@ -20,15 +23,17 @@ HERE = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::Part
 EVERY_REPOSITORY = "arn:aws:ecr:eu-west-1:123456789012:repository/*"
 
 
-def ecr_statements(sam: Template, parameters: dict[str, str]) -> list[dict[str, Any]]:
+def ecr_statements(
+    sam: Template, parameters: dict[str, str], here: dict[str, str] = HERE
+) -> list[dict[str, Any]]:
     """Every statement granting an ECR action, as deployed with `parameters`: the function's
     policies (the pin sources' conditional ones included when configured) and the delete grant."""
     documents: list[Any] = [
-        evaluate(sam, policy, parameters, HERE)
+        evaluate(sam, policy, parameters, here)
         for policy in sam["Resources"][FUNCTION]["Properties"]["Policies"]
     ]
     delete = sam["Resources"]["DeleteImagesPolicy"]["Properties"]
-    document = evaluate(sam, delete["PolicyDocument"], parameters, HERE)
+    document = evaluate(sam, delete["PolicyDocument"], parameters, here)
     documents.append(json.loads(document) if isinstance(document, str) else document)
     return [
         statement
@@ -80,11 +85,36 @@ def test_ecr_grants_are_exactly_the_actions_the_registry_calls(sam: Template, ta
     ],
 )
 @pytest.mark.parametrize("tag", ["", "ecr-sweeper=enabled"])
-def test_every_ecr_grant_is_on_the_patterns_repositories_in_this_account_and_region(
+def test_every_ecr_grant_but_the_listing_is_on_the_patterns_repositories_here(
     sam: Template, pattern: str, resource: str, tag: str
 ) -> None:
     parameters = {"RepositoryArnPattern": pattern, "RequiredRepositoryTag": tag}
-    assert {s["Resource"] for s in ecr_statements(sam, parameters)} == {resource}
+    statements = ecr_statements(sam, parameters)
+    listing = [s for s in statements if _actions(s) == ["ecr:DescribeRepositories"]]
+    # ECR authorises DescribeRepositories without names against repository/*: names only.
+    assert [s["Resource"] for s in listing] == [EVERY_REPOSITORY]
+    unscoped = [s for s in statements if s["Resource"] == "*"]  # account and registry level
+    scoped = [s for s in statements if s not in listing + unscoped]
+    assert {s["Resource"] for s in scoped} == {resource}
+    assert {a for s in scoped for a in _actions(s)} == set(REQUIRED_IAM_ACTIONS) - {
+        "ecr:DescribeRepositories",
+        "ecr:GetAccountSetting",
+        *EXCLUSION_ACTIONS,
+    }
+
+
+@pytest.mark.parametrize("pattern", ["", "arn:aws:ecr:eu-west-1:123456789012:repository/team-a/*"])
+def test_the_account_and_registry_level_grants_are_on_everything_and_only_those_actions(
+    sam: Template, pattern: str
+) -> None:
+    """ListPullTimeUpdateExclusions and RegisterPullTimeUpdateExclusion act on the registry, and
+    GetAccountSetting on the account, not a repository: they take no resource-level
+    permissions, so their grants alone are on `*`."""
+    statements = ecr_statements(sam, {"RepositoryArnPattern": pattern})
+    on_everything = [s for s in statements if s["Resource"] == "*"]
+    assert sorted(sorted(_actions(s)) for s in on_everything) == sorted(
+        [["ecr:GetAccountSetting"], sorted(EXCLUSION_ACTIONS)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,3 +194,80 @@ def test_one_run_at_a_time(cfn: Template) -> None:
 
 def test_the_grace_period_parameter_has_the_settings_floor(sam: Template) -> None:
     assert sam["Parameters"]["MinAgeHours"]["MinValue"] == MIN_AGE_HOURS
+
+
+# --- every call of a run, evaluated against the grants as IAM would -----------------------------
+
+ACCOUNT = "123456789012"
+REGISTRY_HERE = {"AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"}
+ARN = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/"
+
+
+def iam_matches(pattern: str, arn: str) -> bool:
+    """IAM's resource matching: `*` any run of characters (`/` too), `?` any one."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def resources_of(attempt: Attempt) -> list[str]:
+    """The resources ECR authorises a call against: DescribeRepositories without names is
+    authorised against `repository/*` (the literal text), with names against each one."""
+    params = attempt.params
+    if attempt.operation == "DescribeRepositories":
+        names = params.get("repositoryNames") or []
+        return [ARN + n for n in names] if names else [ARN + "*"]
+    if attempt.operation == "ListTagsForResource":
+        return [params["resourceArn"]]
+    if f"ecr:{attempt.operation}" in {"ecr:GetAccountSetting", *EXCLUSION_ACTIONS}:
+        return ["*"]  # account- and registry-level actions
+    return [ARN + params["repositoryName"]]
+
+
+def denied(statements: list[dict[str, Any]], attempt: Attempt) -> list[str]:
+    action = f"ecr:{attempt.operation}"
+    return [
+        resource
+        for resource in resources_of(attempt)
+        if not any(
+            s["Effect"] == "Allow"
+            and "Condition" not in s
+            and action in _actions(s)
+            and any(
+                iam_matches(p, resource)
+                for p in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+            )
+            for s in statements
+        )
+    ]
+
+
+@pytest.mark.parametrize("pattern", ["", f"{ARN}team-a/*", f"{ARN}team-?/api"])
+def test_every_call_of_a_run_is_granted_and_only_the_patterns_repositories_are_swept(
+    sam: Template,
+    registry: FakeRegistry,
+    invoke: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    pattern: str,
+) -> None:
+    """moto checks no IAM: each call the run makes is evaluated against the translated
+    template's grants for that RepositoryArnPattern, and the run leaves alone what they do not
+    cover (the listing shows every repository: it is granted on repository/*)."""
+    orphans = {}
+    for name in ("team-a/api", "team-a/web", "team-b/api"):
+        old = registry.push_buildx(name, tag="latest", pushed_at=OLD)
+        registry.push_buildx(name, tag="latest", pushed_at=OLD)
+        orphans[name] = set(old.all)
+    monkeypatch.setenv("REPOSITORY_ARN_PATTERN", pattern)
+    statements = ecr_statements(sam, {"RepositoryArnPattern": pattern}, REGISTRY_HERE)
+
+    wire = Wire()
+    with intercept_clients(wire):
+        report = invoke(dry_run=False, audit_lifecycle_policies=True)
+
+    refused = {(a.operation, r) for a in wire.log for r in denied(statements, a)}
+    assert refused == set()
+    assert report["complete"], report["failures"]
+    name_glob = pattern.partition(":repository/")[2] or "*"
+    for name, digests in orphans.items():
+        swept = not digests & registry.digests(name)
+        assert swept is iam_matches(name_glob, name), name

@@ -20,11 +20,19 @@ from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
 from sweeper import audit, metrics
-from sweeper.registry import REQUIRED_IAM_ACTIONS
+from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
 
-from .cfn import REGION, Template, parameter_defaults, resolve_sub, resources_of_type
+from .cfn import (
+    REGION,
+    ROOT,
+    Template,
+    load_sam,
+    parameter_defaults,
+    resolve_sub,
+    resources_of_type,
+)
 from .conftest import FUNCTION_NAME, LOG_GROUP
 
 FUNCTION = "SweeperFunction"
@@ -39,13 +47,20 @@ def function(cfn: Template) -> dict[str, Any]:
     return props
 
 
+ROLE_ARN = "arn:aws:iam::123456789012:role/ecr-sweeper-SweeperFunctionRole-ABC"
+STORE_URI = "s3://ecr-sweeper-manifeststorebucket-abc123/ecr-sweeper"
+
+
 def environment(cfn: Template) -> dict[str, str]:
-    """The function's environment as deployed with every parameter at its default."""
+    """The function's environment as deployed with every parameter at its default (the role's
+    ARN, a resource's attribute, as `ROLE_ARN`)."""
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
         if name == "MANIFEST_STORE":  # the stack's own bucket, named at deploy time
-            env[name] = "s3://ecr-sweeper-manifeststorebucket-abc123/ecr-sweeper"
+            env[name] = STORE_URI
+        elif value == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}:
+            env[name] = ROLE_ARN
         else:
             env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
     return env
@@ -79,8 +94,9 @@ def test_the_schedule_invokes_the_function_nightly_with_an_empty_request(cfn: Te
     # Scheduler delivers exactly `Input`: an empty request, so every setting is the environment's.
     request = json.loads(target["Input"])
     assert request == {}
-    settings = load(request, environment(cfn))
-    assert dataclasses.replace(settings, manifest_store="") == Settings()
+    assert load(request, environment(cfn)) == Settings(
+        sweeper_role_arn=ROLE_ARN, manifest_store=STORE_URI
+    )
 
 
 def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Template) -> None:
@@ -95,15 +111,17 @@ def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Temp
 
 
 def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Template) -> None:
-    variables = function(cfn)["Environment"]["Variables"]
+    variables = dict(function(cfn)["Environment"]["Variables"])
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} == settings
-    for name in settings - {"MANIFEST_STORE"}:  # each one a parameter, so a deploy can change it
+    # each one a parameter, so a deploy can change it; but the role the function reads as
+    assert variables.pop("SWEEPER_ROLE_ARN") == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}
+    # and the manifest store, the stack's own bucket (a prefix in it)
+    assert variables.pop("MANIFEST_STORE") == {"Fn::Sub": "s3://${ManifestStoreBucket}/ecr-sweeper"}
+    for name in settings - {"SWEEPER_ROLE_ARN", "MANIFEST_STORE"}:
         assert variables[name]["Ref"] in cfn["Parameters"]
-    # The manifest store is the stack's own bucket (a prefix in it).
-    assert variables["MANIFEST_STORE"] == {"Fn::Sub": "s3://${ManifestStoreBucket}/ecr-sweeper"}
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE
 
@@ -111,9 +129,9 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
 def test_the_template_defaults_are_the_code_defaults(cfn: Template) -> None:
     # In particular DryRun: a stack deployed without parameters deletes nothing.
     settings = load({}, environment(cfn))
-    assert dataclasses.replace(settings, manifest_store="") == Settings()
-    assert settings.manifest_store.startswith("s3://")
+    assert settings == Settings(sweeper_role_arn=ROLE_ARN, manifest_store=STORE_URI)
     assert settings.dry_run is True
+    assert settings.register_pull_time_exclusion is True
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -190,8 +208,15 @@ def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> 
             },
         ]
     }
+    every = {"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/*"}
     for statement in _statements(cfn):
-        if any(action.startswith("ecr:") for action in _actions(statement)):
+        if _actions(statement) == ["ecr:DescribeRepositories"]:
+            # ECR authorises the listing against repository/*: it is granted there, alone.
+            assert statement["Resource"] == every
+        elif set(_actions(statement)) <= {"ecr:GetAccountSetting", *EXCLUSION_ACTIONS}:
+            # account- and registry-level actions: no resource-level permissions
+            assert statement["Resource"] == "*"
+        elif any(action.startswith("ecr:") for action in _actions(statement)):
             assert statement["Resource"] == repositories
     assert parameter_defaults(cfn)["RepositoryArnPattern"] == ""
 
@@ -245,7 +270,33 @@ ALARMS: dict[str, dict[str, Any]] = {
         "Period": HOUR,
         "EvaluationPeriods": 1,
     },
+    # Any run whose reads were pulls: the pull window then holds what the sweeper read.
+    "PullTimeExclusionAlarm": {
+        "Namespace": metrics.NAMESPACE,
+        "MetricName": metrics.PULL_TIME_EXCLUSION_MISSING,
+        "Statistic": "Maximum",
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "Threshold": 1,
+        "TreatMissingData": "notBreaching",
+        "Period": HOUR,
+        "EvaluationPeriods": 1,
+    },
 }
+
+
+def test_the_stack_registers_its_role_as_a_pull_time_exclusion_unless_told_not_to(
+    cfn: Template,
+) -> None:
+    (exclusion, *others) = resources_of_type(cfn, "AWS::ECR::PullTimeUpdateExclusion").values()
+    assert others == []
+    assert exclusion["Properties"] == {"PrincipalArn": {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}}
+    assert exclusion["Condition"] == "RegistersPullTimeExclusion"
+    assert cfn["Conditions"]["RegistersPullTimeExclusion"] == {
+        "Fn::Equals": [{"Ref": "RegisterPullTimeExclusion"}, "true"]
+    }
+    assert parameter_defaults(cfn)["RegisterPullTimeExclusion"] == "true"
+    variables = function(cfn)["Environment"]["Variables"]
+    assert variables["REGISTER_PULL_TIME_EXCLUSION"] == {"Ref": "RegisterPullTimeExclusion"}
 
 
 def test_the_template_has_exactly_the_alarms_tested_here(cfn: Template) -> None:
@@ -272,6 +323,12 @@ def test_no_successful_run_alarm_fires_after_26_hours_without_a_completed_run(
     # one completed run, dry or real, keeps the alarm quiet for the next 26 hours.
     assert props["DatapointsToAlarm"] == props["EvaluationPeriods"]
     assert props["OKActions"] == [{"Ref": "AlarmTopic"}]
+    # Nothing ran is what it is for, so a fresh deploy is in ALARM until its first run (there is
+    # no telling the two apart from the metric): docs/operations.md says so, and to invoke the
+    # first dry run at once. A dry run that only the breaker stopped counts as completed
+    # (metrics.run_completed; tests/integration/test_observability.py).
+    assert props["TreatMissingData"] == "breaching"
+    assert "fresh deploy" in " ".join(str(props["AlarmDescription"]).split())
 
 
 def test_the_alarm_email_subscription_exists_only_when_an_address_is_given(
@@ -491,12 +548,22 @@ def test_the_hazards_table_queries_the_fields_of_a_hazard_line(dashboard: dict[s
     assert names == set(hazard.as_dict()) | {"run_id", "dry_run"}
 
 
+def cfn_function_timeout() -> int:
+    timeout: int = load_sam()["Resources"]["SweeperFunction"]["Properties"]["Timeout"]
+    return timeout
+
+
 def test_the_text_widget_says_how_to_run_a_dry_run_by_hand(dashboard: dict[str, Any]) -> None:
     (widget,) = widgets(dashboard, "text")
     markdown = widget["properties"]["markdown"]
     command = next(line for line in markdown.splitlines() if "aws lambda invoke" in line)
     assert f"--function-name {FUNCTION_NAME} " in command
     assert f"--region {REGION} " in command
+    # The read timeout the README uses: the function's whole timeout, or the CLI retries.
+    timeout = cfn_function_timeout()
+    assert f"--cli-read-timeout {timeout} " in command
+    readme = (ROOT / "README.md").read_text()
+    assert f"--function-name <SweeperFunctionName> --cli-read-timeout {timeout}" in readme
     (payload,) = re.findall(r"--payload '([^']*)'", command)
     assert load(json.loads(payload), {}).dry_run is True
     for request in re.findall(r"`(\{[^`]*\})`", markdown):  # the other examples parse too

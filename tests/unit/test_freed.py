@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sweeper.freed import freed_bytes
+from sweeper.freed import Unknown, freed_bytes, ledger
 from sweeper.model import Descriptor, Kind, Manifest
 
 
@@ -116,3 +116,16 @@ def test_freed_never_exceeds_the_nominal_sum_of_the_deleted_images() -> None:
     nominal = sum(blob.size for blob in old.blobs)
     freed = freed_bytes(manifests, [d("old")], [d("new")])
     assert freed is not None and freed < nominal
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=list(CASES))
+def test_the_ledger_agrees_with_freed_bytes_and_says_why_when_it_cannot_know(case: Case) -> None:
+    manifests = {d(name): manifest for name, manifest in case.manifests.items()}
+    gone, surviving = [d(n) for n in case.gone], [d(n) for n in case.surviving]
+    book = ledger(manifests, gone, surviving)
+    assert book.freed(gone) == case.expected
+    assert book.freed([]) == 0  # nothing gone frees nothing, whatever is unknown
+    if case.expected is None:
+        assert isinstance(book.unknown, Unknown) and book.unknown.reason.endswith("not read")
+    else:
+        assert book.unknown is None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sweeper.audit import Hazard, HazardReason, hazards, predict
+from sweeper.audit import Hazard, HazardReason, hazards, predict, unevaluated
 from sweeper.lifecycle import parse_policy_text
 from sweeper.model import Descriptor, Image, Kind, Manifest, Pin
 from sweeper.plan import Policy
@@ -223,3 +223,93 @@ def test_hazards_come_in_digest_order_for_every_repository_alike() -> None:
     repo.ci(2)
     found = repo.hazards(ecr_policy(KEEP_2_CI), *olds)
     assert [h.digest for h in found] == sorted(olds)
+
+
+def test_a_buildx_push_within_one_second_is_a_hazard_in_any_order_of_the_tie() -> None:
+    """Item 11 of issue 19: ECR does not document the order of images pushed in the same second;
+    a buildx build pushes its index and children within one. "Keep 1 image" may then rank a
+    child newest and expire the pinned index, whatever order a tie-break by digest gives."""
+    pushed = NOW - timedelta(days=1, microseconds=-250_000)
+    kids = (d("tie/image"), d("tie/attestation"))
+    index = "sha256:" + "f" * 64  # sorts after its children: ranked newest by digest
+    images = [Image(k, (), pushed.replace(microsecond=0), 1, OCI_MANIFEST) for k in kids]
+    images.append(Image(index, ("v1",), pushed, 1, OCI_INDEX))
+    manifests = {index: Manifest(Kind.INDEX, OCI_INDEX, tuple(Descriptor(k) for k in kids))}
+    found = hazards(
+        "app",
+        images,
+        manifests,
+        parse_policy_text(ecr_policy(selection("any", 1))),
+        {index: Pin(index, PIN_SOURCE)},
+        SETTINGS,
+        NOW,
+    )
+    assert rows(found) == [(index, 1, "pinned")]
+
+
+@pytest.mark.parametrize("form", ["referrer", "accessory"])
+def test_the_expired_signature_of_a_pinned_image_is_a_hazard(form: str) -> None:
+    """Item 12 of issue 19: verifying the pinned image fails once ECR expires its signature."""
+    old = NOW - timedelta(days=30)
+    image = d("signed/image")
+    signature = d("signed/signature")
+    images = [Image(image, (), old, 1, OCI_MANIFEST)]
+    if form == "referrer":
+        images.append(Image(signature, (), old, 1, OCI_MANIFEST, subject=image))
+        policy = ecr_policy(UNTAGGED_AFTER_3_DAYS)
+    else:
+        tag = "sha256-" + image.removeprefix("sha256:") + ".sig"
+        images.append(Image(signature, (tag,), old, 1, OCI_MANIFEST))
+        policy = ecr_policy(selection("tagged", 3, "sinceImagePushed", tagPrefixList=["sha256-"]))
+    found = hazards(
+        "app",
+        images,
+        {},
+        parse_policy_text(policy),
+        {image: Pin(image, PIN_SOURCE)},
+        SETTINGS,
+        NOW,
+    )
+    signatures = [h for h in found if h.digest == signature]
+    assert rows(signatures) == [(signature, 1, "signature-of-in-use")]
+    assert signatures[0].cause.startswith(f"describes {image}, pinned by {PIN_SOURCE}")
+
+
+def test_an_unevaluable_rule_is_reported_and_an_archived_pinned_image_is_a_hazard() -> None:
+    """Item 13 of issue 19: `sinceImageTransitioned` counts from the archiving, which the
+    listing does not carry: the rule is reported, and what it may expire that is in use too."""
+    archived = d("archived/pinned")
+    idle = d("archived/idle")
+    images = [
+        Image(archived, ("v1",), NOW - timedelta(days=400), 1, OCI_MANIFEST, archived=True),
+        Image(idle, (), NOW - timedelta(days=400), 1, OCI_MANIFEST, archived=True),
+    ]
+    text = json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "selection": {
+                        "tagStatus": "any",
+                        "storageClass": "archive",
+                        "countType": "sinceImageTransitioned",
+                        "countUnit": "days",
+                        "countNumber": 90,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
+    policy = parse_policy_text(text)
+    assert [u.as_dict() for u in unevaluated("app", policy)] == [
+        {
+            "repository": "app",
+            "rule": 1,
+            "why": "rule 1: sinceImageTransitioned counts from the archiving, which the listing "
+            "does not give; every archived image it selects may expire",
+        }
+    ]
+    found = hazards("app", images, {}, policy, {archived: Pin(archived, PIN_SOURCE)}, SETTINGS, NOW)
+    assert rows(found) == [(archived, 1, "pinned")]
+    assert "may expire (not evaluated: sinceImageTransitioned)" in found[0].cause

@@ -35,8 +35,8 @@ def aws() -> Iterator[Workloads]:
         yield workloads
 
 
-def client(service: str) -> Any:
-    return boto3.client(service)  # type: ignore[call-overload]
+def client(service: str, **arguments: Any) -> Any:
+    return boto3.client(service, **arguments)  # type: ignore[call-overload]
 
 
 @dataclass
@@ -78,6 +78,19 @@ def test_collect_stops_at_the_first_unreadable_source() -> None:
     assert later.reads == 0
 
 
+def test_collect_reads_sources_at_once_and_keeps_their_order() -> None:
+    first = Listed("ecs@111111111111/us-east-1", [Pin(A, "first")])
+    second = Listed("ecs@222222222222/us-east-1", [Pin(A, "second"), Pin(B, "second")])
+    found, counts = collect([first, second], workers=4)
+    assert found == {A: Pin(A, "first"), B: Pin(B, "second")}  # the first source is the cause
+    assert counts == {first.name: 1, second.name: 2}
+    broken = Listed("lambda@222222222222/eu-west-1", error=PinSourceError("lambda@x", "denied"))
+    later = Listed("eks", error=PinSourceError("eks:prod", "HTTP 403"))
+    with pytest.raises(PinSourceError) as raised:
+        collect([first, broken, later], workers=4)
+    assert raised.value.source == "lambda@x"  # the first failure in order, whatever finished first
+
+
 def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
     assert pins.sources(load({}, {}), client) == []
     settings = load(
@@ -98,7 +111,7 @@ def test_sources_are_built_only_when_configured_in_a_fixed_order() -> None:
 
 
 def test_every_source_declares_its_iam_actions() -> None:
-    names = {"ssm", "s3", "ecs", "lambda"}
+    names = {"ssm", "s3", "ecs", "lambda", "sts", "eks", "inspector"}
     assert set(pins.REQUIRED_IAM_ACTIONS) == names
     for actions in pins.REQUIRED_IAM_ACTIONS.values():
         assert actions and all(a.count(":") == 1 for a in actions)
@@ -230,7 +243,7 @@ def test_several_ssm_paths_are_each_read_and_each_must_pin(aws: Workloads) -> No
 def test_s3_object_too_large_for_a_pin_list_is_an_error(
     aws: Workloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pins, "MAX_OBJECT_BYTES", 100)
+    monkeypatch.setattr(pins.s3, "MAX_OBJECT_BYTES", 100)
     aws.put_object("s3://configs/huge", A * 2)
     with pytest.raises(PinSourceError, match="more than the 100") as raised:
         ObjectPins(client("s3"), ["s3://configs/huge"]).read()

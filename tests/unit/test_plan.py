@@ -380,3 +380,24 @@ def test_an_accessory_is_kept_out_of_scope_in_attestations_scope() -> None:
     plan = r.plan(Scope.ATTESTATIONS)
     assert plan.decisions[sig].reason is Reason.OUT_OF_SCOPE
     assert plan.decisions[sig].accessory == accessory_tag(old)
+
+
+def test_a_cycle_gives_way_only_on_its_own_edges() -> None:
+    """Issue 19, item 1: an index-form referrer listing its own subject is a cycle of the two
+    orders; index before child wins on that edge alone, and an unrelated signature still goes
+    after its subject, in a later wave."""
+    r = Repo()
+    subject = r.image("listed by its referrer")
+    looped = r.index("referrer index", [subject])
+    r.manifests[looped] = Manifest(
+        Kind.REFERRER, OCI_INDEX, references=(Descriptor(subject, OCI_MANIFEST),), subject=subject
+    )
+    image = r.image("signed")
+    signature = r.attestation("signature of signed")
+    r.manifests[signature] = Manifest(Kind.REFERRER, OCI_MANIFEST, subject=image)
+    plan = r.plan()
+    wave = {digest: n for n, members in enumerate(plan.waves) for digest in members}
+    assert set(wave) == {subject, looped, image, signature}
+    assert wave[looped] < wave[subject]  # index before child, on the cycle
+    assert wave[image] < wave[signature]  # subject before referrer, everywhere else
+    assert plan.referrers[image] == (signature,)

@@ -84,6 +84,45 @@ def test_a_request_adds_to_the_deployments_pins_sources_and_exclusions() -> None
     assert settings.exclude_repositories == ("prod/*", "keep-*")
 
 
+def test_a_request_adds_workload_roles_and_regions_never_removes_them() -> None:
+    role = "arn:aws:iam::222222222222:role/ecr-sweeper-reader"
+    other = "arn:aws:iam::333333333333:role/ecr-sweeper-reader"
+    env = {"PIN_ROLE_ARNS": role, "PIN_REGIONS": "eu-west-1"}
+    settings = load({"pin_role_arns": [other, role], "pin_regions": ["us-west-2"]}, env)
+    assert settings.pin_role_arns == (role, other)
+    assert settings.pin_regions == ("eu-west-1", "us-west-2")
+    assert load({"pin_role_arns": [], "pin_regions": []}, env) == load({}, env)
+
+
+@pytest.mark.parametrize(
+    ("env", "request_", "field"),
+    [
+        ({"PIN_FROM_EKS": "true"}, {"eks_clusters": ["prod"]}, "eks_clusters"),
+        ({"PIN_FROM_EKS": "true"}, {"eks_skip_clusters": ["prod"]}, "eks_skip_clusters"),
+        (
+            {"PIN_FROM_EKS": "true", "EKS_SKIP_CLUSTERS": "lab"},
+            {"eks_skip_clusters": ["lab", "prod"]},
+            "eks_skip_clusters",
+        ),
+    ],
+    ids=["narrow-every-cluster", "skip-one-more", "skip-beyond-the-deployments"],
+)
+def test_a_request_may_not_read_fewer_eks_clusters(
+    env: dict[str, str], request_: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load(request_, env)
+    assert raised.value.field == field
+
+
+def test_a_request_may_add_eks_clusters_to_a_deployments_list() -> None:
+    env = {"PIN_FROM_EKS": "true", "EKS_CLUSTERS": "prod", "EKS_SKIP_CLUSTERS": "lab"}
+    settings = load({"eks_clusters": ["staging"], "eks_skip_clusters": ["lab"]}, env)
+    assert settings.eks_clusters == ("prod", "staging")
+    assert settings.eks_skip_clusters == ("lab",)
+    assert load({"pin_from_eks": True, "eks_clusters": ["prod"]}, {}).eks_clusters == ("prod",)
+
+
 def test_a_request_cannot_switch_off_what_the_deployment_protects() -> None:
     off = {
         "pins": [],
@@ -241,6 +280,33 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("too many object uris", {"pin_object_uris": ["s3://bucket/k"] * 51}, "pin_object_uris"),
     ("pin_from_ecs as a string", {"pin_from_ecs": "true"}, "pin_from_ecs"),
     ("pin_from_lambda as a number", {"pin_from_lambda": 1}, "pin_from_lambda"),
+    (
+        "role arn with a wildcard",
+        {"pin_role_arns": ["arn:aws:iam::222222222222:role/*"]},
+        "pin_role_arns[0]",
+    ),
+    (
+        "role arn of a user",
+        {"pin_role_arns": ["arn:aws:iam::222222222222:user/u"]},
+        "pin_role_arns[0]",
+    ),
+    ("role arn short account", {"pin_role_arns": ["arn:aws:iam::2222:role/r"]}, "pin_role_arns[0]"),
+    (
+        "role arns not a list",
+        {"pin_role_arns": "arn:aws:iam::222222222222:role/r"},
+        "pin_role_arns",
+    ),
+    (
+        "too many role arns",
+        {"pin_role_arns": ["arn:aws:iam::222222222222:role/r"] * 51},
+        "pin_role_arns",
+    ),
+    ("region misspelt", {"pin_regions": ["eu-west"]}, "pin_regions[0]"),
+    ("region upper case", {"pin_regions": ["EU-WEST-1"]}, "pin_regions[0]"),
+    ("region not a string", {"pin_regions": [1]}, "pin_regions[0]"),
+    ("eks cluster with a slash", {"eks_clusters": ["a/b"]}, "eks_clusters[0]"),
+    ("eks skip not a list", {"eks_skip_clusters": "sandbox"}, "eks_skip_clusters"),
+    ("pin_from_eks as a string", {"pin_from_eks": "yes"}, "pin_from_eks"),
 ]
 
 
@@ -268,6 +334,8 @@ def test_bad_request_names_the_field(event: Any, field: str) -> None:
         ({"PIN_OBJECT_URIS": "s3://bucket/k, s3:/bucket/k"}, "PIN_OBJECT_URIS[1]"),
         ({"PIN_FROM_ECS": "sometimes"}, "PIN_FROM_ECS"),
         ({"PIN_FROM_LAMBDA": "2"}, "PIN_FROM_LAMBDA"),
+        ({"PIN_ROLE_ARNS": "arn:aws:iam::222222222222:role/r,role/r"}, "PIN_ROLE_ARNS[1]"),
+        ({"PIN_REGIONS": "eu-west-1 mars-1"}, "PIN_REGIONS[1]"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], field: str) -> None:
@@ -368,6 +436,17 @@ def test_retention_needs_scope_orphans_and_the_error_names_both() -> None:
     with pytest.raises(InvalidSettings, match="retention: needs scope"):
         load({}, {"SCOPE": "attestations", "RETENTION": json.dumps([{"rules": [KEEP_25_CI]}])})
     assert load({"scope": "attestations", "retention": []}, {}).retention == ()
+
+
+def test_a_request_narrowing_to_attestations_runs_without_the_deployments_retention() -> None:
+    """Narrowing drops rules (retention only deletes more): the README's "a request may
+    narrow" holds on a deployment with retention."""
+    env = {"SCOPE": "orphans", "RETENTION": json.dumps([{"rules": [KEEP_25_CI]}])}
+    settings = load({"dry_run": False, "scope": "attestations"}, env)
+    assert settings.scope is Scope.ATTESTATIONS
+    assert settings.retention == ()
+    assert load({"scope": "orphans"}, env).retention != ()
+    assert load({}, {k: v for k, v in env.items() if k != "SCOPE"}).retention != ()
 
 
 BAD_RETENTION: list[tuple[str, Any, str, str]] = [

@@ -10,7 +10,7 @@ The manifest documents themselves (a few KB each) are not counted: only config a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from .model import Manifest
@@ -57,30 +57,41 @@ def freed_bytes(
 
 
 @dataclass(frozen=True, slots=True)
+class Unknown:
+    """Why a ledger's figures cannot be known (a manifest not read, say)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FreedLedger:
     """What a repository's planned deletions can free, worked out once, at planning.
 
     Only the blobs that planned deletions reference and no other manifest does count, grouped by
     who references them: `own` holds, for each planned manifest, the bytes of the blobs that it
     alone references; `shared` the bytes of the blobs that several planned manifests reference,
-    by that set (freed once all of them are gone). `unknown` says why the figure cannot be known
-    (then every figure with something gone is None). Keeping this, not the parsed manifests,
-    lets a run forget a repository's manifests as soon as it is planned.
+    by that set (freed once all of them are gone). `unknown`, when set, says why the figure
+    cannot be known (then every figure with something gone is None). Keeping this, not the
+    parsed manifests, lets a run forget a repository's manifests as soon as it is planned.
     """
 
     own: Mapping[str, int]
     shared: Mapping[frozenset[str], int]
-    unknown: str = ""
+    unknown: Unknown | None = None
 
     def freed(self, gone: Iterable[str]) -> int | None:
         """Bytes of the blobs only manifests in `gone` (a subset of the planned) referenced."""
         gone = set(gone)
         if not gone:
             return 0
-        if self.unknown:
+        if self.unknown is not None:
             return None
         alone = sum(self.own.get(digest, 0) for digest in gone)
         return alone + sum(size for refs, size in self.shared.items() if refs <= gone)
+
+
+# A blob planned deletions may free: who references it (the planned manifests), and its size.
+Candidates = dict[str, tuple[frozenset[str], int]]
 
 
 def ledger(
@@ -91,12 +102,39 @@ def ledger(
     Same rules as `freed_bytes`: a manifest without parsed content makes the figure unknown,
     and a blob listed with different sizes counts with the smallest.
     """
+    found = candidates(manifests, planned, others)
+    return unknown(found) if isinstance(found, str) else from_candidates(found)
+
+
+def from_candidates(
+    found: Candidates, held_elsewhere: Collection[str] = frozenset()
+) -> FreedLedger:
+    """The ledger of `candidates`, leaving out the blobs in `held_elsewhere` (those another
+    repository's manifests use, where blobs are shared between repositories)."""
+    own: dict[str, int] = {}
+    shared: dict[frozenset[str], int] = {}
+    for blob, (by, size) in found.items():
+        if blob in held_elsewhere:
+            continue
+        if len(by) == 1:
+            (digest,) = by
+            own[digest] = own.get(digest, 0) + size
+        else:
+            shared[by] = shared.get(by, 0) + size
+    return FreedLedger(own, shared)
+
+
+def candidates(
+    manifests: Mapping[str, Manifest], planned: Iterable[str], others: Iterable[str]
+) -> Candidates | str:
+    """The blobs `planned` deletions reference and no manifest of `others` does, or why that
+    cannot be known."""
     sizes: dict[str, int] = {}
     refs: dict[str, set[str]] = {}
     for digest in planned:
         parsed = manifests.get(digest)
         if parsed is None:
-            return unknown(f"{digest} not read")
+            return f"{digest} not read"
         for blob in parsed.blobs:
             known = sizes.get(blob.digest)
             sizes[blob.digest] = blob.size if known is None else min(known, blob.size)
@@ -106,23 +144,11 @@ def ledger(
         for digest in others:
             parsed = manifests.get(digest)
             if parsed is None:
-                return unknown(f"{digest} not read")
+                return f"{digest} not read"
             held |= held_digests(parsed)
-    own: dict[str, int] = {}
-    shared: dict[frozenset[str], int] = {}
-    for digest_of_blob, size in sizes.items():
-        if digest_of_blob in held:
-            continue
-        by = refs[digest_of_blob]
-        if len(by) == 1:
-            (digest,) = by
-            own[digest] = own.get(digest, 0) + size
-        else:
-            key = frozenset(by)
-            shared[key] = shared.get(key, 0) + size
-    return FreedLedger(own, shared)
+    return {blob: (frozenset(refs[blob]), size) for blob, size in sizes.items() if blob not in held}
 
 
 def unknown(reason: str) -> FreedLedger:
     """A ledger whose figures cannot be known, and why."""
-    return FreedLedger({}, {}, reason)
+    return FreedLedger({}, {}, Unknown(reason))

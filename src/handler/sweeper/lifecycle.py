@@ -50,7 +50,7 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 
 from .manifests import attestation_entries
-from .model import Decision, Image, Kind, Manifest, Verdict, accessory_subject
+from .model import Decision, Image, Kind, Manifest, Verdict, accessory_of
 from .plan import metadata_kind
 
 MAX_RULES = 100  # per policy: ECR's own limit is lower; anything above is a mistake
@@ -356,19 +356,23 @@ def evaluate(
     *,
     every_tag: bool,
     protected: Collection[str] = frozenset(),
+    ties: bool = False,
 ) -> dict[str, Rule]:
     """digest -> the rule that expires (or archives) it, in ECR's priority order.
 
     `every_tag` (retention) expires an image only when its rule selects every one of its tags.
     `protected` digests are counted like any other but never expired (the audit: ECR does not
-    expire what an index still lists). O(r * n log n) for r rules and n images.
+    expire what an index still lists). `ties` (the audit): ECR does not document the order of
+    images pushed within the same second (buildx pushes an index and its children within one),
+    so every image of a tie that straddles a count's boundary may be the one expired, and all
+    are returned. O(r * n log n) for r rules and n images.
     """
     claimed: set[str] = set()  # met the tag requirements of a higher-priority rule
     expired: dict[str, Rule] = {}
     for rule in policy.rules:
         archive = rule.storage_class is StorageClass.ARCHIVE
         selected = [i for i in images if i.archived == archive and rule.selects(i.tags)]
-        for image in _marked(rule, selected, now):
+        for image in _marked(rule, selected, now, ties):
             digest = image.digest
             if digest in claimed or digest in protected:
                 continue
@@ -379,12 +383,17 @@ def evaluate(
     return expired
 
 
-def _marked(rule: Rule, selected: list[Image], now: datetime) -> list[Image]:
-    """What the rule's count marks among the images it selects."""
+def _marked(rule: Rule, selected: list[Image], now: datetime, ties: bool = False) -> list[Image]:
+    """What the rule's count marks among the images it selects (with `ties`, what it may mark
+    in some order of the images pushed within the same second: `evaluate`)."""
     if rule.count_type is CountType.IMAGE_COUNT_MORE_THAN:
         dated = [i for i in selected if i.pushed_at is not None]
         dated.sort(key=lambda i: (i.pushed_at, i.digest), reverse=True)  # newest first
-        return dated[rule.count :]
+        marked = dated[rule.count :]
+        if ties and marked and rule.count:
+            boundary = _second(marked[0])
+            marked = [i for i in dated[: rule.count] if _second(i) == boundary] + marked
+        return marked
     if rule.count_type is CountType.SINCE_IMAGE_TRANSITIONED:
         return []  # the listing carries no transition time
     try:
@@ -394,6 +403,10 @@ def _marked(rule: Rule, selected: list[Image], now: datetime) -> list[Image]:
     if rule.count_type is CountType.SINCE_IMAGE_PULLED:
         return [i for i in selected if (i.last_pulled or i.pushed_at or now) < cutoff]
     return [i for i in selected if i.pushed_at is not None and i.pushed_at < cutoff]
+
+
+def _second(image: Image) -> datetime | None:
+    return image.pushed_at.replace(microsecond=0) if image.pushed_at is not None else None
 
 
 def top_level(images: Sequence[Image], manifests: Mapping[str, Manifest]) -> list[Image]:
@@ -417,7 +430,7 @@ def top_level(images: Sequence[Image], manifests: Mapping[str, Manifest]) -> lis
         subject = own.subject if own is not None else None
         if digest in listed or subject is not None or image.subject is not None:
             continue
-        if any(accessory_subject(tag) for tag in image.tags):
+        if any(accessory_of(tag, digest) for tag in image.tags):
             continue
         kind = own.kind if own is not None else metadata_kind(image, digest in marked)
         if kind in (Kind.ATTESTATION, Kind.REFERRER):
@@ -433,6 +446,24 @@ def expire(policy: LifecyclePolicy, images: Sequence[Image], now: datetime) -> d
     return {
         digest: rule.label for digest, rule in evaluate(policy, images, now, every_tag=True).items()
     }
+
+
+def held(
+    expired: Mapping[str, str], images: Sequence[Image], in_use: Mapping[str, str]
+) -> dict[str, str]:
+    """Of the digests retention expired, those carrying a tag something runs by (`in_use`: tag ->
+    where it was found): digest -> the decision's cause. Retention never expires a held tag; the
+    plan keeps these as `tag-in-use`, still naming the rule that expired them."""
+    if not in_use or not expired:
+        return {}
+    found: dict[str, str] = {}
+    for image in images:
+        if image.digest not in expired:
+            continue
+        tags = [tag for tag in image.tags if tag in in_use]
+        if tags:
+            found[image.digest] = f"tag {tags[0]} in use ({in_use[tags[0]]})"
+    return found
 
 
 def retention_section(

@@ -58,7 +58,7 @@ BYTES_FREED_UNKNOWN = "RepositoriesBytesFreedUnknown"  # left out of the BytesFr
 MANIFESTS_KEPT = "ManifestsKept"  # dimension Reason
 DELETE_FAILURES = "DeleteFailures"  # manifests whose delete was tried and not confirmed
 FAILURES = "Failures"  # every failure of the report: listing, reading, deleting, pins
-RUN_COMPLETED = "RunCompleted"  # 1: the run finished with every repository complete
+RUN_COMPLETED = "RunCompleted"  # 1: the run did all it set out to do (see `run_completed`)
 DRY_RUNS = "DryRuns"
 REAL_RUNS = "RealRuns"
 CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
@@ -76,6 +76,9 @@ STORE_REJECTED = "StoreRejected"
 # The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
 # ECR will expire. The template alarms on any.
 LIFECYCLE_HAZARDS = "LifecycleHazards"
+# 1 when the run's principal is not a pull-time update exclusion (report `pull_time_exclusion`
+# missing or unknown): its own reads then feed the pull window. The template alarms on it.
+PULL_TIME_EXCLUSION_MISSING = "PullTimeExclusionMissing"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
 KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
@@ -88,6 +91,21 @@ class Figure:
     value: float
 
 
+def run_completed(report: Report) -> bool:
+    """Whether the run did all it set out to do, which NoSuccessfulRunAlarm watches: a complete
+    report or, for a dry run, one that only the circuit breaker stopped. A dry run deletes
+    nothing either way; that its real run would stop is CircuitBreakerTripped's to say, and a
+    dry-run deployment with a backlog must not page every night for working as intended."""
+    if report.complete:
+        return True
+    return (
+        report.dry_run
+        and report.stopped_early is StopReason.CIRCUIT_BREAKER
+        and not report.all_failures
+        and all(r.complete for r in report.repositories)
+    )
+
+
 def run_figures(report: Report) -> list[Figure]:
     """The run's metrics (without dimensions)."""
     planned, deleted = report.planned, report.deleted
@@ -95,6 +113,9 @@ def run_figures(report: Report) -> list[Figure]:
     # interrupted or found a new pin.
     stopped = report.stopped_early not in (None, StopReason.CIRCUIT_BREAKER)
     retention = report.retention
+    exclusion_in_place = report.pull_time_exclusion is not None and (
+        report.pull_time_exclusion.in_place
+    )
     return [
         Figure(REPOSITORIES_SCANNED, COUNT, len(report.repositories)),
         Figure(MANIFESTS_SCANNED, COUNT, report.manifests),
@@ -107,7 +128,7 @@ def run_figures(report: Report) -> list[Figure]:
         Figure(BYTES_FREED_UNKNOWN, COUNT, report.bytes_freed_unknown),
         Figure(DELETE_FAILURES, COUNT, sum(r.delete_failures for r in report.repositories)),
         Figure(FAILURES, COUNT, len(report.all_failures)),
-        Figure(RUN_COMPLETED, COUNT, 1 if report.complete else 0),
+        Figure(RUN_COMPLETED, COUNT, 1 if run_completed(report) else 0),
         Figure(DRY_RUNS, COUNT, 1 if report.dry_run else 0),
         Figure(REAL_RUNS, COUNT, 0 if report.dry_run else 1),
         Figure(CIRCUIT_BREAKER_TRIPPED, COUNT, 1 if report.circuit_breaker else 0),
@@ -124,6 +145,7 @@ def run_figures(report: Report) -> list[Figure]:
         Figure(LIFECYCLE_HAZARDS, COUNT, len(report.lifecycle_hazards)),
         Figure(STORE_UNAVAILABLE, COUNT, 1 if report.store == "unavailable" else 0),
         Figure(STORE_REJECTED, COUNT, report.store_rejected),
+        Figure(PULL_TIME_EXCLUSION_MISSING, COUNT, 0 if exclusion_in_place else 1),
     ]
 
 
@@ -158,4 +180,5 @@ ALL_METRICS = (
     LIFECYCLE_HAZARDS,
     STORE_UNAVAILABLE,
     STORE_REJECTED,
+    PULL_TIME_EXCLUSION_MISSING,
 )

@@ -32,6 +32,25 @@ def digests_in(text: str) -> list[str]:
     return [found.lower() for found in _DIGEST_ANYWHERE.findall(text)]
 
 
+# An ECR image reference by tag: `<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>:<tag>`, not
+# followed by `@sha256:` (a reference with a digest pulls the digest, which pins it; its tag is
+# not what runs). Repository names as ECR allows them; a tag as the distribution spec allows.
+_TAG_REFERENCE = re.compile(
+    r"(?<![\w.-])(?P<registry>[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?)/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*[a-z0-9]|[a-z0-9])"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?![A-Za-z0-9_.@:/-])"
+)
+
+
+def tag_references(text: str) -> list[tuple[str, str, str]]:
+    """Every ECR image reference by tag in a piece of text: (registry host, repository, tag);
+    a reference without a tag names `latest`, as `docker pull` reads it."""
+    return [
+        (m["registry"], m["repository"], m["tag"] or "latest")
+        for m in _TAG_REFERENCE.finditer(text)
+    ]
+
+
 # Tag-scheme accessories (before OCI 1.1 referrers): cosign's `sha256-<hex>.sig`, `.att` and
 # `.sbom`, and the distribution spec's referrers tag schema `sha256-<hex>` (a fallback index).
 # Exactly this form: `sha256-latest`, or any other tag that merely starts so, is an ordinary tag.
@@ -42,6 +61,16 @@ def accessory_subject(tag: str) -> str | None:
     """The digest a tag of the accessory form attaches its manifest to, or None."""
     match = _ACCESSORY_TAG.match(tag)
     return f"sha256:{match.group(1)}" if match else None
+
+
+def accessory_of(tag: str, digest: str) -> str | None:
+    """The subject a tag of manifest `digest` makes it an accessory of, or None.
+
+    A manifest tagged with its own digest's tag (`sha256-<its own hex>`, a mirror's convention)
+    is no accessory of itself: that tag is an ordinary tag, and the manifest a tagged root.
+    """
+    subject = accessory_subject(tag)
+    return None if subject == digest else subject
 
 
 class Kind(StrEnum):
@@ -113,6 +142,18 @@ class Image:
     subject: str | None = None
     last_pulled: datetime | None = None
     archived: bool = False
+    # When it was last restored from archive storage: a restored image "behaves like a newly
+    # pushed image", so the grace period counts from the later of this and `pushed_at`.
+    activated_at: datetime | None = None
+
+    @property
+    def young_since(self) -> datetime | None:
+        """Where the grace period starts: the push, or a later restore (None: no push time)."""
+        if self.pushed_at is None:
+            return None
+        if self.activated_at is not None and self.activated_at > self.pushed_at:
+            return self.activated_at
+        return self.pushed_at
 
 
 class Verdict(StrEnum):
@@ -142,6 +183,9 @@ class Reason(StrEnum):
     DELETE_FAILED = "delete-failed"
     GAINED_TAG = "gained-tag"
     NEWLY_PINNED = "newly-pinned"
+    # Its re-read before the delete showed a pull since the scan (a workload's: the run's own
+    # reads leave pull times alone once it is a pull-time update exclusion).
+    PULLED_SINCE_SCAN = "pulled-since-scan"
     CIRCUIT_BREAKER = "circuit-breaker"
     NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
     # Deleted.
@@ -150,11 +194,15 @@ class Reason(StrEnum):
     # cause names the rule. Apart from UNREACHABLE so that the report and the log can tell a
     # deletion a rule asked for from one of garbage nothing ever tagged.
     EXPIRED = "expired"
+    # Kept although a retention rule expired it: a workload names one of its tags (`repo:tag` in
+    # a task definition, a Kubernetes spec, a deploy config), and would fail to start without it.
+    # A root; its cause says which tag and where it was found.
+    TAG_IN_USE = "tag-in-use"
 
 
 DELETE_REASONS = frozenset({Reason.UNREACHABLE, Reason.EXPIRED})
 ROOT_REASONS = frozenset(
-    {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED}
+    {Reason.TAGGED, Reason.PINNED, Reason.YOUNG, Reason.PULLED, Reason.ARCHIVED, Reason.TAG_IN_USE}
 )
 
 
@@ -163,6 +211,17 @@ class Pin:
     """A digest that something outside the registry uses; `source` says who."""
 
     digest: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTag:
+    """A tag something runs by: a workload names `repository:tag` of `registry` (the host,
+    `<account>.dkr.ecr.<region>.amazonaws.com`); `source` says where it was found."""
+
+    registry: str
+    repository: str
+    tag: str
     source: str
 
 

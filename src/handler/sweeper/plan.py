@@ -8,10 +8,12 @@ ever loses a child.
 Sweep: whatever is left is deleted, parents before children.
 
 Retention (`expired`, from lifecycle.expire) changes one thing: the tags of an expired image stop
-being roots. Everything else still holds it (a pin, a recent pull, the grace period, an archive, a
-kept index listing it), its decision then saying what holds it and `expired_by` naming the rule;
-otherwise it is deleted, reason `expired` with the rule as its cause, with everything only it
-reaches, parents first, as any orphan is. An expired image is never deleted for its expiry alone.
+being roots, unless something runs by one of them (`held`, lifecycle.held: then it is a root, kept
+as `tag-in-use`). Everything else still holds it (a pin, a recent pull, the grace period, an
+archive, a kept index listing it), its decision then saying what holds it and `expired_by` naming
+the rule; otherwise it is deleted, reason `expired` with the rule as its cause, with everything
+only it reaches, parents first, as any orphan is. An expired image is never deleted for its expiry
+alone.
 
 Accessories: a tag of the form `sha256-<hex>[.sig|.att|.sbom]` (model.accessory_subject) is not a
 root; it ties its manifest to the subject `sha256:<hex>` as `subject` ties a referrer. Only in a
@@ -46,7 +48,7 @@ from .model import (
     Reason,
     Scope,
     Verdict,
-    accessory_subject,
+    accessory_of,
 )
 
 
@@ -109,7 +111,7 @@ def may_delete(
     read at all: every decision there is a keep, which needs no evidence. `expired` digests
     (retention) are not roots for their tags.
     """
-    tags = () if image.digest in expired else _ordinary(image.tags)
+    tags = () if image.digest in expired else _ordinary(image)
     if _root(image, tags, pins, policy, now) is not None:
         return False
     kinds = {metadata_kind(image, False), metadata_kind(image, True)}
@@ -127,6 +129,7 @@ def make_plan(
     unreadable: Mapping[str, str] | None = None,
     provisional: bool = False,
     expired: Mapping[str, str] | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide every manifest of one repository.
 
@@ -134,10 +137,13 @@ def make_plan(
     listing. With `provisional`, a manifest whose kind only its bytes can tell counts as deletable,
     so that the plan's deletions are exactly the manifests whose bytes must be read before the
     final plan; without it, such a manifest is kept as unreadable. `expired` maps the digests a
-    retention rule expired to that rule's label (see the module's docstring).
+    retention rule expired to that rule's label (see the module's docstring). `held` maps those of
+    them that carry a tag something runs by (lifecycle.held) to where it was found: they are
+    roots, kept as `tag-in-use`.
     """
     unreadable = unreadable or {}
     expired = expired or {}
+    held = held or {}
     by_digest = {image.digest: image for image in images}
     marked = _marked_attestations(manifests)
     accessories = _accessories(by_digest)
@@ -206,7 +212,11 @@ def make_plan(
 
     roots: list[str] = []
     for digest, image in by_digest.items():
-        tags = _ordinary(image.tags) if digest in accessories else image.tags
+        if digest in held:
+            keep(digest, Reason.TAG_IN_USE, held[digest], live=True)
+            roots.append(digest)
+            continue
+        tags = _ordinary(image) if digest in accessories else image.tags
         root = _root(image, () if digest in expired else tags, pins, policy, now)
         if root is not None:
             keep(digest, *root, live=True)
@@ -252,7 +262,13 @@ def make_plan(
         mark(cyclic, live=False)
 
     deleted_parent = {child: parent for parent, kids in children.items() for child in kids}
-    deleted_subject = {ref: subject for subject, refs in referrers.items() for ref in refs}
+    wave_of = {digest: number for number, wave in enumerate(waves) for digest in wave}
+    deleted_subject = {
+        ref: subject
+        for subject, refs in referrers.items()
+        for ref in refs
+        if wave_of[subject] < wave_of[ref]  # not on a cycle, whose own edges were broken
+    }
     for wave in waves:
         for digest in wave:
             rule = expired.get(digest, "")
@@ -299,9 +315,10 @@ def _root(
         return Reason.TAGGED, tags[0]
     if image.digest in pins:
         return Reason.PINNED, pins[image.digest].source
-    if image.pushed_at is None or image.pushed_at > now - policy.min_age:
+    since = image.young_since  # the push, or a later restore from archive
+    if since is None or since > now - policy.min_age:
         # No push time means we cannot prove it is old: keep.
-        when = image.pushed_at.isoformat() if image.pushed_at else "unknown push time"
+        when = since.isoformat() if since else "unknown push time"
         return Reason.YOUNG, when
     if (
         policy.keep_pulled_within is not None
@@ -314,9 +331,10 @@ def _root(
     return None
 
 
-def _ordinary(tags: Sequence[str]) -> tuple[str, ...]:
-    """The tags that are not accessory tags: those make a manifest a root."""
-    return tuple(tag for tag in tags if accessory_subject(tag) is None)
+def _ordinary(image: Image) -> tuple[str, ...]:
+    """The tags that are not accessory tags: those make a manifest a root (a manifest's tag
+    naming its own digest is an ordinary tag: model.accessory_of)."""
+    return tuple(tag for tag in image.tags if accessory_of(tag, image.digest) is None)
 
 
 def _accessories(images: Mapping[str, Image]) -> dict[str, dict[str, str]]:
@@ -328,7 +346,7 @@ def _accessories(images: Mapping[str, Image]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for digest, image in images.items():
         for tag in image.tags:
-            subject = accessory_subject(tag)
+            subject = accessory_of(tag, digest)
             if subject is not None:
                 found.setdefault(digest, {}).setdefault(subject, tag)
     holds_subjects = any(
@@ -383,10 +401,77 @@ def _order(
             referrers[parent] = refs
     waves, cyclic = _waves(candidates, (children, referrers))
     if cyclic:
-        # A referrer that also lists its subject (or a chain that comes back): ECR's rule, index
-        # before child, wins over subject before referrer; only a cycle of listings is kept.
-        waves, cyclic = _waves(candidates, (children,))
+        # A referrer that also lists its subject, an accessory naming an accessory of its own
+        # (a chain that comes back): ECR's rule, index before child, wins over subject before
+        # referrer, on the cycle's own edges only; the rest of the repository keeps both orders.
+        # Only a cycle of listings is kept.
+        ordering = _without_cycle_edges(candidates, children, referrers)
+        waves, cyclic = _waves(candidates, (children, ordering))
     return waves, children, referrers, cyclic
+
+
+def _without_cycle_edges(
+    candidates: Sequence[str],
+    children: Mapping[str, tuple[str, ...]],
+    referrers: Mapping[str, tuple[str, ...]],
+) -> dict[str, tuple[str, ...]]:
+    """`referrers` without its edges that lie on a cycle of the graph of both orders: those whose
+    two ends are in one strongly connected component. Deterministic (components do not depend on
+    the order of the walk), and no other edge is dropped."""
+    component = _components(candidates, (children, referrers))
+    kept: dict[str, tuple[str, ...]] = {}
+    for subject, refs in referrers.items():
+        left = tuple(r for r in refs if component[r] != component[subject])
+        if left:
+            kept[subject] = left
+    return kept
+
+
+def _components(
+    candidates: Sequence[str], orders: Sequence[Mapping[str, tuple[str, ...]]]
+) -> dict[str, int]:
+    """Each candidate's strongly connected component under `orders` (Tarjan's, iterative)."""
+    after: dict[str, list[str]] = defaultdict(list)
+    for source in orders:
+        for parent, kids in source.items():
+            after[parent].extend(kids)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    component: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = 0
+    for start in candidates:
+        if start in index:
+            continue
+        work = [(start, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            following = after.get(node, [])
+            if position < len(following):
+                work.append((node, position + 1))
+                nxt = following[position]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                found += 1
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = found
+                    if member == node:
+                        break
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return component
 
 
 def _waves(

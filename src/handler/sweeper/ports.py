@@ -15,10 +15,19 @@ from .model import Image
 
 BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) maximum
 NOT_FOUND = "ImageNotFound"
+REPOSITORY_NOT_FOUND = "RepositoryNotFoundException"  # the code of a call on no such repository
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
 # The failure code `manifests` gives a manifest that BatchGetImage called not found although the
 # repository lists it as archived (whether ECR serves archived manifests is undocumented).
 ARCHIVED_UNREADABLE = "ArchivedUnreadable"
+# The failure code of an unexpected exception (a bug, an answer nobody foresaw): it is contained
+# to the repository it happened in, which deletes nothing more this run (docs/design.md).
+INTERNAL = "Internal"
+
+
+def internal_message(exc: BaseException) -> str:
+    """What an INTERNAL failure says: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RegistryError(Exception):
@@ -89,8 +98,22 @@ class Registry(Protocol):
         """The repository's lifecycle policy text, or None when it has none."""
         ...
 
+    def blob_mounting(self) -> bool:
+        """Whether the registry shares layers between its repositories (ECR's account setting
+        BLOB_MOUNTING)."""
+        ...
+
     def delete(self, repository: str, digests: Sequence[str]) -> Deleted:
         """Delete up to BATCH_SIZE manifests by digest; every per-item answer read."""
+        ...
+
+    def pull_time_exclusions(self) -> list[str]:
+        """Every principal ARN registered as a pull-time update exclusion (all pages)."""
+        ...
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        """Register `principal` as a pull-time update exclusion; one registered meanwhile is
+        not an error."""
         ...
 
 

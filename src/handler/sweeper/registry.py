@@ -7,7 +7,7 @@ botocore's client-side validation checks types and required members, not these m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -44,8 +44,15 @@ REPOSITORY_ACTIONS = (
     "ecr:GetLifecyclePolicy",  # the audit of ECR's own policy (`lifecycle_policy`)
     "ecr:ListTagsForResource",  # the repository's tags, when a tag must opt it in (opt_in.py)
 )
-ACCOUNT_ACTIONS = ("ecr:DescribeRepositories",)
-REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS))
+ACCOUNT_ACTIONS = (
+    "ecr:DescribeRepositories",
+    "ecr:GetAccountSetting",  # BLOB_MOUNTING, for the bytes-freed figure (`blob_mounting`)
+)
+# The registry's pull-time update exclusions (sweeper/run/exclusion.py): registry-level actions,
+# which take no resource-level permissions.
+EXCLUSION_ACTIONS = ("ecr:ListPullTimeUpdateExclusions", "ecr:RegisterPullTimeUpdateExclusion")
+REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS + EXCLUSION_ACTIONS))
+EXCLUSION_EXISTS = "ExclusionAlreadyExistsException"
 # What `ecr-sweeper restore` calls besides reading (the function never does: docs/operations.md
 # gives the operator's policy).
 RESTORE_ACTIONS = (
@@ -95,6 +102,9 @@ def _error(operation: str, exc: Exception) -> RegistryError:
         err = exc.response.get("Error", {})
         return RegistryError(operation, err.get("Code", "ClientError"), err.get("Message", ""))
     return RegistryError(operation, type(exc).__name__, str(exc))
+
+
+api_error = _error  # for the other edges' AWS calls (sweeper.identity): one wording of failures
 
 
 class EcrRegistry:
@@ -309,6 +319,15 @@ class EcrRegistry:
             raise RegistryError("GetLifecyclePolicy", "Missing", "no lifecyclePolicyText")
         return text
 
+    def blob_mounting(self) -> bool:
+        """Whether the account setting BLOB_MOUNTING is ENABLED: layers are then shared between
+        the registry's repositories, and a blob is freed only when no repository uses it."""
+        try:
+            response = self._client.get_account_setting(name="BLOB_MOUNTING")
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("GetAccountSetting", exc) from exc
+        return response.get("value") == "ENABLED"
+
     def _still_there(self, repository: str, digests: list[str]) -> dict[str, Image]:
         """Of manifests DescribeImages did not show, those BatchGetImage does not call gone."""
         fetched = self.manifests(repository, digests)
@@ -349,10 +368,22 @@ class EcrRegistry:
                 outcome.already_gone.add(digest)
             else:
                 outcome.failures[digest] = (code, failure.get("failureReason", ""))
-        for digest in asked - outcome.deleted - outcome.already_gone - set(outcome.failures):
-            # Neither confirmed nor refused: never count a deletion that was not confirmed.
-            outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
         outcome.deleted -= outcome.already_gone | set(outcome.failures)
+        unconfirmed = sorted(asked - outcome.deleted - outcome.already_gone - set(outcome.failures))
+        if unconfirmed:
+            # Neither confirmed nor refused: whether ECR lists a deleted untagged digest in
+            # `imageIds` is undocumented. Never counted as deleted; a read by digest tells
+            # whether it is gone (then it counts as already gone, and what it listed may go
+            # this run) or still there (a failure: what it lists stays).
+            try:
+                present: Collection[str] = self.describe(repository, unconfirmed)
+            except RegistryError:
+                present = unconfirmed  # not known gone: failures, as if still there
+            for digest in unconfirmed:
+                if digest in present:
+                    outcome.failures[digest] = ("Unconfirmed", "not listed in the response")
+                else:
+                    outcome.already_gone.add(digest)
         return outcome
 
     # --- restore (ports.RegistryWriter) --------------------------------------------------------
@@ -415,6 +446,32 @@ class EcrRegistry:
         details = response.get("imageDetails", [])
         return details[0].get("imageDigest") if details else None
 
+    def pull_time_exclusions(self) -> list[str]:
+        principals: list[str] = []
+        token: str | None = None
+        try:
+            while True:
+                page = (
+                    self._client.list_pull_time_update_exclusions(nextToken=token)
+                    if token
+                    else self._client.list_pull_time_update_exclusions()
+                )
+                principals.extend(page.get("pullTimeUpdateExclusions") or ())
+                token = page.get("nextToken")
+                if not token:
+                    return principals
+        except (ClientError, BotoCoreError) as exc:
+            raise _error("ListPullTimeUpdateExclusions", exc) from exc
+
+    def register_pull_time_exclusion(self, principal: str) -> None:
+        try:
+            self._client.register_pull_time_update_exclusion(principalArn=principal)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != EXCLUSION_EXISTS:
+                raise _error("RegisterPullTimeUpdateExclusion", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("RegisterPullTimeUpdateExclusion", exc) from exc
+
 
 def image_from_detail(detail: Any) -> Image:
     """An ECR ImageDetail in the core's words."""
@@ -428,6 +485,7 @@ def image_from_detail(detail: Any) -> Image:
         subject=detail.get("subjectManifestDigest"),
         last_pulled=_utc(detail.get("lastRecordedPullTime")),
         archived=detail.get("imageStatus", "ACTIVE") not in ("ACTIVE",),
+        activated_at=_utc(detail.get("lastActivatedAt")),
     )
 
 

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +37,9 @@ MAX_PIN_OBJECTS = 50  # each becomes an object ARN in the function's policy (10 
 MAX_PARAMETER_PATH = 2048  # SSM's limit on a parameter name
 MAX_RETENTION_POLICIES = 100
 MAX_PARAMETER_PATHS = 10  # SSM pin paths of one invocation (the deployment's and a request's)
+MAX_PIN_ROLES = 50  # each becomes a role ARN in the function's policy (10 KiB per role)
+MAX_PIN_REGIONS = 30
+MAX_EKS_CLUSTERS = 100
 MIN_AGE_HOURS = 1.0  # buildx pushes children before their index: a younger child may be in flight
 
 # Characters of an ECR repository name plus the glob metacharacters `* ? [ ] !`, matched in full
@@ -69,6 +72,22 @@ MANIFEST_STORE_PATTERN = (
 )
 _MANIFEST_STORE = re.compile(MANIFEST_STORE_PATTERN)
 MAX_JOURNAL_RETENTION_DAYS = 3650
+# The template's RepositoryArnPattern AllowedPattern, but for the empty string (a test checks).
+REPOSITORY_ARN_PATTERN = r"^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/*?-]+$"
+# An IAM role to assume in a workload account (sweeper.pins.places): no wildcards, since the
+# template grants sts:AssumeRole on exactly these ARNs. The template's PinRoleArns
+# AllowedPattern is this expression, comma-separated (a template test checks).
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=.@_/-]{1,512}$"
+_ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
+_REGION = re.compile(REGION_PATTERN)
+# An EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at most 100.
+EKS_CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
+_EKS_CLUSTER = re.compile(EKS_CLUSTER_PATTERN)
+# An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
+# pattern; a role's ARN includes its path).
+PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+_PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -99,6 +118,18 @@ class Settings:
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
     pin_from_ecs: bool = False
     pin_from_lambda: bool = False
+    # Workload accounts and regions (sweeper.pins.places): every source that reads AWS (SSM,
+    # ECS, Lambda) reads the function's own account and each role's account, in the function's
+    # own region and each of these.
+    pin_role_arns: tuple[str, ...] = ()
+    pin_regions: tuple[str, ...] = ()
+    # Kubernetes on EKS (sweeper.pins.eks): pods and workloads of every cluster of every (account,
+    # region), or only those named; `eks_skip_clusters` leaves named clusters out knowingly.
+    pin_from_eks: bool = False
+    eks_clusters: tuple[str, ...] = ()
+    eks_skip_clusters: tuple[str, ...] = ()
+    # Amazon Inspector's coverage (enhanced scanning): ECR images it shows in use (sweeper.pins).
+    pin_from_inspector: bool = False
     # Retention (sweeper.lifecycle): ECR lifecycle rules the sweeper applies, pin-aware; the
     # first entry whose repository patterns match a repository applies to it. Needs scope orphans.
     retention: tuple[RetentionPolicy, ...] = ()
@@ -112,6 +143,16 @@ class Settings:
     manifest_store: str = ""
     # Days the journal keeps what a run deleted, the bytes with it (the bucket's lifecycle rule).
     journal_retention_days: int = 30
+    # The deployment's RepositoryArnPattern (environment only, never a request): the function's
+    # IAM grants cover these repositories alone, so the run sweeps only them; "" means all.
+    repository_arn_pattern: str = ""
+    # The deployment's alone (REGISTER_PULL_TIME_EXCLUSION; no request field): register the
+    # function's role as an ECR pull-time update exclusion when a run finds it missing
+    # (sweeper.run.exclusion). Off for a registry whose exclusions are managed elsewhere.
+    register_pull_time_exclusion: bool = True
+    # The deployment's alone (SWEEPER_ROLE_ARN): the function's role, the principal its reads are
+    # made as, which the template passes in ("" when not known: the exclusion is then unknown).
+    sweeper_role_arn: str = ""
 
     @property
     def policy(self) -> Policy:
@@ -120,6 +161,12 @@ class Settings:
             min_age=timedelta(hours=self.min_age_hours),
             keep_pulled_within=timedelta(days=self.keep_pulled_within_days),
         )
+
+    @property
+    def granted_repositories(self) -> str:
+        """The repository-name glob of `repository_arn_pattern` (IAM's `*` and `?`, which
+        fnmatch reads the same way, `*` crossing `/`), "*" when there is none."""
+        return self.repository_arn_pattern.partition(":repository/")[2] or "*"
 
     @property
     def required_tag(self) -> tuple[str, str] | None:
@@ -165,7 +212,13 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
         values[name] = asked if deployed is None else _MERGE[name](name, asked, deployed)
         if name == "repositories" and deployed is not None:
             values["within_repositories"] = deployed  # a request narrows, never widens
+    for name, parse in _DEPLOYMENT_FIELDS.items():
+        variable = name.upper()
+        if environ.get(variable, "").strip():
+            values[name] = parse(variable, environ[variable].strip())
     settings = Settings(**values)
+    if environ:
+        _eks_not_narrowed(request, environ)
     if request.get("retention") and not settings.dry_run and environ:
         # Rules that expire tagged images loosen what the deployment protects: a request may
         # preview them in a dry run; real runs apply the deployment's RETENTION only. (The
@@ -175,6 +228,16 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             "a request may give retention rules in a dry run only; a real run applies the "
             "deployment's (RETENTION)",
         )
+    if (
+        settings.retention
+        and settings.scope is not Scope.ORPHANS
+        and "scope" in request
+        and "retention" not in request
+        and _deployed_scope(environ) is Scope.ORPHANS
+    ):
+        # A request narrowing the deployment's scope to attestations drops its rules: retention
+        # only ever deletes more, so running without it deletes less, as narrowing promises.
+        settings = replace(settings, retention=())
     if settings.retention and settings.scope is not Scope.ORPHANS:
         # An expired image is an index or an image: only scope orphans may delete those.
         raise InvalidSettings(
@@ -183,6 +246,32 @@ def load(event: object, environ: Mapping[str, str]) -> Settings:
             f'"scope": "{Scope.ORPHANS.value}" or leave retention out',
         )
     return settings
+
+
+def _deployed_scope(environ: Mapping[str, str]) -> Scope:
+    value = environ.get("SCOPE", "").strip()
+    return _scope("SCOPE", value) if value else Scope.ORPHANS
+
+
+def _eks_not_narrowed(request: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """Where the deployment reads every EKS cluster (no EKS_CLUSTERS) or skips none, a request
+    may not name clusters to read only or to skip: either would read less."""
+    reads_every_cluster = (
+        environ.get("PIN_FROM_EKS", "").strip().lower() in _TRUE
+        and not environ.get("EKS_CLUSTERS", "").strip()
+    )
+    if request.get("eks_clusters") and reads_every_cluster:
+        raise InvalidSettings(
+            "eks_clusters",
+            "the deployment reads every EKS cluster (PIN_FROM_EKS, no EKS_CLUSTERS): a "
+            "request may not read fewer",
+        )
+    if request.get("eks_skip_clusters") and not environ.get("EKS_SKIP_CLUSTERS", "").strip():
+        raise InvalidSettings(
+            "eks_skip_clusters",
+            "a request may not leave out a cluster the deployment reads (EKS_SKIP_CLUSTERS is "
+            "the deployment's)",
+        )
 
 
 # --- a request's value with the deployment's: (name, request's, environment's) -> value ---------
@@ -231,14 +320,6 @@ def _floor(name: str, asked: float, deployed: float) -> float:
     return asked
 
 
-def _deployment_only(name: str, asked: Any, deployed: Any) -> Any:
-    if asked != deployed:
-        raise InvalidSettings(
-            name, f"the deployment sets {deployed!r} ({name.upper()}); a request cannot change it"
-        )
-    return deployed
-
-
 def _same_or_added(name: str, asked: str, deployed: str) -> str:
     if asked and asked != deployed:
         raise InvalidSettings(
@@ -253,7 +334,9 @@ def _same_or_added(name: str, asked: str, deployed: str) -> str:
 
 def _bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise InvalidSettings(name, f"must be true or false, got {value!r}")
+        # `"false"` is the usual slip, and a truthy string: say it is a string, not a boolean.
+        got = f"a string ({json.dumps(value)})" if isinstance(value, str) else repr(value)
+        raise InvalidSettings(name, f"must be true or false (a JSON boolean), got {got}")
     return value
 
 
@@ -266,18 +349,27 @@ def _env_bool(name: str, value: str) -> bool:
 
 
 def _number(name: str, value: object, maximum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSettings(name, f"must be a number, got {value!r}")
+    # The range first: an int past a float's range (10**400) compares, but does not convert.
+    if isinstance(value, float) and math.isnan(value):
         raise InvalidSettings(name, f"must be a number, got {value!r}")
     if not 0 <= value <= maximum:
-        raise InvalidSettings(name, f"must be between 0 and {maximum:g}, got {value!r}")
+        raise InvalidSettings(name, f"must be between 0 and {maximum:g}, got {_shown(value)}")
     return float(value)
+
+
+def _shown(value: float) -> str:
+    """A number for an error message, however many digits it has."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
 
 
 def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidSettings(name, f"must be a whole number, got {value!r}")
     if not minimum <= value <= maximum:
-        raise InvalidSettings(name, f"must be between {minimum} and {maximum}, got {value!r}")
+        raise InvalidSettings(name, f"must be between {minimum} and {maximum}, got {_shown(value)}")
     return value
 
 
@@ -444,6 +536,51 @@ def _object_uris(name: str, value: object) -> tuple[str, ...]:
     return tuple(uris)
 
 
+def _role_arns(name: str, value: object) -> tuple[str, ...]:
+    arns = _strings(name, value, MAX_PIN_ROLES)
+    for i, arn in enumerate(arns):
+        if not _ROLE_ARN.fullmatch(arn):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{arn!r} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, "
+                "no wildcards)",
+            )
+    return tuple(dict.fromkeys(arns))
+
+
+def _regions(name: str, value: object) -> tuple[str, ...]:
+    regions = _strings(name, value, MAX_PIN_REGIONS)
+    for i, region in enumerate(regions):
+        if not _REGION.fullmatch(region):
+            raise InvalidSettings(f"{name}[{i}]", f"{region!r} is not an AWS region (eu-west-1)")
+    return tuple(dict.fromkeys(regions))
+
+
+def _clusters(name: str, value: object) -> tuple[str, ...]:
+    clusters = _strings(name, value, MAX_EKS_CLUSTERS)
+    for i, cluster in enumerate(clusters):
+        if not _EKS_CLUSTER.fullmatch(cluster):
+            raise InvalidSettings(
+                f"{name}[{i}]",
+                f"{cluster!r} is not an EKS cluster name (letters, digits, '-' and '_')",
+            )
+    return tuple(dict.fromkeys(clusters))
+
+
+def _no_more_skipped(
+    name: str, asked: tuple[str, ...], deployed: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A request may repeat the deployment's skipped clusters, not skip more."""
+    more = [cluster for cluster in asked if cluster not in deployed]
+    if more:
+        raise InvalidSettings(
+            name,
+            f"{more[0]!r}: a request may not leave out a cluster the deployment reads "
+            f"({name.upper()} is the deployment's)",
+        )
+    return deployed
+
+
 def _retention(name: str, value: object) -> tuple[RetentionPolicy, ...]:
     """A list of `{"repositories": [glob, ...], "rules": [ECR lifecycle rule, ...]}`."""
     if not isinstance(value, list):
@@ -522,11 +659,15 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "pin_object_uris": (_object_uris, _env_list(_object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
+    "pin_role_arns": (_role_arns, _env_list(_role_arns)),
+    "pin_regions": (_regions, _env_list(_regions)),
+    "pin_from_eks": (_bool, _env_bool),
+    "eks_clusters": (_clusters, _env_list(_clusters)),
+    "eks_skip_clusters": (_clusters, _env_list(_clusters)),
+    "pin_from_inspector": (_bool, _env_bool),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
     "audit_lifecycle_policies": (_bool, _env_bool),
-    "manifest_store": (_manifest_store, _manifest_store),
-    "journal_retention_days": (_journal_days, _env_number(_journal_days)),
 }
 
 # field -> how a request's value meets the environment's (see the module's docstring)
@@ -544,10 +685,45 @@ _MERGE: dict[str, Any] = {
     "pin_object_uris": _union,
     "pin_from_ecs": _either,
     "pin_from_lambda": _either,
+    "pin_role_arns": _union,
+    "pin_regions": _union,
+    "pin_from_eks": _either,
+    "eks_clusters": _union,
+    "eks_skip_clusters": _no_more_skipped,
+    "pin_from_inspector": _either,
     "required_repository_tag": _same_or_added,
     "retention": _replace,
     "audit_lifecycle_policies": _either,
-    # Where the journal of undo lives is the deployment's: a request may not move it.
-    "manifest_store": _deployment_only,
-    "journal_retention_days": _deployment_only,
 }
+
+
+# Settings of the deployment alone: read from the environment, never from a request.
+def _principal(name: str, value: str) -> str:
+    if not _PRINCIPAL.fullmatch(value):
+        raise InvalidSettings(
+            name, f"{value!r} is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    return value
+
+
+def _repository_arn_pattern(name: str, value: str) -> str:
+    if not re.fullmatch(REPOSITORY_ARN_PATTERN, value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not an ECR repository ARN with wildcards (* ?) only in the "
+            "repository name",
+        )
+    return value
+
+
+_DEPLOYMENT_FIELDS: dict[str, Any] = {
+    "register_pull_time_exclusion": _env_bool,
+    "sweeper_role_arn": _principal,
+    "repository_arn_pattern": _repository_arn_pattern,
+    # Where the journal of undo lives, and for how long: the deployment's (the stack's bucket).
+    "manifest_store": _manifest_store,
+    "journal_retention_days": _env_number(_journal_days),
+}
+
+# Every environment variable `load` reads (tests clear them all: none leaks in from a shell).
+ENVIRONMENT_VARIABLES = tuple(name.upper() for name in (*_FIELDS, *_DEPLOYMENT_FIELDS))

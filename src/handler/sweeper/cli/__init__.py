@@ -11,7 +11,12 @@ Settings are the fields of the Lambda's request, as flags (`--scope`, `--min-age
 from a request file (`--event FILE`, flags win), checked by `settings.load` exactly as the Lambda
 checks them. The environment variables that configure the deployed function (SCOPE, PINS, ...) are
 not read: a shell's stray `SCOPE` should not change what a sweep deletes. `dry_run` comes from the
-command, never from the file.
+command; a file's is checked, and one asking `sweep` for a dry run stops it (`settings_from`).
+
+Reading a manifest is a pull in ECR: before its first read each command finds the operator among
+the registry's pull-time update exclusions, and asks (or, without a terminal, stops naming
+`--register-pull-time-exclusion` and `--accept-pull-time-updates`) when they are not one
+(`cli.pull_times`).
 
 Exit codes: 0 done; 1 failures (the report is not complete, something failed or is broken, a
 repository pattern matched nothing, the manifest asked about is not there, the sweep was not
@@ -37,8 +42,10 @@ from .parser import (
     PROG,
     UsageError,
     build_parser,
+    parse_arguments,
     settings_from,
 )
+from .pull_times import Declined
 from .render import human_bytes
 from .terminal import Interrupts, Progress
 
@@ -58,9 +65,8 @@ __all__ = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_arguments(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed by argparse
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     core = logging.getLogger("ecr_sweeper")
@@ -79,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pins.PinSourceError as exc:
         # Fail closed, as the Lambda does: without every pin, nothing is planned or deleted.
         print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
+    except Declined:
+        print("Not registered: nothing read.", file=err)
         return EXIT_FAILURES
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=err)

@@ -10,18 +10,18 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import boto3
 import botocore.loaders
 import botocore.session
-from botocore.exceptions import BotoCoreError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from .. import clock, pins, store
 from ..explain import path, render, short
 from ..manifests import parse
-from ..model import Decision, Kind, Pin, Verdict
-from ..ports import ManifestStore, Registry, RegistryError, StoreError
+from ..model import Decision, HeldTag, Kind, Pin, Verdict
+from ..ports import REPOSITORY_NOT_FOUND, ManifestStore, Registry, RegistryError, StoreError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
     NO_REPOSITORY_MATCHED,
@@ -35,11 +35,13 @@ from ..run import (
     check_repository,
     select_repositories,
     unmatched_patterns,
+    warnings_for,
 )
 from ..run.restore import NOT_RESTORABLE, Restored, restore
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
 from .parser import EXIT_FAILURES, EXIT_OK, FLAGS, PROG, UsageError, origin, settings_from
+from .pull_times import ensure_exclusion
 from .render import (
     counted,
     decision_dict,
@@ -86,31 +88,43 @@ def connect(args: argparse.Namespace) -> tuple[boto3.Session, EcrRegistry]:
     return session, EcrRegistry(client)
 
 
-def pins_from(
-    session: boto3.Session, settings: Settings
-) -> tuple[dict[str, Pin], Callable[[], Mapping[str, Pin]]]:
+class ReadPins(NamedTuple):
+    pinned: dict[str, Pin]
+    reload: Callable[[], Mapping[str, Pin]]
+    held: list[HeldTag]  # tags something runs by, of this registry
+    held_counts: dict[str, int]
+
+
+def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
     """Read the configured pin sources now (as the Lambda does, failing closed: a source that
     cannot be read raises PinSourceError, naming it) and give a re-reader for the sweep."""
 
-    def client(service: str) -> Any:
-        return session.client(service, config=client_config())  # type: ignore[call-overload]
+    def client(service: str, **arguments: Any) -> Any:
+        return session.client(service, config=client_config(), **arguments)  # type: ignore[call-overload]
 
     configured = pins.sources(settings, client)
-    pinned, _ = pins.collect(configured)
-    return pinned, lambda: pins.collect(configured)[0]
+    pinned, _ = pins.collect(configured, workers=settings.concurrency)
+    held: list[HeldTag] = []
+    counts: dict[str, int] = {}
+    if any(isinstance(s, pins.TagSource) and s.held for s in configured):
+        # Which registry is this: the account of these credentials, in the session's region.
+        try:
+            account = str(client("sts").get_caller_identity()["Account"])
+        except (BotoCoreError, ClientError) as exc:
+            raise pins.PinSourceError("sts", f"GetCallerIdentity: {exc}") from exc
+        held, counts = pins.held_tags(configured, account, str(session.region_name))
+    return ReadPins(
+        pinned, lambda: pins.collect(configured, workers=settings.concurrency)[0], held, counts
+    )
 
 
-def store_from(
-    args: argparse.Namespace, session: boto3.Session, settings: Settings | None = None
-) -> ManifestStore | None:
-    """The flag's store, else the request file's (`manifest_store`), else the default
-    directory under the user's cache; `none` for no store (no journal: no undo)."""
-    location = args.manifest_store or (settings.manifest_store if settings else "")
+def store_from(args: argparse.Namespace, session: boto3.Session) -> ManifestStore | None:
+    """The store of --manifest-store, else the default directory under the user's cache;
+    `none` for no store (no journal: no undo)."""
+    location = args.manifest_store or str(store.default_directory())
     if location == "none":
         return None
-    if not location:
-        location = str(store.default_directory())
-    elif location.startswith("s3://") and store.parse_s3_uri(location) is None:
+    if location.startswith("s3://") and store.parse_s3_uri(location) is None:
         raise UsageError(f"--manifest-store: {location!r} is not s3://bucket or s3://bucket/prefix")
 
     def client(service: str) -> Any:
@@ -162,22 +176,26 @@ def warn_run_failures(
 
 
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = settings_from(args, dry_run=True)
+    settings = settings_from(args, dry_run=True, err=err)
     session, registry = connect(args)
-    pinned, _ = pins_from(session, settings)
+    exclusion = ensure_exclusion(args, session, registry, err)
+    pinned, _, held, held_counts = pins_from(session, settings)
     now = clock.now()
     finished = Finished()
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
+            exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
             retain_decisions=True,
-            store=store_from(args, session, settings),
+            store=store_from(args, session),
             run_id=new_run_id(),
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(out, report.as_dict())
@@ -189,22 +207,27 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """The audit of ECR's own lifecycle policies, alone: a dry run whose report is read for its
-    hazards (what the policy will expire that is pinned, recently pulled or carries a tag its rule
-    does not select). Exit 1 when there is one, or when the run is not complete."""
+    """The audit of ECR's own lifecycle policies, alone: what each policy will expire that is
+    pinned, recently pulled or carries a tag its rule does not select. It reads the listing, the
+    policy and the manifests the prediction needs (`audit_only`), not a whole dry run. Exit 1
+    when there is a hazard, or when the run is not complete."""
     settings = replace(settings_from(args, dry_run=True), audit_lifecycle_policies=True)
     session, registry = connect(args)
-    pinned, _ = pins_from(session, settings)
+    exclusion = ensure_exclusion(args, session, registry, err)
+    pinned, _, held, _ = pins_from(session, settings)
     with Progress(err, "auditing") as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
+            exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
-            store=store_from(args, session, settings),
             run_id=new_run_id(),
+            audit_only=True,
         )
         report = Sweeper(registry, settings, clock.now(), options).run()
     hazards = report.lifecycle_hazards
+    ran = bool(report.repositories) or not report.failures
     if args.json:
         print_json(
             out,
@@ -212,10 +235,11 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "complete": report.complete,
                 "repositories": len(report.repositories),
                 "lifecycle_hazards": [h.as_dict() for h in hazards],
+                "lifecycle_unevaluated": [u.as_dict() for u in report.lifecycle_unevaluated],
                 "failures": [f.as_dict() for f in report.all_failures],
             },
         )
-    else:
+    elif ran:
         print_hazards(out, hazards)
         audited = counted(len(report.repositories), "repository", "repositories")
         found = counted(len(hazards), "hazard")
@@ -225,6 +249,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             file=out,
         )
         print_failures(out, [f.as_dict() for f in report.all_failures])
+    warn_run_failures(args, report.failures, ran, err)
     return EXIT_OK if report.complete and not hazards else EXIT_FAILURES
 
 
@@ -234,8 +259,11 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
         )
+    for warning in warnings_for(settings):  # before the question: the report says it too
+        print(f"{PROG}: warning: {warning}", file=err)
     session, registry = connect(args)
-    pinned, reload_pins = pins_from(session, settings)
+    exclusion = ensure_exclusion(args, session, registry, err)
+    pinned, reload_pins, held, held_counts = pins_from(session, settings)
     now = clock.now()
     asked = False
     finished = Finished()
@@ -269,16 +297,19 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Progress(err) as progress, Interrupts(err) as interrupts:
         options = RunOptions(
             pins=pinned,
+            held_tags=held,
+            exclusion=exclusion,
             reload_pins=reload_pins,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
             confirm=confirm,
             retain_decisions=True,
-            store=store_from(args, session, settings),
+            store=store_from(args, session),
             run_id=new_run_id(),
         )
         report = Sweeper(registry, settings, now, options).run()
+    report.held_tags = held_counts
     if report.stopped_early is StopReason.NOT_CONFIRMED:
         print("Not confirmed: nothing deleted.", file=err)
         return EXIT_FAILURES
@@ -304,17 +335,23 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     prefix = "sha256:" + wanted.group(2)
     session, registry = connect(args)
+    exclusion = ensure_exclusion(args, session, registry, err)
     now = clock.now()
-    pinned, _ = pins_from(session, settings)
+    pinned, _, held, _ = pins_from(session, settings)
     options = RunOptions(
         pins=pinned,
+        held_tags=held,
+        exclusion=exclusion,
         retain_decisions=True,
-        store=store_from(args, session, settings),
+        store=store_from(args, session),
         run_id=new_run_id(),
     )
     repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
+        if any(f.code == REPOSITORY_NOT_FOUND for f in repo.failures):
+            print(f"{PROG}: no repository {args.repository_name!r} in this registry", file=err)
+            return EXIT_FAILURES
         for failure in repo.failures:
             print(f"{PROG}: {failure_text(failure)}", file=err)
         print(f"{PROG}: {prefix} is not in repository {args.repository_name!r}", file=err)
@@ -326,8 +363,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     digest = matches[0]
     chain = path(repo.decisions, digest, repo.children)
-    chain = _read_kinds(registry, repo, chain)
     decision = chain[0]
+    read_as = _read_kind(registry, repo, decision)
     image = repo.images[digest]
     selected = bool(
         select_repositories(
@@ -341,6 +378,7 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "repository": args.repository_name,
                 "digest": digest,
                 "kind": decision.kind.value,
+                "kind_read": read_as.value if read_as else None,
                 "verdict": decision.verdict.value,
                 "reason": decision.reason.value,
                 "cause": decision.cause,
@@ -357,7 +395,10 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         verdict = "deletable" if decision.verdict is Verdict.DELETE else "kept"
         print(f"{args.repository_name}@{digest}", file=out)
-        print(f"  kind:    {decision.kind.value}", file=out)
+        kind = decision.kind.value
+        if read_as is not None:
+            kind += f" (the plan did not need to read it; its bytes say {read_as.value})"
+        print(f"  kind:    {kind}", file=out)
         print(f"  tags:    {', '.join(image.tags) or '(untagged)'}", file=out)
         print(f"  pushed:  {pushed(image, now)}", file=out)
         print(f"  size:    {human_bytes(image.size)}", file=out)
@@ -374,26 +415,27 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if repo.complete else EXIT_FAILURES
 
 
-def _read_kinds(registry: Registry, repo: RepositoryRun, chain: list[Decision]) -> list[Decision]:
-    """The plan does not read a manifest kept for another reason (its kind did not matter); an
-    explanation reads the few on its chain, so it can say what they are."""
-    unread = [d.digest for d in chain if d.kind is Kind.UNCLASSIFIED]
-    if not unread:
-        return chain
+def _read_kind(registry: Registry, repo: RepositoryRun, decision: Decision) -> Kind | None:
+    """What the bytes of a manifest the plan did not read say it is (a kept manifest's kind did
+    not matter to the plan). Said beside the plan's kind, never instead of it: `plan` and
+    `explain` give a manifest the same kind."""
+    if decision.kind is not Kind.UNCLASSIFIED:
+        return None
     try:
-        fetched = registry.manifests(repo.repository, unread)
+        fetched = registry.manifests(repo.repository, [decision.digest])
     except RegistryError:
-        return chain  # the explanation stands without it
-    kinds = {
-        digest: parse(data, media_type=repo.images[digest].media_type, digest=digest).kind
-        for digest, data in fetched.content.items()
-    }
-    return [replace(d, kind=kinds.get(d.digest, d.kind)) for d in chain]
+        return None  # the explanation stands without it
+    data = fetched.content.get(decision.digest)
+    if data is None:
+        return None
+    media_type = repo.images[decision.digest].media_type
+    return parse(data, media_type=media_type, digest=decision.digest).kind
 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
-    _, registry = connect(args)
+    session, registry = connect(args)
+    ensure_exclusion(args, session, registry, err)
     try:
         names = registry.repositories()
     except RegistryError as exc:
@@ -413,6 +455,7 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     problems = [p for p in found if p.problem != MISSING_SUBJECT]
     dangling = [p for p in found if p.problem == MISSING_SUBJECT]
     failures = [f.as_dict() for f in unmatched] + [f.as_dict() for c in checks for f in c.failures]
+    ran = bool(selected) or not unmatched
     if args.json:
         print_json(
             out,
@@ -425,7 +468,7 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "failures": failures,
             },
         )
-    else:
+    elif ran:
         if problems:
             print_problems(out, problems)
             print(file=out)

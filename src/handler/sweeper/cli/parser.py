@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from .. import __version__
 from ..model import Pin
@@ -31,6 +33,12 @@ FLAGS: dict[str, str] = {
     "pin_object_uris": "--pin-object-uri",
     "pin_from_ecs": "--pin-from-ecs",
     "pin_from_lambda": "--pin-from-lambda",
+    "pin_role_arns": "--pin-role-arn",
+    "pin_regions": "--pin-region",
+    "pin_from_eks": "--pin-from-eks",
+    "eks_clusters": "--eks-cluster",
+    "eks_skip_clusters": "--eks-skip-cluster",
+    "pin_from_inspector": "--pin-from-inspector",
     "max_deletions": "--max-deletions",
     "concurrency": "--concurrency",
     "required_repository_tag": "--required-repository-tag",
@@ -41,6 +49,14 @@ FLAGS: dict[str, str] = {
 
 class UsageError(Exception):
     """Bad usage found after parsing (a flag's value, a file, a profile): exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, saying a usage error in one line that names the flag (the usage is in
+    `--help`, not in front of every mistake). Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _number(text: str) -> int | float:
@@ -67,15 +83,37 @@ def _json_document(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    aws = argparse.ArgumentParser(add_help=False)
+    aws = _Parser(add_help=False)
     group = aws.add_argument_group("AWS")
     group.add_argument("--profile", help="AWS profile (default: the usual boto3 chain)")
     group.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    group = aws.add_argument_group(
+        "pull times (reading a manifest is a pull: see docs/operations.md)"
+    )
+    pull_times = group.add_mutually_exclusive_group()
+    pull_times.add_argument(
+        "--register-pull-time-exclusion",
+        action="store_true",
+        help="register your principal as an ECR pull-time update exclusion if it is not one, "
+        "without asking, so that what this command reads is not recorded as pulled",
+    )
+    pull_times.add_argument(
+        "--accept-pull-time-updates",
+        action="store_true",
+        help="read even though your principal is not an exclusion: each manifest read gets a "
+        "new lastRecordedPullTime",
+    )
+    group.add_argument(
+        "--principal-arn",
+        metavar="ARN",
+        help="your IAM role or user ARN, when it cannot be found (a role with a path whose "
+        "iam:GetRole you may not call)",
+    )
 
-    output = argparse.ArgumentParser(add_help=False)
+    output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
-    selection = argparse.ArgumentParser(add_help=False)
+    selection = _Parser(add_help=False)
     group = selection.add_argument_group("repositories (request fields; flags override --event)")
     group.add_argument(
         "--event", metavar="FILE", help="a JSON request, as the Lambda takes it ('-': stdin)"
@@ -98,9 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_number, metavar="N", help="repositories at once (default 8)"
     )
 
-    policy = argparse.ArgumentParser(add_help=False)
+    policy = _Parser(add_help=False)
     group = policy.add_argument_group("policy (request fields; flags override --event)")
-    group.add_argument("--scope", help="orphans (default) or attestations")
     group.add_argument(
         "--min-age-hours", type=_number, metavar="H", help="grace period (default 72)"
     )
@@ -142,22 +179,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="protect the images of container-image Lambda functions and their versions",
     )
     group.add_argument(
+        "--pin-role-arn",
+        dest="pin_role_arns",
+        action="append",
+        metavar="ARN",
+        help="also read the pin sources in this role's (workload) account (repeatable)",
+    )
+    group.add_argument(
+        "--pin-region",
+        dest="pin_regions",
+        action="append",
+        metavar="REGION",
+        help="also read the pin sources in this region (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-eks",
+        action="store_const",
+        const=True,
+        help="protect what Kubernetes pods and workloads of every EKS cluster use",
+    )
+    group.add_argument(
+        "--eks-cluster",
+        dest="eks_clusters",
+        action="append",
+        metavar="NAME",
+        help="read only these EKS clusters (repeatable; default every cluster)",
+    )
+    group.add_argument(
+        "--eks-skip-cluster",
+        dest="eks_skip_clusters",
+        action="append",
+        metavar="NAME",
+        help="leave this EKS cluster out knowingly (repeatable)",
+    )
+    group.add_argument(
+        "--pin-from-inspector",
+        action="store_const",
+        const=True,
+        help="protect the ECR images Amazon Inspector's coverage shows in use",
+    )
+    group.add_argument(
+        "--required-repository-tag",
+        metavar="KEY=VALUE",
+        help="sweep only repositories carrying this tag",
+    )
+    # What decides which manifests go: meaningless to `audit`, which plans nothing.
+    deciding = _Parser(add_help=False)
+    group = deciding.add_argument_group("what goes (request fields; flags override --event)")
+    group.add_argument("--scope", help="orphans (default) or attestations")
+    group.add_argument(
         "--retention",
         type=_json_document,
         metavar="JSON|@FILE",
         help="retention rules: a list of {repositories, rules} in ECR's lifecycle-policy "
         "language, as JSON or @file (needs scope orphans)",
     )
+    # The breaker and the audit's switch: only for the commands that run a whole sweep.
+    run = _Parser(add_help=False)
+    group = run.add_argument_group("the run (request fields; flags override --event)")
     group.add_argument(
         "--audit-lifecycle-policies",
         action=argparse.BooleanOptionalAction,
         help="report what each repository's own ECR lifecycle policy would expire that is in "
         "use (default: on)",
-    )
-    group.add_argument(
-        "--required-repository-tag",
-        metavar="KEY=VALUE",
-        help="sweep only repositories carrying this tag",
     )
     group.add_argument(
         "--max-deletions",
@@ -166,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="circuit breaker: a real run planning more deletes nothing (default 5000)",
     )
 
-    store = argparse.ArgumentParser(add_help=False)
+    store = _Parser(add_help=False)
     store.add_argument(
         "--manifest-store",
         metavar="LOCATION",
@@ -174,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: ecr-sweeper/manifests under the user's cache directory)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="A reference-aware garbage collector for Amazon ECR (the Lambda's code, "
         "run with your own AWS credentials).",
@@ -182,31 +266,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = [aws, selection, policy, output, store]
-    commands.add_parser("plan", parents=common, help="dry run: what would be deleted, and why")
-    sweep = commands.add_parser("sweep", parents=common, help="delete, after confirmation")
-    sweep.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    explain = commands.add_parser(
-        "explain", parents=common, help="why one manifest is kept or deletable"
-    )
-    explain.add_argument("repository_name", metavar="REPOSITORY")
-    explain.add_argument(
-        "digest", metavar="DIGEST", help="sha256:<hex>, or a unique prefix of 6+ hex digits"
-    )
-    commands.add_parser(
-        "audit",
-        parents=common,
-        help="what each repository's own ECR lifecycle policy will expire that is in use",
-    )
-    commands.add_parser(
-        "validate",
-        parents=[aws, selection, output],
-        help="list indexes missing a child and referrers missing their subject",
-    )
+    for name, parents, summary, description, example in (
+        (
+            "plan",
+            [aws, selection, policy, deciding, run, output, store],
+            "dry run: what would be deleted, and why",
+            "A dry run, as the Lambda's: a table per repository of every manifest (kind, "
+            "digest, age, size, verdict, reason, cause), then totals. Deletes nothing.",
+            f"{PROG} plan --repository 'team/*' --pin-from-ecs",
+        ),
+        (
+            "sweep",
+            [aws, selection, policy, deciding, run, output, store],
+            "delete, after confirmation",
+            "Plans as `plan` does, asks before deleting (--yes: does not), then deletes "
+            "exactly that plan, parents before children, re-checked batch by batch. Ctrl-C "
+            "stops before the next batch; twice, at once.",
+            f"{PROG} sweep --repository team/web --pin-parameter-path /deploy/prod",
+        ),
+        (
+            "explain",
+            [aws, selection, policy, deciding, output, store],
+            "why one manifest is kept or deletable",
+            "Why one manifest is kept or deletable, as the chain of causes back to what "
+            "settles it (a tag, a pin, an index that lists it, its age). Deletes nothing.",
+            f"{PROG} explain team/web sha256:3f1a9c",
+        ),
+        (
+            "audit",
+            [aws, selection, policy, output],
+            "what each repository's own ECR lifecycle policy will expire that is in use",
+            "Reads each repository's own ECR lifecycle policy and lists what it will expire "
+            "that is pinned, recently pulled or carries a tag its rule does not select. Reads "
+            "the listing, the policy and the indexes, nothing else; exit 1 when anything is "
+            "in use.",
+            f"{PROG} audit --repository 'team/*' --pin-from-ecs --pin-from-lambda",
+        ),
+        (
+            "validate",
+            [aws, selection, output],
+            "list indexes missing a child and referrers missing their subject",
+            "Lists every index missing a child (broken: exit 1) and every referrer missing "
+            "its subject (dangling, left by design until old enough).",
+            f"{PROG} validate --repository 'team/*' --json",
+        ),
+    ):
+        command = commands.add_parser(
+            name,
+            parents=parents,
+            help=summary,
+            description=textwrap.fill(description, 78),
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name == "sweep":
+            command.add_argument(
+                "-y", "--yes", action="store_true", help="do not ask for confirmation"
+            )
+        elif name == "explain":
+            command.add_argument("repository_name", metavar="REPOSITORY")
+            command.add_argument(
+                "digest", metavar="DIGEST", help="sha256:<hex>, or a unique prefix of 6+ hex digits"
+            )
     restore = commands.add_parser(
         "restore",
         parents=[aws, output, store],
         help="put back what a run deleted, from the journal",
+        description=textwrap.fill(
+            "Puts back what a run deleted, from the manifest store's journal: children before "
+            "the index that lists them, subjects before their referrers, the recorded tags "
+            "last (never a tag that now names another manifest). Checks every child and "
+            "layer first; says per manifest restored, already-present or not-restorable.",
+            78,
+        ),
+        epilog=f"example:\n  {PROG} restore --run 20261205T031500Z-1a2b3c4d --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     restore.add_argument("--run", required=True, metavar="RUN_ID", help="the run's run_id")
     restore.add_argument(
@@ -227,9 +361,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace, *, dry_run: bool) -> Settings:
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, parsed; a flag the subcommand does not take (`--max-deletions` on
+    `audit`, which deletes nothing) is refused in one line naming the subcommand (exit 2)."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        where = f"{PROG} {args.command}"
+        flag = next((e.partition("=")[0] for e in extras if e.startswith("--")), "")
+        takes = {*FLAGS.values(), "--no-audit-lifecycle-policies", "--yes"}
+        message = (
+            f"{flag} does not apply to {args.command}"
+            if flag in takes
+            else f"unrecognized arguments: {' '.join(extras)}"
+        )
+        parser.exit(EXIT_USAGE, f"{where}: error: {message} (see `{where} --help`)\n")
+    return args
+
+
+def settings_from(
+    args: argparse.Namespace, *, dry_run: bool, err: TextIO | None = None
+) -> Settings:
     """The request file, then the flags over it, checked by settings.load like any request. A
-    wrong field is a UsageError naming the field and where it came from: its flag or the file."""
+    wrong field is a UsageError naming the field and where it came from: its flag or the file.
+
+    The command decides `dry_run`, but a file's is not ignored: checked as the Lambda checks it,
+    a dry run asked of `sweep` stops it (exit 2: the file's author did not mean to delete), and a
+    real run asked of `plan` is said on `err` (planning deletes nothing whatever the file says)."""
     request: dict[str, Any] = {}
     try:
         if args.event is not None:
@@ -238,6 +396,20 @@ def settings_from(args: argparse.Namespace, *, dry_run: bool) -> Settings:
                 return load(document, {})  # raises, naming the event
             if not is_scheduled_event(document):  # an envelope carries no settings
                 request.update(document)
+        if "dry_run" in request:
+            asked = load({"dry_run": request.pop("dry_run")}, {}).dry_run
+            where = origin(args, "dry_run")
+            if asked and not dry_run:
+                raise UsageError(
+                    f'this event asks for a dry run ("dry_run": true {where}): use '
+                    f"`{PROG} plan`, or drop the field to sweep"
+                )
+            if not asked and dry_run and err is not None:
+                print(
+                    f'{PROG}: note: this event asks for a real run ("dry_run": false {where}); '
+                    f"plan is a dry run, and plans anyway (`{PROG} sweep` deletes)",
+                    file=err,
+                )
         for name in FLAGS:
             value = getattr(args, name, None)
             if value is not None:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from ..audit import Hazard
 from ..explain import short
 from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
-from ..run import Failure, Report, RepositoryRun
+from ..run import NO_REPOSITORY_MATCHED, Failure, Report, RepositoryRun
 from ..validate import Problem
 
 _DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
@@ -56,6 +56,8 @@ def _when(decision: Decision, image: Image | None) -> tuple[str, datetime] | Non
     if image is None:
         return None
     if decision.reason is Reason.YOUNG and image.pushed_at is not None:
+        if image.activated_at is not None and image.activated_at > image.pushed_at:
+            return "restored", image.activated_at
         return "pushed", image.pushed_at
     if decision.reason is Reason.PULLED and image.last_pulled is not None:
         return "pulled", image.last_pulled
@@ -258,6 +260,8 @@ def print_problems(out: TextIO, problems: Sequence[Problem]) -> None:
 
 
 def print_failures(out: TextIO, failures: Sequence[dict[str, str]]) -> None:
+    # A pattern that matched nothing is said once, on stderr (commands.warn_run_failures).
+    failures = [f for f in failures if f["code"] != NO_REPOSITORY_MATCHED]
     if not failures:
         return
     print("Failures (the report is not complete):", file=out)

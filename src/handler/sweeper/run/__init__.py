@@ -3,6 +3,7 @@
 - `coordinator`: the run (`Sweeper`), the repositories it takes and in which order;
 - `scan`: list a repository, read the bytes its plan needs, plan it (the core decides);
 - `sweep`: delete the plan wave by wave, re-reading each batch first;
+- `exclusion`: before the first read, the run's principal among ECR's pull-time exclusions;
 - `check`: after a sweep, list the repository again and find what is broken;
 - `report`, `state`, `decision_log`: what a run keeps, returns and logs;
 - `context`: the options the edges choose, the time budget, the run's limits.
@@ -13,13 +14,17 @@ It talks to a registry only through `ports.Registry`.
 from .check import RepositoryCheck, check_repository
 from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
 from .coordinator import (
+    NO_PIN_SOURCE,
+    NO_PIN_SOURCE_WARNING,
     NO_REPOSITORY_MATCHED,
     Sweeper,
     rotate,
     select_repositories,
     unmatched_patterns,
+    warnings_for,
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
+from .exclusion import ExclusionState, PullTimeExclusion
 from .report import MAX_LISTED_DELETIONS, Report
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
@@ -28,10 +33,14 @@ __all__ = [
     "DECISION_MESSAGE",
     "FREED_BYTES_READ_LIMIT",
     "MAX_LISTED_DELETIONS",
+    "NO_PIN_SOURCE",
+    "NO_PIN_SOURCE_WARNING",
     "NO_REPOSITORY_MATCHED",
     "SWEEP_SHARE",
     "TIME_MARGIN_SECONDS",
+    "ExclusionState",
     "Failure",
+    "PullTimeExclusion",
     "Report",
     "RepositoryCheck",
     "RepositoryRun",
@@ -43,4 +52,5 @@ __all__ = [
     "rotate",
     "select_repositories",
     "unmatched_patterns",
+    "warnings_for",
 ]

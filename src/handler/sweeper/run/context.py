@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..model import Pin
+from ..model import HeldTag, Pin
 from ..plan import Policy
 from ..ports import TIME_BUDGET, ManifestStore, Registry
 from ..settings import Settings
+from .elsewhere import Listings, SharedBlobs
+from .exclusion import PullTimeExclusion
 from .state import StopReason
 
 if TYPE_CHECKING:
@@ -41,12 +43,20 @@ class RunOptions:
       returns False nothing is.
     - `on_repository_done(repo)`: from a worker thread, once the repository's decisions are final
       (swept, or not to be swept), before the run forgets all but its summary.
+    - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
+      and plan nothing (the command's `audit`; see scan.audit_repository).
+    - `held_tags`: tags something runs by, of this registry (pins.held_tags).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
     - `store`: the manifest store (sweeper.store): manifests are read from ECR only when it
       lacks them, and every deletion is journaled there first. `run_id` names the run in the
       journal, the report and the log.
+    - `principal`: the IAM role or user ARN the run reads as (default: the settings'
+      `sweeper_role_arn`, the function's role); before its first read the run
+      finds it among the registry's pull-time update exclusions (`exclusion.check`), and
+      registers it when the settings allow. `exclusion`: that check, made already by the edge
+      (the command asks its operator first); the run then makes no call of its own for it.
     """
 
     pins: Mapping[str, Pin] | None = None
@@ -61,6 +71,12 @@ class RunOptions:
     retain_decisions: bool = False
     store: ManifestStore | None = None
     run_id: str = ""
+    # Tags something runs by (pin sources), of this registry: retention never expires them and
+    # the audit reports a rule that would.
+    held_tags: Sequence[HeldTag] = ()
+    principal: str | None = None
+    exclusion: PullTimeExclusion | None = None
+    audit_only: bool = False
 
 
 class Budget:
@@ -159,4 +175,14 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
-    store: StoreTally
+    store: StoreTally  # what the run made of its manifest store
+    listings: Listings = field(default_factory=Listings)  # what every listed repository holds
+    shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
+    exclusion: PullTimeExclusion | None = None  # the run's check, once made
+    # repository -> tag -> where it was found: options.held_tags, grouped once per run.
+    tags_in_use: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def pull_times_trusted(self) -> bool:
+        """Whether a pull time that moves during the run is a workload's (not the run's own)."""
+        return self.exclusion is not None and self.exclusion.in_place

@@ -14,14 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
-from ..model import Reason, Verdict
+from ..model import HeldTag, Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
 from .context import Budget, Context, ReadAllowance, RunOptions, StoreTally
-from .decision_log import log_decisions, log_repository
+from .decision_log import log, log_decisions, log_repository
+from .elsewhere import SharedBlobs, keep_subjects_elsewhere, settle_shared_blobs
+from .exclusion import PullTimeExclusion, check
 from .report import CircuitBreaker, Report, listing_quotas
-from .scan import plan_repository
+from .scan import audit_repository, plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
 
@@ -65,6 +67,30 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
         for p in dict.fromkeys(include)
         if not any(matches(name, [p]) for name in names)
     ]
+
+
+NO_PIN_SOURCE = "NoPinSource"
+NO_PIN_SOURCE_WARNING = (
+    "no pin source configured: an untagged image that something runs by digest (an ECS task, "
+    "a Lambda function) is unprotected; set pins, pin_parameter_path, pin_object_uris, "
+    "pin_from_ecs or pin_from_lambda"
+)
+
+
+def warnings_for(settings: Settings) -> list[str]:
+    """What a real run is about to do unprotected, from its settings alone: said in the
+    report's `warnings`, a log line and the command's output. A dry run deletes nothing: the
+    warning would only be noise on the default deployment."""
+    configured = (
+        settings.pins
+        or settings.pin_parameter_path
+        or settings.pin_object_uris
+        or settings.pin_from_ecs
+        or settings.pin_from_lambda
+        or settings.pin_from_eks
+        or settings.pin_from_inspector
+    )
+    return [] if settings.dry_run or configured else [NO_PIN_SOURCE_WARNING]
 
 
 def rotate(names: Sequence[str], now: datetime) -> list[str]:
@@ -114,6 +140,7 @@ class Sweeper:
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
             StoreTally(options.store is not None),
+            tags_in_use=tags_in_use(options.held_tags),
         )
 
     def plan_one(self, name: str) -> RepositoryRun:
@@ -121,9 +148,25 @@ class Sweeper:
         return plan_repository(self.ctx, name)
 
     def run(self) -> Report:
-        ctx = self.ctx
         started = time.monotonic()
-        report = Report(dry_run=ctx.settings.dry_run, run_id=ctx.options.run_id)
+        self.ctx = ctx = replace(self.ctx, exclusion=self._pull_time_exclusion())
+        report = Report(
+            dry_run=ctx.settings.dry_run,
+            warnings=warnings_for(ctx.settings),
+            run_id=ctx.options.run_id,
+        )
+        for warning in report.warnings:
+            log.warning(warning, extra={"warning": NO_PIN_SOURCE})
+        report.pull_time_exclusion = ctx.exclusion
+        if ctx.exclusion is not None and ctx.exclusion.warning:
+            report.warnings.append(ctx.exclusion.warning)
+            log.warning(
+                "pull-time exclusion not in place",
+                extra={
+                    "pull_time_exclusion": ctx.exclusion.state.value,
+                    "warning": ctx.exclusion.warning,
+                },
+            )
         if not report.dry_run:
             ctx.budget.reserve_for_sweep()
         try:
@@ -132,8 +175,13 @@ class Sweeper:
             report.failures.append(Failure("", "", exc.code, str(exc)))
             report.duration_seconds = time.monotonic() - started
             return report
-        report.failures.extend(unmatched_patterns(list(arns), ctx.settings.repositories))
         settings = ctx.settings
+        all_names = list(arns)  # the registry's, for layers shared between repositories
+        # The function may read and delete only in these (its IAM grants); DescribeRepositories
+        # is granted on every repository, as ECR authorises it, so the listing shows them all.
+        granted = settings.granted_repositories
+        arns = {n: a for n, a in arns.items() if fnmatch.fnmatchcase(n, granted)}
+        report.failures.extend(unmatched_patterns(list(arns), settings.repositories))
         names = select_repositories(
             arns,
             settings.repositories,
@@ -147,12 +195,18 @@ class Sweeper:
         for name, error in opt.unreadable.items():
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
         selected = rotate(opt.selected, ctx.now)
+        if len(all_names) > 1:
+            ctx = self.ctx = replace(ctx, shared_blobs=self._shared_blobs(all_names))
         repos: list[RepositoryRun] = []
+        scan = audit_repository if ctx.options.audit_only else plan_repository
         with ThreadPoolExecutor(max_workers=ctx.settings.concurrency) as pool:
-            for repo in pool.map(lambda name: plan_repository(ctx, name), selected):
+            for repo in pool.map(lambda name: scan(ctx, name), selected):
                 repos.append(repo)
                 if ctx.options.on_repository_planned is not None:
                     ctx.options.on_repository_planned(repo, len(repos), len(selected))
+            # Before the breaker counts: a subject another repository holds keeps what describes it.
+            keep_subjects_elsewhere(repos, ctx.listings)
+            settle_shared_blobs(repos, ctx.shared_blobs)
             # The breaker is judged in dry runs too, so a dry run reports what the real run does.
             report.stopped_early = self._trip_circuit_breaker(repos, report)
             sweep = report.stopped_early is None and not report.dry_run
@@ -172,6 +226,26 @@ class Sweeper:
         report.manifests_from_store = ctx.store.hits
         report.duration_seconds = time.monotonic() - started
         return report
+
+    def _shared_blobs(self, names: list[str]) -> SharedBlobs | None:
+        """Where the registry shares layers between repositories (BLOB_MOUNTING), what each
+        uses; None where it does not. A setting that cannot be read only makes the bytes-freed
+        figure unknown: it never fails the run."""
+        try:
+            mounting = self.ctx.registry.blob_mounting()
+        except RegistryError as exc:
+            return SharedBlobs(names, f"blob mounting unknown: {exc}")
+        return SharedBlobs(names) if mounting else None
+
+    def _pull_time_exclusion(self) -> PullTimeExclusion:
+        """Before any read: the edge's check, or the run's own (one list call, one register
+        call at most)."""
+        options = self.ctx.options
+        if options.exclusion is not None:
+            return options.exclusion
+        settings = self.ctx.settings
+        principal = options.principal or settings.sweeper_role_arn or None
+        return check(self.ctx.registry, principal, settings.register_pull_time_exclusion)
 
     def _finish_all(
         self, repos: list[RepositoryRun], pool: ThreadPoolExecutor, sweep: bool
@@ -228,3 +302,11 @@ class Sweeper:
                     repo.fail(digest, "NewlyPinned", newly[digest].source)
             keep_planned(repo, Reason.NEWLY_PINNED, "pins changed during the run")
         return StopReason.NEWLY_PINNED
+
+
+def tags_in_use(held: Sequence[HeldTag]) -> dict[str, dict[str, str]]:
+    """repository -> tag -> where it was found (the first source that named it)."""
+    grouped: dict[str, dict[str, str]] = {}
+    for tag in held:
+        grouped.setdefault(tag.repository, {}).setdefault(tag.tag, tag.source)
+    return grouped

@@ -57,7 +57,9 @@ def log_repository(summary: RepositorySummary) -> None:
             "deleted_bytes": summary.deleted_bytes,
             "planned_bytes_freed": summary.planned_bytes_freed,
             "deleted_bytes_freed": summary.deleted_bytes_freed,
-            "bytes_freed_unknown": summary.bytes_freed_unknown,  # why the figures are null
+            # Why the figures are null; "" when known (a dropped null would leave the
+            # dashboard's column without its field).
+            "bytes_freed_unknown": summary.bytes_freed_unknown or "",
             "delete_failures": summary.delete_failures,
             "kept": dict(summary.kept),
             "failures": len(summary.failures),

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..audit import Hazard
+from ..audit import Hazard, Unevaluated
 from ..validate import Problem
+from .exclusion import PullTimeExclusion
 from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
 
 MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
@@ -61,6 +62,7 @@ class Report:
     failures: list[Failure] = field(default_factory=list)  # failures outside any repository
     circuit_breaker: CircuitBreaker | None = None
     pins: dict[str, int] = field(default_factory=dict)
+    held_tags: dict[str, int] = field(default_factory=dict)  # tags something runs by, per source
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
@@ -68,6 +70,10 @@ class Report:
     store: str = "off"  # the manifest store: off, ok, or unavailable (read from ECR instead)
     store_rejected: int = 0  # stored entries whose bytes did not hash to their digest
     manifests_from_store: int = 0  # manifests the run took from the store instead of ECR
+    # The run's principal among ECR's pull-time update exclusions (run/exclusion.py).
+    pull_time_exclusion: PullTimeExclusion | None = None
+    # What an operator must know although nothing failed (a log line each, too).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -129,6 +135,11 @@ class Report:
         return [h for r in self.repositories for h in r.hazards]
 
     @property
+    def lifecycle_unevaluated(self) -> list[Unevaluated]:
+        """Rules of ECR's policies the audit could not evaluate: reported, never silent."""
+        return [u for r in self.repositories for u in r.unevaluated]
+
+    @property
     def deletions(self) -> list[Deletion]:
         return [d for r in self.repositories for d in r.deletions][:MAX_LISTED_DELETIONS]
 
@@ -151,13 +162,22 @@ class Report:
             "already_gone": {"manifests": sum(r.already_gone for r in self.repositories)},
             "kept": self.kept,
             "failures": [f.as_dict() for f in self.all_failures],
+            "warnings": list(self.warnings),
             "circuit_breaker": self.circuit_breaker.as_dict() if self.circuit_breaker else None,
             "pins": dict(self.pins),
+            "held_tags": dict(self.held_tags),
+            "pull_time_exclusion": (
+                self.pull_time_exclusion.state.value if self.pull_time_exclusion else None
+            ),
+            "pull_time_exclusions": (
+                self.pull_time_exclusion.as_dict() if self.pull_time_exclusion else None
+            ),
             "stopped_early": self.stopped_early.value if self.stopped_early else None,
             "validated": sum(1 for r in self.repositories if r.validated),
             "broken": [p.as_dict() for p in self.broken],
             "retention": self.retention.as_dict(),
             "lifecycle_hazards": [h.as_dict() for h in self.lifecycle_hazards],
+            "lifecycle_unevaluated": [u.as_dict() for u in self.lifecycle_unevaluated],
             "deletions": [d.as_dict() for d in deletions],
             "deletions_truncated": planned.manifests > len(deletions),
             "store": self.store,

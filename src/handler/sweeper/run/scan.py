@@ -17,7 +17,15 @@ from .. import audit, freed, lifecycle, ports
 from ..manifests import INDEX_TYPES, parse_all
 from ..model import Decision, Descriptor, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
-from ..ports import NOT_FOUND, TIME_BUDGET, RegistryError, Stored, StoreError
+from ..ports import (
+    INTERNAL,
+    NOT_FOUND,
+    TIME_BUDGET,
+    RegistryError,
+    Stored,
+    StoreError,
+    internal_message,
+)
 from ..store.codec import digest_of, verified
 from ..validate import outline
 from .context import INTERRUPTED, Context
@@ -40,9 +48,37 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         # A scan cut short (between pages or fetches) is evidence missing like any other: the
         # repository deletes nothing this run.
         repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        if not scan.listed and not repo.out_of_time:
+            # A listing that failed could hide subjects of other repositories' signatures; one
+            # the time budget left for another night is a repository this run does not see.
+            ctx.listings.not_listed(name)
         repo.fail("", exc.code, str(exc))
         scan.keep_all("repository incomplete")
         scan.save_stored()  # what was read is worth keeping, whatever stopped the scan
+    except Exception as exc:  # contained: the other repositories go on
+        if not scan.listed:
+            ctx.listings.not_listed(name)
+        log.exception("planning failed", extra={"repository": name})
+        repo.fail("", INTERNAL, internal_message(exc))
+        scan.keep_all("planning failed")
+    return repo
+
+
+def audit_repository(ctx: Context, name: str) -> RepositoryRun:
+    """What the audit of ECR's own lifecycle policy needs of one repository, and no more (the
+    command's `audit`): the listing, the policy and, when there is one, the manifests that may
+    list others (the prediction counts images as people mean them, not index children). Plans
+    nothing: no manifest is decided, and a failed read leaves the repository unaudited."""
+    repo = RepositoryRun(name)
+    if ctx.budget.out_for_scanning():
+        repo.out_of_time = True
+        repo.fail("", ctx.budget.code, "not audited: the time budget ran out first")
+        return repo
+    try:
+        _Scan(ctx, repo).audit()
+    except RegistryError as exc:
+        repo.out_of_time = exc.code in (TIME_BUDGET, INTERRUPTED)
+        repo.fail("", exc.code, str(exc))
     return repo
 
 
@@ -64,11 +100,14 @@ class _Scan:
         # Archived indexes ECR would not serve and the store did not hold: judged as listing
         # whatever was pushed before them (see `assume_archived`).
         self.assumed: set[str] = set()
+        self.listed = False  # the whole listing came, and the run's listings know it
 
     def run(self) -> None:
         ctx, repo, name = self.ctx, self.repo, self.repo.repository
         images = ctx.registry.images(name, stop=ctx.budget.out)
         self.images = {image.digest: image for image in images}
+        ctx.listings.listed(self.images)
+        self.listed = True
         repo.manifests = len(images)
         self.load_stored()
         rules = lifecycle.policy_for(ctx.settings.retention, name)
@@ -113,14 +152,29 @@ class _Scan:
         present = [i for i in images if i.digest not in self.already_gone]
         indexes = {d: parsed[d] for d in first_reads if d in parsed}
         expired: dict[str, str] = {}
+        held: dict[str, str] = {}
+        in_use = ctx.tags_in_use.get(name, {})
         if rules is not None:
             expired = lifecycle.expire(rules, lifecycle.top_level(present, indexes), ctx.now)
+            held = lifecycle.held(expired, present, in_use)
             repo.expired = set(expired)
         if audited is not None:
-            hazards = audit.hazards(name, present, indexes, audited, ctx.pins, ctx.policy, ctx.now)
+            hazards = audit.hazards(
+                name,
+                present,
+                indexes,
+                audited,
+                ctx.pins,
+                ctx.policy,
+                ctx.now,
+                tags_in_use=in_use,
+            )
             for hazard in hazards:
                 log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
             repo.hazards = hazards
+            repo.unevaluated = audit.unevaluated(name, audited)
+            for rule in repo.unevaluated:
+                log.warning(audit.UNEVALUATED_MESSAGE, extra=rule.as_dict())
         first = make_plan(
             name,
             present,
@@ -130,6 +184,7 @@ class _Scan:
             ctx.now,
             provisional=True,
             expired=expired,
+            held=held,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -159,6 +214,7 @@ class _Scan:
                 d: f"{code}: {msg}" for d, (code, msg) in unreadable.items() if d in needed
             },
             expired=expired,
+            held=held,
         )
         if self.assumed:
             # Kept because an index nobody can read may list it: say so.
@@ -180,7 +236,10 @@ class _Scan:
         # Read once per run: a survivor we could not read may hold any blob.
         count = len(unreadable)
         unknown = f"{count} manifest{'' if count == 1 else 's'} unreadable" if count else ""
-        if planned and not unknown:
+        shared = ctx.shared_blobs
+        # Where layers are shared between repositories, every repository's blobs are evidence
+        # for the others' figures: read in full even with nothing to delete.
+        if (planned or (shared is not None and not shared.reason)) and not unknown:
             unknown = self.read_survivors(parsed)
         self.save_stored()
         if unknown:
@@ -188,8 +247,36 @@ class _Scan:
         else:
             leaving = set(planned) | repo.already_gone | self.vanished
             others = [d for d in self.images if d not in leaving]
-            repo.ledger = freed.ledger(parsed, planned, others)
+            found = freed.candidates(parsed, planned, others)
+            repo.ledger = (
+                freed.unknown(found) if isinstance(found, str) else freed.from_candidates(found)
+            )
+            if shared is not None and not shared.reason:
+                shared.read(name, (b for m in parsed.values() for b in freed.held_digests(m)))
+                if planned and not isinstance(found, str):
+                    repo.freed_candidates = found
         self.keep(plan, parsed)
+        repo.scanned = True
+
+    def audit(self) -> None:
+        ctx, repo, name = self.ctx, self.repo, self.repo.repository
+        images = ctx.registry.images(name, stop=ctx.budget.out)
+        self.images = {image.digest: image for image in images}
+        repo.manifests = len(images)
+        audited = self.read_lifecycle_policy()
+        if audited is None:
+            return
+        parsed, unreadable = self.read([i.digest for i in images if may_mention_manifests(i)])
+        for digest, (code, message) in unreadable.items():
+            repo.fail(
+                digest, code, f"not audited: cannot read a manifest that may list others: {message}"
+            )
+        if unreadable:
+            return
+        present = [i for i in images if i.digest not in self.already_gone]
+        repo.hazards = audit.hazards(name, present, parsed, audited, ctx.pins, ctx.policy, ctx.now)
+        for hazard in repo.hazards:
+            log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
         repo.scanned = True
 
     def read_lifecycle_policy(self) -> lifecycle.LifecyclePolicy | None:

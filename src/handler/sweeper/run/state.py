@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..audit import Hazard
-from ..freed import FreedLedger
+from ..audit import Hazard, Unevaluated
+from ..freed import Candidates, FreedLedger
 from ..lifecycle import retention_section
 from ..model import Decision, Image, Manifest, Verdict
 from ..validate import Problem
@@ -63,9 +63,13 @@ class RepositoryRun:
     # Retention: the digests a rule expired (they go with the tags they were listed with).
     expired: set[str] = field(default_factory=set)
     hazards: list[Hazard] = field(default_factory=list)  # the audit of ECR's own policy
+    unevaluated: list[Unevaluated] = field(default_factory=list)  # rules the audit cannot judge
     kept: Counter[str] = field(default_factory=Counter)  # kept at planning, by reason
     known: dict[str, Manifest] = field(default_factory=dict)  # for the post-sweep check
     ledger: FreedLedger = field(default_factory=lambda: FreedLedger({}, {}))
+    # Where the registry shares layers between repositories: the blobs the ledger counted,
+    # until the other repositories' blobs are known (run/elsewhere.py, SharedBlobs).
+    freed_candidates: Candidates | None = None
     deleted: set[str] = field(default_factory=set)
     already_gone: set[str] = field(default_factory=set)
     delete_failed: set[str] = field(default_factory=set)
@@ -102,7 +106,7 @@ class RepositoryRun:
             deleted_bytes=sum(self.images[d].size for d in self.deleted),
             planned_bytes_freed=self.ledger.freed(planned),
             deleted_bytes_freed=self.ledger.freed(self.deleted),
-            bytes_freed_unknown=self.ledger.unknown,
+            bytes_freed_unknown=self.ledger.unknown.reason if self.ledger.unknown else None,
             already_gone=len(self.already_gone),
             delete_failures=len(self.delete_failed),
             kept=kept,
@@ -114,6 +118,7 @@ class RepositoryRun:
             deletions=[self.deletion(d) for d in planned[:listed]],
             retention=self.retention(),
             hazards=list(self.hazards),
+            unevaluated=list(self.unevaluated),
             spared=[
                 self.decisions[d] for d in planned if self.decisions[d].verdict is Verdict.KEEP
             ],
@@ -189,7 +194,7 @@ class Deletion:
 @dataclass(frozen=True, slots=True)
 class RepositorySummary:
     """All a run keeps of a repository once it is done. `*_bytes_freed` is None when unknown;
-    `bytes_freed_unknown` then says why."""
+    `bytes_freed_unknown` then says why (None when they are known)."""
 
     repository: str
     scanned: bool
@@ -200,7 +205,7 @@ class RepositorySummary:
     deleted_bytes: int
     planned_bytes_freed: int | None
     deleted_bytes_freed: int | None
-    bytes_freed_unknown: str
+    bytes_freed_unknown: str | None
     already_gone: int
     delete_failures: int
     kept: Counter[str]
@@ -213,3 +218,4 @@ class RepositorySummary:
     retention: RetentionTally
     hazards: list[Hazard]
     spared: list[Decision]  # planned, then kept by the sweep (or the guards before it)
+    unevaluated: list[Unevaluated] = field(default_factory=list)

@@ -9,11 +9,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .. import ports
-from ..model import Reason, Verdict
-from ..ports import JournalRecord, ManifestStore, RegistryError, Stored, StoreError
+from ..model import Image, Reason, Verdict
+from ..ports import (
+    INTERNAL,
+    JournalRecord,
+    ManifestStore,
+    RegistryError,
+    Stored,
+    StoreError,
+    internal_message,
+)
 from ..store.codec import verified
 from .check import check_repository
 from .context import Context
+from .decision_log import log
 from .state import RepositoryRun
 
 TAG_LOST = "TagLost"  # the failure code of a deleted manifest that carried a tag
@@ -26,13 +35,19 @@ def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
     if not repo.waves:
         return
     sweep = _Sweep(ctx, repo)
-    sweep.run()
-    if repo.deleted and not ctx.budget.out():
-        check = check_repository(ctx.registry, repo.repository, known=repo.known)
-        repo.validated = not check.failures
-        repo.broken = check.problems
-        for failure in check.failures:
-            repo.fail(failure.digest, failure.code, failure.message)
+    try:
+        sweep.run()
+        # Deleted, or found gone after a delete call that did not confirm it: check either way.
+        if (repo.deleted or repo.already_gone) and not ctx.budget.out():
+            check = check_repository(ctx.registry, repo.repository, known=repo.known)
+            repo.validated = not check.failures
+            repo.broken = check.problems
+            for failure in check.failures:
+                repo.fail(failure.digest, failure.code, failure.message)
+    except Exception as exc:  # contained: the other repositories go on
+        log.exception("sweep failed", extra={"repository": repo.repository})
+        repo.fail("", INTERNAL, internal_message(exc))
+        sweep.abandon()
     repo.known = {}  # the check was its only use
 
 
@@ -65,6 +80,14 @@ class _Sweep:
                 for referrer in self.repo.referrers.get(current, ())
             )
 
+    def abandon(self) -> None:
+        """After an unexpected exception: whatever was not deleted (nor found gone) is kept,
+        with what it lists and what describes it; no further batch is sent."""
+        for digest in self.repo.planned:
+            if digest not in self.repo.deleted and digest not in self.repo.already_gone:
+                self.block(digest, Reason.NOT_REACHED, "the sweep failed (Internal)")
+        self.settle()
+
     def run(self) -> None:
         repo, budget = self.repo, self.ctx.budget
         stopped = False
@@ -92,26 +115,52 @@ class _Sweep:
                     stopped = True
         if stopped:
             repo.complete = False
+        self.settle()
+
+    def settle(self) -> None:
+        """Every blocked manifest's decision becomes the keep that blocked it."""
+        repo = self.repo
         for digest, (reason, cause) in self.blocked.items():
             if digest not in repo.deleted and digest not in repo.already_gone:
                 repo.decisions[digest] = replace(
                     repo.decisions[digest], verdict=Verdict.KEEP, reason=reason, cause=cause
                 )
 
+    def pulled_since_scan(self, digest: str, image: Image) -> bool:
+        """A pull recorded after the listing's that the plan would have kept it for (the pull
+        window, judged as `plan` judges it): a workload pulled it mid-run. Only with the
+        pull-time exclusion in place: otherwise the run's own reads moved the time, and every
+        manifest it read would look pulled (the report says so: run/exclusion.py)."""
+        ctx = self.ctx
+        window = ctx.policy.keep_pulled_within
+        pulled, scanned = image.last_pulled, self.repo.images[digest].last_pulled
+        return (
+            ctx.pull_times_trusted
+            and window is not None
+            and pulled is not None
+            and (scanned is None or pulled > scanned)
+            and pulled > ctx.now - window
+        )
+
     def delete(self, batch: list[str]) -> bool:
         """Re-read the batch (and the subjects its dangling referrers rest on), journal and
         delete what is still deletable, and read every per-item answer. False when the journal
         could not record the batch (nothing of it was deleted)."""
         repo, registry = self.repo, self.ctx.registry
+        batch = [d for d in batch if d not in self.blocked]  # blocked by an earlier batch
+        if not batch:
+            return True
         subjects = {s for d in batch for s in repo.absent_subjects.get(d, ())}
+        # One call in the usual case; 100 ids a call however many subjects the batch rests on
+        # (one manifest may carry a hundred accessory tags).
         asked = [*batch, *sorted(subjects - set(batch))]
-        if len(asked) <= ports.BATCH_SIZE:
-            current = registry.describe(repo.repository, asked)  # the usual case: one call
-        else:
-            current = registry.describe(repo.repository, batch)
-            current |= registry.describe(repo.repository, sorted(subjects))
+        current: dict[str, Image] = {}
+        for start in range(0, len(asked), ports.BATCH_SIZE):
+            current |= registry.describe(repo.repository, asked[start : start + ports.BATCH_SIZE])
         ready: list[str] = []
         for digest in batch:
+            if digest in self.blocked:
+                continue  # blocked by a member of this same batch, read before it
             image = current.get(digest)
             listed = set(repo.images[digest].tags)  # an accessory's own, an expired image's
             found = [s for s in repo.absent_subjects.get(digest, ()) if s in current]
@@ -126,8 +175,13 @@ class _Sweep:
                 self.block(digest, Reason.GAINED_TAG, sorted(set(image.tags) - listed)[0])
             elif image.archived:
                 self.block(digest, Reason.ARCHIVED, "archived since the scan")
+            elif self.pulled_since_scan(digest, image):
+                self.block(digest, Reason.PULLED_SINCE_SCAN, f"pulled at {image.last_pulled}")
             else:
                 ready.append(digest)
+        # A member blocked after it was found ready (by a subject or an index later in the
+        # batch) stays, and is not in the call.
+        ready = [d for d in ready if d not in self.blocked]
         if ready and not self.journal({d: current[d].tags for d in ready}):
             return False
         outcome = registry.delete(repo.repository, ready)
