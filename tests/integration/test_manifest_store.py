@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import NOW, OLD, Invoke, LambdaContext
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext
 from harness import FakeRegistry, oci
 from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents
@@ -52,7 +52,8 @@ def run(
     registry: FakeRegistry, store: ManifestStore | None, *, dry_run: bool = False, **kw: Any
 ) -> Report:
     settings = Settings(dry_run=dry_run, **kw)
-    options = RunOptions(store=store, run_id="run-1")
+    # As the function: its reads are not pulls (the run registers its pull-time exclusion).
+    options = RunOptions(store=store, run_id="run-1", principal=FUNCTION_PRINCIPAL)
     return Sweeper(EcrRegistry(registry.client), settings, NOW, options).run()
 
 
