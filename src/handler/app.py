@@ -1,4 +1,4 @@
-"""Lambda entry point: parse event -> settings -> run -> report + metrics. Nothing else."""
+"""Lambda entry point: parse event -> settings -> run -> report + metrics + summary event."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from log_format import DecisionLinesFormatter
-from sweeper import clock, pins, store
+from sweeper import clock, notify, pins, store
 from sweeper import metrics as metric_names
 from sweeper.model import Pin
 from sweeper.registry import EcrRegistry, client_config, make_client
 from sweeper.run import Report, RunOptions, Sweeper
-from sweeper.settings import load
+from sweeper.settings import Settings, load
+
+# The dashboard's address, for the summary event (set by the template; absent: null).
+DASHBOARD_URL = "DASHBOARD_URL"
 
 # One JSON line per decision, from the core's bulk decision records (log_format.py says why).
 logger = Logger(service=metric_names.SERVICE, logger_formatter=DecisionLinesFormatter())
@@ -39,6 +42,33 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=context.aws_request_id)  # on every line, the core's too
     settings = load(event, os.environ)  # raises InvalidSettings, naming the field, before any call
     logger.append_keys(dry_run=settings.dry_run)
+    set_dimensions(context.function_name)
+    events = _client("events")
+    resource = function_arn(context.invoked_function_arn)
+    dashboard = os.environ.get(DASHBOARD_URL) or None
+    try:
+        report = run(settings, context)
+    except Exception as exc:
+        detail = notify.failed_detail(
+            exc, run_id=context.aws_request_id, dry_run=settings.dry_run, dashboard_url=dashboard
+        )
+        count_summary(notify.publish(events, notify.DETAIL_FAILED, detail, resource))
+        raise
+    publish(report)
+    detail = notify.completed_detail(report, run_id=context.aws_request_id, dashboard_url=dashboard)
+    count_summary(notify.publish(events, notify.DETAIL_COMPLETED, detail, resource))
+    answer = report.as_dict()
+    logger.info("run", extra={"report": {k: v for k, v in answer.items() if k != "deletions"}})
+    return answer
+
+
+def function_arn(invoked: str) -> str:
+    """The function's ARN without a version or alias (`arn:...:function:NAME`): the summary
+    event's resource, which a rule can match whatever qualifier the invocation named."""
+    return ":".join(invoked.split(":")[:7])
+
+
+def run(settings: Settings, context: LambdaContext) -> Report:
     ecr = make_client()
     registry = EcrRegistry(ecr)
     sources = pins.sources(settings, _client)
@@ -73,18 +103,28 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if report.store == "unavailable":
         logger.warning("store unavailable", extra={"store": settings.manifest_store})
     report.held_tags = held_counts
-    publish(report, context.function_name)
-    answer = report.as_dict()
-    logger.info("run", extra={"report": {k: v for k, v in answer.items() if k != "deletions"}})
-    return answer
+    return report
 
 
-def publish(report: Report, function_name: str) -> None:
-    """The run's metrics (flushed by `log_metrics` as one EMF line) and one EMF line per kept
-    reason (a `Reason` dimension needs a metric set of its own); see sweeper/metrics.py."""
+def set_dimensions(function_name: str) -> None:
     if metrics.default_dimensions.get(metric_names.FUNCTION_DIMENSION) != function_name:
         # Set once per container: setting it again on a warm start warns of a duplicate.
         metrics.set_default_dimensions(**{metric_names.FUNCTION_DIMENSION: function_name})
+
+
+def count_summary(published: bool) -> None:
+    """SummaryEventFailures, on every run (0 when the event went out), failed ones included."""
+    metrics.add_metric(
+        name=metric_names.SUMMARY_EVENT_FAILURES,
+        unit=metric_names.COUNT,
+        value=0 if published else 1,
+    )
+
+
+def publish(report: Report) -> None:
+    """The run's metrics (flushed by `log_metrics` as one EMF line) and one EMF line per kept
+    reason (a `Reason` dimension needs a metric set of its own); see sweeper/metrics.py."""
+    function_name = metrics.default_dimensions[metric_names.FUNCTION_DIMENSION]
     for figure in metric_names.run_figures(report):
         metrics.add_metric(name=figure.name, unit=figure.unit, value=figure.value)
     dimensions = {

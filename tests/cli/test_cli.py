@@ -45,20 +45,12 @@ from sweeper.model import Scope
 from sweeper.ports import Deleted
 from sweeper.registry import EcrRegistry
 from sweeper.run import NO_PIN_SOURCE_WARNING, rotate
-from sweeper.settings import _FIELDS, InvalidSettings
+from sweeper.settings import FIELDS, InvalidSettings
 
 REPO = "app"
 UNPROTECTED = f"ecr-sweeper: warning: {NO_PIN_SOURCE_WARNING}\n"  # a sweep with no pin source
 Output = tuple[int, str, str]
 Run = Callable[..., Output]
-
-
-@pytest.fixture(autouse=True)
-def _operator_is_an_exclusion(request: pytest.FixtureRequest) -> None:
-    """The operator of these scenarios registered their principal as a pull-time update
-    exclusion before (the scenarios of a missing one are in test_cli_pull_times.py)."""
-    if "registry" in request.fixturenames:
-        request.getfixturevalue("registry").exclude()
 
 
 @pytest.fixture
@@ -95,7 +87,7 @@ def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
     registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
 ) -> None:
     old, new = moved_tag
-    code, out, err = cli("plan", "--scope", "orphans")
+    code, out, err = cli("plan", "--scope", "orphans", "--show", "all")
     assert code == EXIT_OK
     assert registry.digests(REPO) == old.all | new.all
     assert "app: 6 manifests, 3 to delete, 3 kept" in out
@@ -114,6 +106,18 @@ def test_plan_prints_what_would_go_and_why_and_deletes_nothing(
     ]
     assert "Would delete 3 manifests" in out
     assert err == ""  # no progress bar when stderr is not a terminal
+
+
+def test_plan_shows_the_deletions_and_counts_what_it_keeps_by_default(
+    registry: FakeRegistry, moved_tag: tuple[BuildxPush, BuildxPush], cli: Run
+) -> None:
+    old, _ = moved_tag
+    code, out, _ = cli("plan", "--scope", "orphans")
+    assert code == EXIT_OK
+    rows = {line.split()[1] for line in out.splitlines() if "sha256:" in line}
+    assert rows == {short(d) for d in old.all}
+    assert "  kept: 2 listed-by-kept-index, 1 tagged" in out
+    assert "Would delete 3 manifests" in out
 
 
 def test_plan_json_is_the_report_the_lambda_returns(
@@ -185,7 +189,7 @@ def test_one_of_each_reads_in_the_singular_and_times_read_as_how_long_ago(
     orphan = registry.push(REPO, oci.image_manifest(1), pushed_at=OLD)
     young = registry.push(REPO, oci.image_manifest(2), pushed_at=OLD + timedelta(days=30))
     with use_clock(lambda: OLD + timedelta(days=30, minutes=20)):
-        code, out, _ = cli("plan", "--scope", "orphans")
+        code, out, _ = cli("plan", "--scope", "orphans", "--show", "all")
         _, json_out, _ = cli("plan", "--scope", "orphans", "--json")
     assert code == EXIT_OK
     assert "app: 2 manifests, 1 to delete, 1 kept" in out
@@ -564,7 +568,7 @@ def test_plan_and_explain_give_a_manifest_the_same_kind(registry: FakeRegistry, 
     # The platform image of a tagged index is kept without being read: its kind did not matter.
     build = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
     image = build.images["linux/amd64"]
-    _, out, _ = cli("plan")
+    _, out, _ = cli("plan", "--show", "all")
     row = next(line.split() for line in out.splitlines() if short(image) in line)
     code, out, _ = cli("explain", REPO, image)
     assert code == EXIT_OK
@@ -763,7 +767,7 @@ def test_each_subcommands_help_describes_it_and_shows_an_example(cli: Run, comma
 
 
 def test_flags_mirror_every_request_field_but_dry_run() -> None:
-    assert set(FLAGS) == set(_FIELDS) - {"dry_run"}
+    assert set(FLAGS) == set(FIELDS) - {"dry_run"}
 
 
 def test_the_readme_flag_table_lists_every_flag() -> None:

@@ -21,6 +21,7 @@ from harness import BuildxPush, FakeRegistry
 from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
 
 REPO = "app"
+OPERATOR_EXCLUDED = False  # tests/cli/conftest.py: these scenarios start without the exclusion
 Output = tuple[int, str, str]
 Run = Callable[..., Output]
 

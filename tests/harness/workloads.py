@@ -770,6 +770,19 @@ class AwsEvents:
 
         self.on(event, answer)
 
+    def answer(self, service: str, operation: str, document: dict[str, Any]) -> None:
+        """Answer ``operation`` with HTTP 200 and ``document`` (a JSON protocol's body): what a
+        service says when the call succeeds and an item of it did not (PutEvents' failed
+        entries), which moto never says."""
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        body = json.dumps(document).encode()
+
+        def respond(**_: Any) -> AWSResponse:
+            return AWSResponse("https://harness.invalid/", 200, headers, _Raw(body))
+
+        self.on(f"before-send.{service}.{operation}", respond)
+
 
 # --- speed ---------------------------------------------------------------------------------------
 

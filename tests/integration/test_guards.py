@@ -19,6 +19,7 @@ import pytest
 
 from conftest import NOW, OLD, Builds, Invoke
 from harness import FakeRegistry
+from harness.lambda_output import captured, log_lines
 from harness.workloads import AwsEvents, Workloads
 
 REPO = "app"
@@ -115,7 +116,12 @@ def test_circuit_breaker_deletes_nothing_and_says_how_to_run_once_with_a_higher_
     assert report["deleted"]["manifests"] == 0
     assert report["planned"]["manifests"] == 9
     assert report["complete"] is False
-    assert report["kept"]["circuit-breaker"] == 9
+    # Held, not kept: each planned deletion keeps its verdict, reason and cause.
+    assert "circuit-breaker" not in report["kept"]
+    assert len(report["deletions"]) == 9
+    assert {d["held_by"] for d in report["deletions"]} == {"circuit-breaker"}
+    assert {d["reason"] for d in report["deletions"]} == {"unreachable"}
+    assert not any(d["deleted"] for d in report["deletions"])
     breaker = report["circuit_breaker"]
     assert breaker["tripped"] is True
     assert (breaker["planned"], breaker["max_deletions"]) == (9, 8)
@@ -153,9 +159,35 @@ def test_a_dry_run_shows_the_circuit_breaker_exactly_as_the_real_run_trips_it(
     assert registry.digests(REPO) == before
     for key in ("planned", "deleted", "kept", "complete"):
         assert dry[key] == real[key], key
-    assert dry["kept"]["circuit-breaker"] == 6
+    assert dry["deletions"] == real["deletions"]
+    assert [d["held_by"] for d in dry["deletions"]] == ["circuit-breaker"] * 6
     assert "a real run deletes nothing" in dry["circuit_breaker"]["hint"]
     assert "nothing was deleted" in real["circuit_breaker"]["hint"]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real-run"])
+def test_a_tripped_breaker_logs_each_planned_deletion_with_its_real_reason_held(
+    registry: FakeRegistry, invoke: Invoke, dry_run: bool
+) -> None:
+    # The dashboard's planned-deletions table reads these lines: it must not come up empty.
+    for _ in range(3):
+        registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    before = registry.digests(REPO)
+    with captured() as out:
+        report = invoke(dry_run=dry_run, scope="orphans", max_deletions=5)  # 6 planned
+    assert registry.digests(REPO) == before
+    lines = [line for line in log_lines(out.getvalue()) if line["message"] == "decision"]
+    held = [line for line in lines if line["held_by"]]
+    assert sorted(line["digest"] for line in held) == sorted(
+        d["digest"] for d in report["deletions"]
+    )
+    assert {(line["verdict"], line["reason"], line["held_by"]) for line in held} == {
+        ("delete", "unreachable", "circuit-breaker")
+    }
+    assert all(line["cause"] for line in held)
+    assert {line["verdict"] for line in lines if not line["held_by"]} == {"keep"}
+    (summary,) = [line for line in log_lines(out.getvalue()) if line["message"] == "repository"]
+    assert (summary["planned"], summary["deleted"], summary["held_by"]) == (6, 0, "circuit-breaker")
 
 
 def test_a_run_planning_exactly_the_limit_deletes(

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from samtranslator.translator.transform import transform
 
-from sweeper import pins, registry
+from sweeper import notify, pins, registry
 from sweeper.settings import (
     EKS_CLUSTER_PATTERN,
     OBJECT_URI_PATTERN,
@@ -117,8 +117,21 @@ def test_no_unconditional_statement_grants_a_pin_source_action(template: dict[st
     # The delete grant is a role policy of its own (it may carry a tag condition).
     delete = template["Resources"]["DeleteImagesPolicy"]["Properties"]["PolicyDocument"]
     granted += actions(delete["Fn::If"][2])
-    assert sorted(granted) == sorted(registry.REQUIRED_IAM_ACTIONS)
-    assert set(conditional_policies(template)) == {c for c, _, _ in SOURCES.values()}
+    # Registering the pull-time exclusion is the one ECR action granted on a condition
+    # (RegisterPullTimeExclusion: test_repository_iam.py checks both of its values).
+    assert sorted(granted) == sorted(
+        [
+            *(
+                a
+                for a in registry.REQUIRED_IAM_ACTIONS
+                if a != "ecr:RegisterPullTimeUpdateExclusion"
+            ),
+            notify.PUT_EVENTS_ACTION,
+        ]
+    )
+    assert set(conditional_policies(template)) == {c for c, _, _ in SOURCES.values()} | {
+        "RegistersPullTimeExclusion"
+    }
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
@@ -390,4 +403,6 @@ def test_sam_translation_keeps_each_source_policy_conditional() -> None:
     translated = transform(loaded, {}, NoManagedPolicies())
     role = translated["Resources"]["SweeperFunctionRole"]["Properties"]
     conditions = [p["Fn::If"][0] for p in role["Policies"] if "Fn::If" in p]
-    assert sorted(conditions) == sorted(c for c, _, _ in SOURCES.values())
+    assert sorted(conditions) == sorted(
+        [*(c for c, _, _ in SOURCES.values()), "RegistersPullTimeExclusion"]
+    )

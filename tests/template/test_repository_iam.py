@@ -104,17 +104,21 @@ def test_every_ecr_grant_but_the_listing_is_on_the_patterns_repositories_here(
 
 
 @pytest.mark.parametrize("pattern", ["", "arn:aws:ecr:eu-west-1:123456789012:repository/team-a/*"])
+@pytest.mark.parametrize(
+    ("register", "exclusion_actions"),
+    [("true", set(EXCLUSION_ACTIONS)), ("false", {"ecr:ListPullTimeUpdateExclusions"})],
+)
 def test_the_account_and_registry_level_grants_are_on_everything_and_only_those_actions(
-    sam: Template, pattern: str
+    sam: Template, pattern: str, register: str, exclusion_actions: set[str]
 ) -> None:
     """ListPullTimeUpdateExclusions and RegisterPullTimeUpdateExclusion act on the registry, and
     GetAccountSetting on the account, not a repository: they take no resource-level
-    permissions, so their grants alone are on `*`."""
-    statements = ecr_statements(sam, {"RepositoryArnPattern": pattern})
-    on_everything = [s for s in statements if s["Resource"] == "*"]
-    assert sorted(sorted(_actions(s)) for s in on_everything) == sorted(
-        [["ecr:GetAccountSetting"], sorted(EXCLUSION_ACTIONS)]
-    )
+    permissions, so their grants alone are on `*`. With RegisterPullTimeExclusion=false the
+    function may only check the exclusions, not register itself."""
+    parameters = {"RepositoryArnPattern": pattern, "RegisterPullTimeExclusion": register}
+    statements = ecr_statements(sam, parameters)
+    on_everything = {a for s in statements if s["Resource"] == "*" for a in _actions(s)}
+    assert on_everything == {"ecr:GetAccountSetting", *exclusion_actions}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 
 from sweeper.model import Scope
 from sweeper.run import select_repositories
-from sweeper.settings import _FIELDS, _MERGE, InvalidSettings, Settings, load
+from sweeper.settings import FIELDS, MERGE, InvalidSettings, Settings, load
 
 DIGEST = "sha256:" + "a" * 64
 SCHEDULED = {
@@ -62,7 +62,7 @@ OTHER = "sha256:" + "b" * 64
 
 
 def test_every_field_has_a_rule_for_meeting_the_deployment() -> None:
-    assert set(_MERGE) == set(_FIELDS)
+    assert set(MERGE) == set(FIELDS)
 
 
 def test_a_request_adds_to_the_deployments_pins_sources_and_exclusions() -> None:

@@ -152,6 +152,10 @@ class LifecyclePolicy:
 
     rules: tuple[Rule, ...]
 
+    def selects_tag(self, tag: str) -> bool:
+        """Whether some rule speaks about this tag (plan.make_plan's `rule_tags`)."""
+        return any(rule.selects_tag(tag) for rule in self.rules)
+
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:

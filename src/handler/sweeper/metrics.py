@@ -79,6 +79,8 @@ LIFECYCLE_HAZARDS = "LifecycleHazards"
 # 1 when the run's principal is not a pull-time update exclusion (report `pull_time_exclusion`
 # missing or unknown): its own reads then feed the pull window. The template alarms on it.
 PULL_TIME_EXCLUSION_MISSING = "PullTimeExclusionMissing"
+# The summary event (sweeper/notify.py): 1 when PutEvents failed, which never fails the run.
+SUMMARY_EVENT_FAILURES = "SummaryEventFailures"
 
 # The reasons ManifestsKept is emitted for: every reason a manifest can be kept for.
 KEPT_REASONS = tuple(reason.value for reason in Reason if reason not in DELETE_REASONS)
@@ -181,4 +183,5 @@ ALL_METRICS = (
     STORE_UNAVAILABLE,
     STORE_REJECTED,
     PULL_TIME_EXCLUSION_MISSING,
+    SUMMARY_EVENT_FAILURES,
 )

@@ -186,7 +186,6 @@ class Reason(StrEnum):
     # Its re-read before the delete showed a pull since the scan (a workload's: the run's own
     # reads leave pull times alone once it is a pull-time update exclusion).
     PULLED_SINCE_SCAN = "pulled-since-scan"
-    CIRCUIT_BREAKER = "circuit-breaker"
     NOT_REACHED = "not-reached"  # the run stopped (time budget, failure) before its batch
     # Deleted.
     UNREACHABLE = "unreachable"

@@ -25,7 +25,7 @@ repository of their own), absence proves nothing, and the tags stay ordinary tag
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -130,6 +130,7 @@ def make_plan(
     provisional: bool = False,
     expired: Mapping[str, str] | None = None,
     held: Mapping[str, str] | None = None,
+    rule_tags: Callable[[str], bool] | None = None,
 ) -> Plan:
     """Decide every manifest of one repository.
 
@@ -139,7 +140,9 @@ def make_plan(
     final plan; without it, such a manifest is kept as unreadable. `expired` maps the digests a
     retention rule expired to that rule's label (see the module's docstring). `held` maps those of
     them that carry a tag something runs by (lifecycle.held) to where it was found: they are
-    roots, kept as `tag-in-use`.
+    roots, kept as `tag-in-use`. `rule_tags` says whether a retention rule selects a tag: a tagged
+    root's cause is then a tag no rule selects when it has one (the release tag that keeps it,
+    not the CI tag a rule will expire).
     """
     unreadable = unreadable or {}
     expired = expired or {}
@@ -217,6 +220,8 @@ def make_plan(
             roots.append(digest)
             continue
         tags = _ordinary(image) if digest in accessories else image.tags
+        if rule_tags is not None and len(tags) > 1:
+            tags = tuple(sorted(tags, key=rule_tags))  # stable: unselected first, in their order
         root = _root(image, () if digest in expired else tags, pins, policy, now)
         if root is not None:
             keep(digest, *root, live=True)

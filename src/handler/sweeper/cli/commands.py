@@ -7,9 +7,11 @@ import argparse
 import re
 import secrets
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, NamedTuple, TextIO
 
 import boto3
@@ -40,7 +42,19 @@ from ..run import (
 from ..run.restore import NOT_RESTORABLE, Restored, restore
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
-from .parser import EXIT_FAILURES, EXIT_OK, FLAGS, PROG, UsageError, origin, settings_from
+from .parser import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    FLAGS,
+    FORMAT_CSV,
+    FORMAT_JSON,
+    FORMAT_TABLE,
+    PROG,
+    UsageError,
+    origin,
+    output_format,
+    settings_from,
+)
 from .pull_times import ensure_exclusion
 from .render import (
     counted,
@@ -52,10 +66,12 @@ from .render import (
     print_hazards,
     print_json,
     print_problems,
+    print_summary,
     print_tables,
     print_totals,
     pushed,
     readable,
+    write_csv,
 )
 from .terminal import Interrupts, Progress
 
@@ -175,8 +191,50 @@ def warn_run_failures(
             print(f"{PROG}: {failure_text(failure)}{_HINTS.get(failure.code, '')}", file=err)
 
 
+@contextmanager
+def destination(args: argparse.Namespace, out: TextIO) -> Iterator[TextIO]:
+    """Standard output, or the `--output` file (written whole, UTF-8; for CSV, no newline
+    translation: the csv module writes its own line ends)."""
+    if not getattr(args, "output", None):
+        yield out
+        return
+    try:
+        stream = open(args.output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {args.output}: {exc.strerror or exc}") from None
+    with stream:
+        yield stream
+
+
+def show_run(
+    args: argparse.Namespace,
+    fmt: str,
+    out: TextIO,
+    report: Report,
+    repos: list[RepositoryRun],
+    now: datetime,
+    *,
+    tables: bool = True,
+) -> None:
+    """A finished run in the format asked for: the JSON report (every planned deletion), the CSV
+    of the decisions `--show` asks for, or the summary, the tables and the totals. Repositories
+    in name order in each. `tables=False`: the summary and tables were shown at the question."""
+    report.repositories.sort(key=lambda r: r.repository)
+    with destination(args, out) as stream:
+        if fmt == FORMAT_JSON:
+            print_json(stream, report.as_dict())
+        elif fmt == FORMAT_CSV:
+            write_csv(stream, repos, args.show)
+        else:
+            if tables:
+                print_summary(stream, report)
+                print_tables(stream, repos, now, args.show)
+            print_totals(stream, report, after_sweep=not report.dry_run)
+
+
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True, err=err)
+    fmt = output_format(args)
     session, registry = connect(args)
     exclusion = ensure_exclusion(args, session, registry, err)
     pinned, _, held, held_counts = pins_from(session, settings)
@@ -193,15 +251,13 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             retain_decisions=True,
             store=store_from(args, session),
             run_id=new_run_id(),
+            listed_deletions=None,  # the command's report lists every deletion
         )
         report = Sweeper(registry, settings, now, options).run()
     report.held_tags = held_counts
     ran = bool(report.repositories) or not report.failures
-    if args.json:
-        print_json(out, report.as_dict())
-    elif ran:
-        print_tables(out, finished.ordered(report), now)
-        print_totals(out, report)
+    if fmt != FORMAT_TABLE or ran:
+        show_run(args, fmt, out, report, finished.ordered(report), now)
     warn_run_failures(args, report.failures, ran, err)
     return EXIT_OK if report.complete else EXIT_FAILURES
 
@@ -255,6 +311,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=False)
+    fmt = output_format(args)
     if not args.yes and not sys.stdin.isatty():
         raise UsageError(
             "sweep deletes manifests: pass --yes, or run it in a terminal to be asked first"
@@ -271,6 +328,7 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     def confirm(repos: list[RepositoryRun]) -> bool:
         if ask(repos):
             interrupts.deleting.set()
+            progress.deleting(repos)
             return True
         return False
 
@@ -280,10 +338,14 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         planned = [r for r in repos if r.waves]
         if args.yes or not planned:
             return True
-        summary = err if args.json else out
-        if not args.json:
-            print_tables(out, repos, now)
+        # The plan goes where the tables go; with JSON, CSV or a file, the question's totals
+        # go to standard error beside it, so the output stays one document.
+        tables = fmt == FORMAT_TABLE and not args.output
+        summary = out if tables else err
         plan = Report(dry_run=False, repositories=[r.summary(0) for r in repos])
+        if tables:
+            print_summary(out, plan)
+            print_tables(out, repos, now, args.show)
         print_totals(summary, plan)
         err.write(
             f"Delete {counted(plan.planned.manifests, 'manifest')} ({freed(plan)}) in "
@@ -303,10 +365,12 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
+            on_batch_deleted=progress.deleted,
             confirm=confirm,
             retain_decisions=True,
             store=store_from(args, session),
             run_id=new_run_id(),
+            listed_deletions=None,  # the command's report lists every deletion
         )
         report = Sweeper(registry, settings, now, options).run()
     report.held_tags = held_counts
@@ -314,12 +378,9 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print("Not confirmed: nothing deleted.", file=err)
         return EXIT_FAILURES
     ran = bool(report.repositories) or not report.failures
-    if args.json:
-        print_json(out, report.as_dict())
-    elif ran:
-        if not asked:
-            print_tables(out, finished.ordered(report), now)
-        print_totals(out, report, after_sweep=True)
+    if fmt != FORMAT_TABLE or ran:
+        tables = not (asked and fmt == FORMAT_TABLE and not args.output)
+        show_run(args, fmt, out, report, finished.ordered(report), now, tables=tables)
     warn_run_failures(args, report.failures, ran, err)
     if report.stopped_early is StopReason.INTERRUPTED:
         print("Interrupted: stopped before the next batch; run it again to finish.", file=err)

@@ -47,6 +47,21 @@ FLAGS: dict[str, str] = {
 }
 
 
+FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV = "table", "json", "csv"
+FORMATS = (FORMAT_TABLE, FORMAT_JSON, FORMAT_CSV)
+SHOW_DELETIONS, SHOW_ALL = "deletions", "all"
+SHOWS = (SHOW_DELETIONS, SHOW_ALL)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """plan's and sweep's format: `--format`, with `--json` the same as `--format json`."""
+    if args.json and args.format not in (None, FORMAT_JSON):
+        raise UsageError(f"--json: conflicts with --format {args.format}")
+    if args.json:
+        return FORMAT_JSON
+    return str(args.format or FORMAT_TABLE)
+
+
 class UsageError(Exception):
     """Bad usage found after parsing (a flag's value, a file, a profile): exit 2."""
 
@@ -112,6 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = _Parser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    # plan and sweep: what to show of a run, in which format, where.
+    review = _Parser(add_help=False)
+    group = review.add_argument_group("output")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        help="print the run's report as JSON, every planned deletion listed (--format json)",
+    )
+    group.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table (default): a summary per repository, then the decisions; json: the report; "
+        "csv: one row per decision",
+    )
+    group.add_argument(
+        "--show",
+        choices=SHOWS,
+        default=SHOW_DELETIONS,
+        help="deletions (default): the planned deletions, and the kept counts by reason; all: "
+        "every manifest (tables and csv)",
+    )
+    group.add_argument(
+        "--output", metavar="FILE", help="write the tables, JSON or CSV to FILE, not stdout"
+    )
 
     selection = _Parser(add_help=False)
     group = selection.add_argument_group("repositories (request fields; flags override --event)")
@@ -269,15 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, parents, summary, description, example in (
         (
             "plan",
-            [aws, selection, policy, deciding, run, output, store],
+            [aws, selection, policy, deciding, run, review, store],
             "dry run: what would be deleted, and why",
-            "A dry run, as the Lambda's: a table per repository of every manifest (kind, "
-            "digest, age, size, verdict, reason, cause), then totals. Deletes nothing.",
+            "A dry run, as the Lambda's: a summary per repository (most bytes freed first), "
+            "then the planned deletions (kind, digest, age, size, reason, cause; --show all: "
+            "every manifest), then totals. Deletes nothing.",
             f"{PROG} plan --repository 'team/*' --pin-from-ecs",
         ),
         (
             "sweep",
-            [aws, selection, policy, deciding, run, output, store],
+            [aws, selection, policy, deciding, run, review, store],
             "delete, after confirmation",
             "Plans as `plan` does, asks before deleting (--yes: does not), then deletes "
             "exactly that plan, parents before children, re-checked batch by batch. Ctrl-C "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -14,6 +16,7 @@ from ..explain import short
 from ..model import DIGEST_PATTERN, Decision, Image, Reason, Verdict
 from ..run import NO_REPOSITORY_MATCHED, Failure, Report, RepositoryRun
 from ..validate import Problem
+from .parser import SHOW_ALL, SHOW_DELETIONS
 
 _DIGEST_ANYWHERE = re.compile(DIGEST_PATTERN)
 _REASON_ORDER = {reason: i for i, reason in enumerate(Reason)}
@@ -113,26 +116,53 @@ def _table(out: TextIO, header: Sequence[str], rows: list[list[str]], right: set
         print(line(row), file=out)
 
 
-def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> None:
-    """One table per repository: deletions first, in the order they happen, then what is kept,
-    roots first (tags, pins, grace period...), then what they keep."""
-    for repo in repos:
-        order = {d: i for i, d in enumerate(repo.planned)}
-        decisions = sorted(
-            repo.decisions.values(),
-            key=lambda d: (
-                d.digest not in order,
-                order.get(d.digest, 0),
-                _REASON_ORDER[d.reason],
-                d.cause,
-                d.digest,
-            ),
-        )
-        deleting = sum(1 for d in decisions if d.verdict is Verdict.DELETE)
+def by_name(repos: Sequence[RepositoryRun]) -> list[RepositoryRun]:
+    """Repositories in name order: the run's order rotates from night to night, the output's
+    does not."""
+    return sorted(repos, key=lambda r: r.repository)
+
+
+def shown(repo: RepositoryRun, show: str) -> list[Decision]:
+    """The decisions `--show` asks for, in the table's order: the planned deletions first, in
+    the order they happen (kept by the sweep included), then, with `all`, what is kept, roots
+    first (tags, pins, grace period...), then what they keep."""
+    order = {d: i for i, d in enumerate(repo.planned)}
+    if show == SHOW_DELETIONS:
+        return [repo.decisions[d] for d in repo.planned if d in repo.decisions]
+    return sorted(
+        repo.decisions.values(),
+        key=lambda d: (
+            d.digest not in order,
+            order.get(d.digest, 0),
+            _REASON_ORDER[d.reason],
+            d.cause,
+            d.digest,
+        ),
+    )
+
+
+def kept_by_reason(repo: RepositoryRun) -> list[tuple[str, int]]:
+    """What a repository keeps, by reason, most first."""
+    kept = Counter(d.reason.value for d in repo.decisions.values() if d.verdict is Verdict.KEEP)
+    return sorted(kept.items(), key=lambda item: (-item[1], item[0]))
+
+
+def print_tables(
+    out: TextIO, repos: Sequence[RepositoryRun], now: datetime, show: str = SHOW_ALL
+) -> None:
+    """One table per repository, in name order (`shown` says which rows). With `deletions`, a
+    repository with nothing to delete has no table (the summary counts it), and the kept ones
+    are a count by reason under the table."""
+    for repo in by_name(repos):
+        decisions = shown(repo, show)
+        if show == SHOW_DELETIONS and not decisions:
+            continue
+        deleting = sum(1 for d in repo.decisions.values() if d.verdict is Verdict.DELETE)
         done = "deleted" if repo.deleted or repo.already_gone else "to delete"
+        held = f" (held by the {repo.held_by})" if repo.held_by and deleting else ""
         print(
-            f"{repo.repository}: {counted(repo.manifests, 'manifest')}, {deleting} {done}, "
-            f"{len(decisions) - deleting} kept",
+            f"{repo.repository}: {counted(repo.manifests, 'manifest')}, {deleting} {done}{held}, "
+            f"{len(repo.decisions) - deleting} kept",
             file=out,
         )
         rows = [
@@ -151,7 +181,83 @@ def print_tables(out: TextIO, repos: Sequence[RepositoryRun], now: datetime) -> 
             _table(
                 out, ["KIND", "DIGEST", "AGE", "SIZE", "VERDICT", "REASON", "CAUSE"], rows, {2, 3}
             )
+        if show == SHOW_DELETIONS:
+            kept = kept_by_reason(repo)
+            if kept:
+                print("  kept: " + ", ".join(f"{n} {reason}" for reason, n in kept), file=out)
         print(file=out)
+
+
+def print_summary(out: TextIO, report: Report) -> None:
+    """One row per repository, the most bytes freed first: manifests, planned deletions (and,
+    after a real run, confirmed ones), bytes nominal and freed, kept, hazards."""
+    summaries = sorted(
+        report.repositories,
+        key=lambda r: (-(r.planned_bytes_freed or 0), -r.planned_bytes, r.repository),
+    )
+    if not summaries:
+        return
+    real = not report.dry_run and any(r.deleted or r.delete_failures for r in summaries)
+    header = ["REPOSITORY", "MANIFESTS", "DELETE", "NOMINAL", "FREED", "KEPT", "HAZARDS"]
+    if real:
+        header.insert(3, "DELETED")
+    rows = []
+    for r in summaries:
+        row = [
+            r.repository,
+            str(r.manifests),
+            str(r.planned),
+            human_bytes(r.planned_bytes),
+            "?" if r.planned_bytes_freed is None else human_bytes(r.planned_bytes_freed),
+            str(sum(r.kept.values())),
+            str(len(r.hazards)),
+        ]
+        if real:
+            row.insert(3, str(r.deleted))
+        rows.append(row)
+    _table(out, header, rows, set(range(1, len(header))))
+    print(file=out)
+
+
+CSV_COLUMNS = (
+    "repository",
+    "digest",
+    "kind",
+    "verdict",
+    "reason",
+    "cause",
+    "size",
+    "pushed",
+    "tags",
+    "held_by",
+    "deleted",
+)
+
+
+def write_csv(out: TextIO, repos: Sequence[RepositoryRun], show: str) -> None:
+    """One row per decision (`shown`), repositories in name order: the JSON's fields, the cause
+    and the times in full, tags separated by spaces (a tag holds none)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for repo in by_name(repos):
+        for d in shown(repo, show):
+            image = repo.images.get(d.digest)
+            held = repo.held_by if repo.held_by and d.verdict is Verdict.DELETE else ""
+            writer.writerow(
+                [
+                    repo.repository,
+                    d.digest,
+                    d.kind.value,
+                    d.verdict.value,
+                    d.reason.value,
+                    d.cause,
+                    d.size,
+                    image.pushed_at.isoformat() if image and image.pushed_at else "",
+                    " ".join(image.tags) if image else "",
+                    held,
+                    "true" if d.digest in repo.deleted else "false",
+                ]
+            )
 
 
 def freed(report: Report, *, deleted: bool = False) -> str:
@@ -180,20 +286,25 @@ def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> N
         f"{counted(report.manifests, 'manifest')}.",
         file=out,
     )
+    breaker = report.circuit_breaker
+    held = f" (held: over max_deletions {breaker.max_deletions})" if breaker else ""
     if report.dry_run:
         print(
-            f"Would delete {counted(planned.manifests, 'manifest')}: {freed(report)} "
+            f"Would delete {counted(planned.manifests, 'manifest')}{held}: {freed(report)} "
             "(dry run: nothing deleted).",
             file=out,
         )
     elif after_sweep:
         print(
-            f"Deleted {deleted.manifests} of {counted(planned.manifests, 'planned manifest')}: "
-            f"{freed(report, deleted=True)}.",
+            f"Deleted {deleted.manifests} of {counted(planned.manifests, 'planned manifest')}"
+            f"{held}: {freed(report, deleted=True)}.",
             file=out,
         )
     else:
-        print(f"Plan: delete {counted(planned.manifests, 'manifest')}: {freed(report)}.", file=out)
+        print(
+            f"Plan: delete {counted(planned.manifests, 'manifest')}{held}: {freed(report)}.",
+            file=out,
+        )
     print(
         "Freed: the layers and configs no kept manifest uses; nominal: the sum of "
         "imageSizeInBytes (SIZE).",
@@ -222,6 +333,15 @@ def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> N
                     f"{decision.reason.value} {shorten(decision.cause)}",
                     file=out,
                 )
+    print_retention(out, report)
+    hazards = report.lifecycle_hazards
+    if hazards:
+        print(
+            f"Lifecycle hazards: {counted(len(hazards), 'manifest')} in use that an ECR "
+            "lifecycle policy will expire:",
+            file=out,
+        )
+        print_hazards(out, hazards)
     if report.circuit_breaker:
         print(f"Circuit breaker: {report.circuit_breaker.hint}", file=out)
     elif report.stopped_early:
@@ -230,6 +350,23 @@ def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> N
         print("Broken after the sweep:", file=out)
         print_problems(out, report.broken)
     print_failures(out, [f.as_dict() for f in report.all_failures])
+
+
+def print_retention(out: TextIO, report: Report) -> None:
+    """`Retention: 12 expired, 8 deleted, 4 held (3 pinned, 1 recently-pulled).` (to be deleted,
+    in a plan), when a rule expired anything."""
+    retention = report.retention
+    if not retention.expired:
+        return
+    done = "deleted" if not report.dry_run else "to delete"
+    line = f"Retention: {retention.expired} expired, {retention.deleted} {done}"
+    held = sorted(retention.held.items(), key=lambda item: (-item[1], item[0]))
+    if held:
+        line += f", {sum(retention.held.values())} held (" + ", ".join(
+            f"{n} {reason}" for reason, n in held
+        )
+        line += ")"
+    print(line + ".", file=out)
 
 
 def print_hazards(out: TextIO, hazards: Sequence[Hazard]) -> None:

@@ -12,8 +12,15 @@ It talks to a registry only through `ports.Registry`.
 """
 
 from .check import RepositoryCheck, check_repository
-from .context import FREED_BYTES_READ_LIMIT, SWEEP_SHARE, TIME_MARGIN_SECONDS, RunOptions
+from .context import (
+    FREED_BYTES_READ_LIMIT,
+    MAX_LISTED_DELETIONS,
+    SWEEP_SHARE,
+    TIME_MARGIN_SECONDS,
+    RunOptions,
+)
 from .coordinator import (
+    HELD_BY_CIRCUIT_BREAKER,
     NO_PIN_SOURCE,
     NO_PIN_SOURCE_WARNING,
     NO_REPOSITORY_MATCHED,
@@ -25,13 +32,14 @@ from .coordinator import (
 )
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
 from .exclusion import ExclusionState, PullTimeExclusion
-from .report import MAX_LISTED_DELETIONS, Report
+from .report import Report
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
 __all__ = [
     "DECISION_LINES",
     "DECISION_MESSAGE",
     "FREED_BYTES_READ_LIMIT",
+    "HELD_BY_CIRCUIT_BREAKER",
     "MAX_LISTED_DELETIONS",
     "NO_PIN_SOURCE",
     "NO_PIN_SOURCE_WARNING",

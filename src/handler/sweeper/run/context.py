@@ -19,6 +19,7 @@ from .state import StopReason
 if TYPE_CHECKING:
     from .state import RepositoryRun
 
+MAX_LISTED_DELETIONS = 1000  # deletions listed in the Lambda's report; every one is in the log
 TIME_MARGIN_SECONDS = 60.0  # stop starting new batches when less than this is left
 # Manifests read per run only to measure the bytes deletions free (reporting, not safety): at most
 # 500 BatchGetImage calls. A repository whose reads would pass it is left out of that figure.
@@ -46,6 +47,10 @@ class RunOptions:
     - `audit_only`: read only what the audit of each repository's ECR lifecycle policy needs,
       and plan nothing (the command's `audit`; see scan.audit_repository).
     - `held_tags`: tags something runs by, of this registry (pins.held_tags).
+    - `on_batch_deleted(repo, batch)`: from a worker thread, after each delete call, with the
+      manifests it asked to delete (`repo.deleted` says what ECR confirmed so far).
+    - `listed_deletions`: how many planned deletions the report lists (None: every one, for the
+      command; the Lambda's answer keeps MAX_LISTED_DELETIONS, for its response's size).
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
@@ -77,6 +82,8 @@ class RunOptions:
     principal: str | None = None
     exclusion: PullTimeExclusion | None = None
     audit_only: bool = False
+    on_batch_deleted: Callable[[RepositoryRun, list[str]], None] | None = None
+    listed_deletions: int | None = MAX_LISTED_DELETIONS
 
 
 class Budget:

@@ -72,8 +72,8 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
 NO_PIN_SOURCE = "NoPinSource"
 NO_PIN_SOURCE_WARNING = (
     "no pin source configured: an untagged image that something runs by digest (an ECS task, "
-    "a Lambda function) is unprotected; set pins, pin_parameter_path, pin_object_uris, "
-    "pin_from_ecs or pin_from_lambda"
+    "a Lambda function, a Kubernetes pod) is unprotected; set pins, pin_parameter_path, "
+    "pin_object_uris, pin_from_ecs, pin_from_lambda, pin_from_eks or pin_from_inspector"
 )
 
 
@@ -106,6 +106,9 @@ def rotate(names: Sequence[str], now: datetime) -> list[str]:
         return []
     start = now.date().toordinal() % len(names)
     return [*names[start:], *names[:start]]
+
+
+HELD_BY_CIRCUIT_BREAKER = "circuit-breaker"  # a held deletion's `held_by`
 
 
 def keep_planned(repo: RepositoryRun, reason: Reason, cause: str) -> None:
@@ -253,7 +256,7 @@ class Sweeper:
         """Sweep (when `sweep`) each repository, log its final decisions and keep its summary
         only. Largest first: each repository's deletes go one call after another, so one big
         repository started last would run on alone while the other workers stand idle."""
-        quotas = listing_quotas([len(r.planned) for r in repos])
+        quotas = listing_quotas([len(r.planned) for r in repos], self.ctx.options.listed_deletions)
         order = sorted(range(len(repos)), key=lambda i: len(repos[i].planned), reverse=True)
         summaries: list[RepositorySummary | None] = [None] * len(repos)
 
@@ -261,7 +264,7 @@ class Sweeper:
             repo = repos[i]
             if sweep:
                 sweep_repository(self.ctx, repo)
-            log_decisions(repo.repository, (repo.decisions[d] for d in repo.planned))
+            log_decisions(repo.repository, (repo.decisions[d] for d in repo.planned), repo.held_by)
             if self.ctx.options.on_repository_done is not None:
                 self.ctx.options.on_repository_done(repo)
             summary = summaries[i] = repo.summary(quotas[i])
@@ -281,8 +284,10 @@ class Sweeper:
         if planned <= limit:
             return None
         report.circuit_breaker = CircuitBreaker(planned, limit, report.dry_run)
+        # Each planned deletion keeps its verdict, reason and cause: a review of the plan is what
+        # the breaker asks for, and needs them. The run, not the manifest, is held.
         for repo in repos:
-            keep_planned(repo, Reason.CIRCUIT_BREAKER, "max_deletions")
+            repo.held_by = HELD_BY_CIRCUIT_BREAKER
         return StopReason.CIRCUIT_BREAKER
 
     def _recheck_pins(self, repos: list[RepositoryRun]) -> StopReason | None:

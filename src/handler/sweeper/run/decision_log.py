@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from ..model import Decision
+from ..model import Decision, Verdict
 from .state import RepositorySummary
 
 log = logging.getLogger("ecr_sweeper")
@@ -15,7 +15,7 @@ DECISION_MESSAGE = "decision"
 DECISION_LINES = "decisions"
 
 
-def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
+def log_decisions(repository: str, decisions: Iterable[Decision], held_by: str = "") -> None:
     """One record for many decisions of a repository, one structured line per decision in the
     Lambda's log.
 
@@ -24,6 +24,9 @@ def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
     record's keys (run id, level, time), as if each had been logged alone; formatting a whole
     record per manifest through Powertools would cost the run more than its API calls. Any other
     formatter sees one record with the list.
+
+    `held_by` ("circuit-breaker") marks the deletions a run held back: their verdict stays
+    `delete`, with its reason and cause; on every other line it is "".
     """
     if not log.isEnabledFor(logging.INFO):
         return
@@ -38,6 +41,7 @@ def log_decisions(repository: str, decisions: Iterable[Decision]) -> None:
             "size": d.size,
             "live": d.live,
             "expired_by": d.expired_by,
+            "held_by": held_by if d.verdict is Verdict.DELETE else "",
         }
         for d in decisions
     ]
@@ -64,5 +68,6 @@ def log_repository(summary: RepositorySummary) -> None:
             "kept": dict(summary.kept),
             "failures": len(summary.failures),
             "complete": summary.complete,
+            "held_by": summary.held_by or None,
         },
     )

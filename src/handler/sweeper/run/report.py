@@ -10,10 +10,9 @@ from typing import Any
 
 from ..audit import Hazard, Unevaluated
 from ..validate import Problem
+from .context import MAX_LISTED_DELETIONS
 from .exclusion import PullTimeExclusion
 from .state import Deletion, Failure, RepositorySummary, RetentionTally, StopReason
-
-MAX_LISTED_DELETIONS = 1000  # deletions listed in the returned report; every one is in the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +140,8 @@ class Report:
 
     @property
     def deletions(self) -> list[Deletion]:
-        return [d for r in self.repositories for d in r.deletions][:MAX_LISTED_DELETIONS]
+        """The listed deletions: as many as `listing_quotas` gave each repository."""
+        return [d for r in self.repositories for d in r.deletions]
 
     def as_dict(self) -> dict[str, Any]:
         planned = self.planned
@@ -187,11 +187,13 @@ class Report:
         }
 
 
-def listing_quotas(planned: Sequence[int]) -> list[int]:
+def listing_quotas(planned: Sequence[int], limit: int | None = MAX_LISTED_DELETIONS) -> list[int]:
     """How many deletions each repository keeps for the report's list, in run order: the list
-    is the first MAX_LISTED_DELETIONS of the run, so a repository past them keeps none."""
+    is the first `limit` of the run (None: all), so a repository past them keeps none."""
+    if limit is None:
+        return list(planned)
     quotas: list[int] = []
-    left = MAX_LISTED_DELETIONS
+    left = limit
     for count in planned:
         quotas.append(min(count, left))
         left -= quotas[-1]

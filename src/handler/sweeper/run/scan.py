@@ -185,6 +185,7 @@ class _Scan:
             provisional=True,
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         # Every would-be deletion is classified from its own bytes, read exactly once.
         needed = listed_first.union(first.deletions)
@@ -215,6 +216,7 @@ class _Scan:
             },
             expired=expired,
             held=held,
+            rule_tags=rules.selects_tag if rules is not None else None,
         )
         if self.assumed:
             # Kept because an index nobody can read may list it: say so.

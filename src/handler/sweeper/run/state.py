@@ -78,6 +78,9 @@ class RepositoryRun:
     out_of_time: bool = False  # the time budget ran out before everything planned was done
     validated: bool = False  # re-listed and checked after the sweep
     broken: list[Problem] = field(default_factory=list)  # what that check found
+    # Why the run held its planned deletions back ("circuit-breaker"), or "": a property of the
+    # run, not of a manifest, so each keeps its verdict `delete`, its reason and its cause.
+    held_by: str = ""
 
     def fail(self, digest: str, code: str, message: str) -> None:
         self.failures.append(Failure(self.repository, digest, code, message))
@@ -122,11 +125,22 @@ class RepositoryRun:
             spared=[
                 self.decisions[d] for d in planned if self.decisions[d].verdict is Verdict.KEEP
             ],
+            held_by=self.held_by,
         )
 
     def retention(self) -> RetentionTally:
         section = retention_section([(self.decisions, self.expired)])
-        return RetentionTally(section["expired"], section["deleted"], Counter(section["held"]))
+        tally = RetentionTally(section["expired"], section["deleted"], Counter(section["held"]))
+        if self.held_by:
+            # What the run held back is not deleted, dry or real: held, by what held it.
+            held = sum(
+                1
+                for d in self.expired
+                if d in self.decisions and self.decisions[d].verdict is Verdict.DELETE
+            )
+            tally.deleted -= held
+            tally.held[self.held_by] += held
+        return tally
 
     def deletion(self, digest: str) -> Deletion:
         decision = self.decisions[digest]
@@ -140,6 +154,7 @@ class RepositoryRun:
             reason=decision.reason.value,
             cause=decision.cause,
             deleted=digest in self.deleted,
+            held_by=self.held_by or None,
         )
 
 
@@ -177,6 +192,7 @@ class Deletion:
     reason: str
     cause: str
     deleted: bool
+    held_by: str | None = None  # the run held it back ("circuit-breaker"): planned, not deleted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -188,6 +204,7 @@ class Deletion:
             "reason": self.reason,
             "cause": self.cause,
             "deleted": self.deleted,
+            "held_by": self.held_by,
         }
 
 
@@ -219,3 +236,4 @@ class RepositorySummary:
     hazards: list[Hazard]
     spared: list[Decision]  # planned, then kept by the sweep (or the guards before it)
     unevaluated: list[Unevaluated] = field(default_factory=list)
+    held_by: str = ""  # why the run held every planned deletion back (RepositoryRun.held_by)

@@ -187,6 +187,8 @@ class _Sweep:
         outcome = registry.delete(repo.repository, ready)
         repo.deleted |= outcome.deleted
         repo.already_gone |= outcome.already_gone
+        if self.ctx.options.on_batch_deleted is not None:
+            self.ctx.options.on_batch_deleted(repo, batch)
         for digest, (code, message) in outcome.failures.items():
             repo.fail(digest, code, message)
             repo.delete_failed.add(digest)
