@@ -139,10 +139,10 @@ def test_plan_keeps_what_an_archived_index_it_cannot_read_may_list(cli: Run) -> 
         fake.exclude()
         build = fake.push_buildx(REPO, tag=None, pushed_at=OLD)
         fake.set_archived(REPO, build.index)
-        code, out, _ = cli("plan", "--scope", "orphans")
+        code, out, _ = cli("plan", "--scope", "orphans", "--show", "all")
         assert code == EXIT_OK
         assert "(archived, unreadable)" in out
-        assert "Would delete 0 manifests" in out
+        assert "Kept 3: 2 unreadable, 1 archived" in out
         assert fake.digests(REPO) == build.all
 
 
