@@ -11,6 +11,8 @@ import platform
 import re
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
@@ -188,3 +190,57 @@ def _cpu_model() -> str:
     except OSError:
         return platform.processor()
     return found.group(1).strip() if found else platform.processor()
+
+
+class Latency:
+    """A network's round trip on a client: every HTTP attempt waits `seconds` before it is sent
+    (a `before-send` hook, so a retry waits again), and the time each attempt takes, from being
+    sent to its response being read, is added up. `in_flight(wall)`, that sum over the wall time,
+    is the average number of calls under way at once: what the pool really overlaps.
+
+    `server_cpu_seconds`: the CPU the stand-in server spent. moto answers in-process from a
+    handler of every `before-send` event, which botocore calls after the handlers of the more
+    specific `before-send.ecr`: the server's share is the thread's CPU between the last of those
+    (the wait) and a handler registered last on `before-send`. The rest of the process's CPU is
+    the client's. Nothing in a call's content changes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+        self.busy_seconds = 0.0
+        self.server_cpu_seconds = 0.0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register_last("before-send.ecr", self._before_send)
+        client.meta.events.register_last("before-send", self._answered)
+        client.meta.events.register("response-received.ecr", self._response_received)
+
+    def _before_send(self, **_: Any) -> None:
+        self._local.at = time.perf_counter()
+        if self.seconds > 0:
+            time.sleep(self.seconds)
+        self._local.cpu = time.thread_time()
+
+    def _answered(self, event_name: str, **_: Any) -> None:
+        cpu = getattr(self._local, "cpu", None)
+        if cpu is None or not event_name.startswith("before-send.ecr."):
+            return
+        self._local.cpu = None
+        spent = time.thread_time() - cpu
+        with self._lock:
+            self.server_cpu_seconds += spent
+
+    def _response_received(self, **_: Any) -> None:
+        started = getattr(self._local, "at", None)
+        if started is None:
+            return
+        elapsed = time.perf_counter() - started
+        self._local.at = None
+        with self._lock:
+            self.calls += 1
+            self.busy_seconds += elapsed
+
+    def in_flight(self, wall_seconds: float) -> float:
+        return self.busy_seconds / wall_seconds if wall_seconds > 0 else 0.0

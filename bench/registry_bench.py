@@ -4,8 +4,8 @@
     python -m bench.registry_bench --size large   # make bench-large (100,000+ manifests)
 
 Builds a synthetic registry of realistic shape (harness.bulk) straight into moto's backend, in
-this process, then runs one real sweep (deleting) at the configured concurrency (8, the
-default) through the real client (`registry.make_client`, botocore as shipped), which moto
+this process, then runs one real sweep (deleting) at the configured concurrency (by default
+the setting's) through the real client (`registry.make_client`, botocore as shipped), which moto
 answers in-process (the high-volume calls on the harness's short path, harness.fast_responses).
 It prints, and writes to a JSON file: API calls per operation against the lower bound, the
 bytes the run freed, and the run's peak memory.
@@ -112,6 +112,7 @@ from .measure import (
     STORE,
     VERIFY,
     CallMeter,
+    Latency,
     growth,
     machine,
     rss_mib,
@@ -289,12 +290,15 @@ def sweep(
     now: datetime,
     store: CountedStore,
     run_id: str,
+    latency: Latency | None = None,
 ) -> dict[str, Any]:
     """One run as the Lambda makes it, from the client to the report (the one place this
-    benchmark calls the sweeper)."""
+    benchmark calls the sweeper). `latency`, if any, is hooked onto the run's own client."""
     client = make_client(session)
     meter.attach(client)
     store.meter = meter
+    if latency is not None:
+        latency.attach(client)
     options = RunOptions(principal=SWEEPER_ROLE, store=store, run_id=run_id)
     return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
 
@@ -321,6 +325,32 @@ def new_builds(registry: FakeRegistry, when: datetime, share: float, seed: int) 
 
 
 @dataclass
+class Timing:
+    """How long the run took, and how busy it kept the pool and the process's CPU."""
+
+    latency_ms: float
+    wall_seconds: float
+    cpu_seconds: float  # the whole process's: moto answering in-process included
+    server_cpu_seconds: float  # moto's share of it (Latency.server_cpu_seconds)
+    calls: int  # HTTP attempts that got an answer
+    in_flight: float  # calls under way at once, on average over the run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latency_ms": self.latency_ms,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "calls": self.calls,
+            "calls_per_second": round(self.calls / max(self.wall_seconds, 1e-9), 1),
+            "cpu_ms_per_call": round(1000 * self.cpu_seconds / max(self.calls, 1), 3),
+            "client_cpu_ms_per_call": round(
+                1000 * (self.cpu_seconds - self.server_cpu_seconds) / max(self.calls, 1), 3
+            ),
+            "in_flight": round(self.in_flight, 2),
+        }
+
+
+@dataclass
 class Measured:
     seed_seconds: float
     calls: dict[str, int]
@@ -328,9 +358,10 @@ class Measured:
     retries: int
     fetched_twice: int
     rss_before_mib: float | None
-    peak_growth_mib: float
+    peak_growth_mib: float | None
     report: dict[str, Any]
     surprises: list[str]
+    timing: Timing
     new_manifests: int = 0  # pushed since the night before
     read_again: int = 0  # read from ECR though the store held them
 
@@ -390,8 +421,15 @@ def measure(
             meter = CallMeter()
             gc.collect()  # the baseline without the garbage of seeding (or the night before)
             rss_before = rss_mib()
-            with growth() as grown:
-                report = sweep(session, meter, settings, when, store, f"bench-night-{night}")
+            latency = Latency(args.latency_ms / 1000)
+            with ExitStack() as traced:
+                # Tracing every allocation slows the run down: timing runs may leave it out.
+                grown = traced.enter_context(growth()) if args.memory else None
+                wall, cpu = time.perf_counter(), time.process_time()
+                report = sweep(
+                    session, meter, settings, when, store, f"bench-night-{night}", latency
+                )
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             meter.tally()
             after = {name: registry.digests(name) for name in bound.expected}
             # Manifests read from ECR although the store held them (the night before read them).
@@ -404,9 +442,17 @@ def measure(
                 retries=meter.retries,
                 fetched_twice=meter.fetched_twice,
                 rss_before_mib=rss_before,
-                peak_growth_mib=grown.peak_mib,
+                peak_growth_mib=grown.peak_mib if grown is not None else None,
                 report={k: v for k, v in report.items() if k != "deletions"},
                 surprises=_check(report, before, after, bound),
+                timing=Timing(
+                    args.latency_ms,
+                    wall,
+                    cpu,
+                    latency.server_cpu_seconds,
+                    latency.calls,
+                    latency.in_flight(wall),
+                ),
                 new_manifests=new,
                 read_again=again,
             )
@@ -533,12 +579,15 @@ def summarise_night(
             },
             "memory_mib": {
                 "rss_before_run": _round(measured.rss_before_mib),
-                "peak_growth": round(measured.peak_growth_mib, 1),
-                "measured_by": "tracemalloc peak of the run",
+                "peak_growth": _round(measured.peak_growth_mib),
+                "measured_by": "tracemalloc peak of the run"
+                if measured.peak_growth_mib is not None
+                else "not measured (--no-memory)",
                 "target": memory_target,
             },
             "as_predicted": not measured.surprises,
             "surprises": measured.surprises[:10],
+            "timing": measured.timing.as_dict(),
         },
     }
     run = result["run"]
@@ -546,7 +595,7 @@ def summarise_night(
         "calls_at_most_1_1_x_bound": run["calls_vs_bound"] <= CALL_TARGET,
         "deleted_as_predicted": run["as_predicted"],
     }
-    if memory_target is not None:
+    if memory_target is not None and measured.peak_growth_mib is not None:
         result["targets"][f"memory_at_most_{memory_target:g}_mib"] = (
             measured.peak_growth_mib <= memory_target
         )
@@ -594,12 +643,12 @@ def render(result: Mapping[str, Any]) -> str:
 def _render_night(bound: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
     memory = run["memory_mib"]
     lines = [
-        f"  {'operation':<26}{'bound':>8}{'calls':>8}",
+        f"  {'operation':<32}{'bound':>8}{'calls':>8}",
     ]
     for op in OPERATIONS:
-        lines.append(f"  {op:<26}{bound['calls'][op]:>8}{run['calls'][op]:>8}")
+        lines.append(f"  {op:<32}{bound['calls'][op]:>8}{run['calls'][op]:>8}")
     lines.append(
-        f"  {'total (wave-aware bound)':<26}{bound['wave_aware']:>8}{run['calls_total']:>8}"
+        f"  {'total (wave-aware bound)':<32}{bound['wave_aware']:>8}{run['calls_total']:>8}"
     )
     lines += [
         f"  {run['calls_vs_bound']:.3f} x the wave-aware bound (target at most {CALL_TARGET}); "
@@ -610,6 +659,15 @@ def _render_night(bound: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]
         f"{run['as_predicted']}",
     ]
     lines += [f"    ! {surprise}" for surprise in run["surprises"]]
+    timing = run["timing"]
+    lines += [
+        "",
+        f"  time: {timing['wall_seconds']} s wall at {timing['latency_ms']:g} ms a call, "
+        f"{timing['calls']} calls ({timing['calls_per_second']} a second), "
+        f"{timing['in_flight']} in flight on average; {timing['cpu_seconds']} s CPU "
+        f"({timing['cpu_ms_per_call']} ms a call, moto's answers included; "
+        f"{timing['client_cpu_ms_per_call']} ms without them)",
+    ]
     target = memory["target"]
     lines += [
         f"  BatchGetImage asked for {run['ids_sent']['BatchGetImage']} manifests "
@@ -630,7 +688,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--repositories", type=int, help="override the size's repositories")
     parser.add_argument("--builds", type=int, help="override the size's builds per repository")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency", type=int, default=Settings().concurrency, help="default: the setting's"
+    )
     parser.add_argument("--scope", choices=("orphans", "attestations"), default="orphans")
     parser.add_argument(
         "--moto",
@@ -638,6 +698,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="short",
         help="short: the high-volume calls take a short path through moto "
         "(harness.fast_responses); full: moto as it is (much slower)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="wait this long before every ECR call (a botocore hook on the run's client), "
+        "standing in for the network's round trip",
+    )
+    parser.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the run's peak memory (tracemalloc, which slows the run: "
+        "--no-memory for timings)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from bench import registry_bench
 
+from sweeper.settings import Settings
+
 OPERATIONS = {
     "ListPullTimeUpdateExclusions",
     "RegisterPullTimeUpdateExclusion",
@@ -38,7 +40,7 @@ def test_small_benchmark_stays_within_the_call_bound(tmp_path: Path, scope: str)
     assert registry["deletions"] > 0
     assert set(bound["calls"]) == OPERATIONS
     assert bound["naive"] <= bound["strict"] <= bound["wave_aware"]
-    assert run["concurrency"] == 8
+    assert run["concurrency"] == Settings().concurrency
     assert run["as_predicted"], run["surprises"]
     assert run["complete"]
     assert run["deleted"] == registry["deletions"]
@@ -62,3 +64,30 @@ def test_small_benchmark_stays_within_the_call_bound(tmp_path: Path, scope: str)
     assert second["run"]["ids_sent"]["BatchGetImage"] <= second["new_manifests"]
     assert second["run"]["manifests_from_store"] > 0
     assert all(result["targets"].values()), result["targets"]
+
+
+def test_latency_is_added_to_every_call_and_the_pool_overlaps_them(tmp_path: Path) -> None:
+    latency_ms, concurrency = 5.0, 8
+    result = registry_bench.main(
+        [
+            "--size",
+            "small",
+            "--latency-ms",
+            str(latency_ms),
+            "--concurrency",
+            str(concurrency),
+            "--no-memory",
+            "--json",
+            str(tmp_path / "figures.json"),
+        ]
+    )
+    run, timing = result["run"], result["run"]["timing"]
+    assert run["as_predicted"], run["surprises"]
+    assert timing["latency_ms"] == latency_ms
+    assert timing["calls"] == run["calls_total"]  # every attempt waited, and was timed
+    # However busy the machine: no call is quicker than the wait, and at most `concurrency` wait
+    # at once.
+    assert timing["wall_seconds"] >= timing["calls"] * latency_ms / 1000 / concurrency
+    assert 0 < timing["in_flight"] <= concurrency
+    assert 0 < timing["client_cpu_ms_per_call"] <= timing["cpu_ms_per_call"]
+    assert run["memory_mib"]["peak_growth"] is None  # --no-memory: not measured, not made up

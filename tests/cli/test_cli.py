@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -36,7 +36,6 @@ from sweeper.cli import (
     Progress,
     build_parser,
     human_bytes,
-    main,
 )
 from sweeper.cli import settings_from as cli_settings
 from sweeper.clock import use_clock
@@ -47,22 +46,10 @@ from sweeper.registry import EcrRegistry
 from sweeper.run import NO_PIN_SOURCE_WARNING, rotate
 from sweeper.settings import FIELDS, InvalidSettings
 
+from .conftest import Run
+
 REPO = "app"
 UNPROTECTED = f"ecr-sweeper: warning: {NO_PIN_SOURCE_WARNING}\n"  # a sweep with no pin source
-Output = tuple[int, str, str]
-Run = Callable[..., Output]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """`ecr-sweeper ARGS...` in-process: (exit code, stdout, stderr)."""
-
-    def call(*args: str) -> Output:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture

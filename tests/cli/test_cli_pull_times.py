@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import boto3
@@ -18,22 +18,12 @@ import pytest
 
 from conftest import OLD
 from harness import BuildxPush, FakeRegistry
-from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, main
+from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE
+
+from .conftest import Run
 
 REPO = "app"
 OPERATOR_EXCLUDED = False  # tests/cli/conftest.py: these scenarios start without the exclusion
-Output = tuple[int, str, str]
-Run = Callable[..., Output]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    def call(*args: str) -> Output:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture
@@ -173,3 +163,20 @@ def test_an_assumed_role_registered_with_its_path_is_recognised_without_iam(
     code, out, err = cli("plan", "--json")
     assert (code, err) == (EXIT_OK, "")
     assert json.loads(out)["pull_time_exclusions"]["principal"] == as_role_with_a_path
+
+
+def test_an_identity_that_cannot_be_excluded_stops_unless_reading_anyway_is_accepted(
+    registry: FakeRegistry, orphan: BuildxPush, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root user (or a federated one) cannot be a pull-time update exclusion."""
+    root = "arn:aws:iam::123456789012:root"
+    monkeypatch.setattr("sweeper.identity.caller_arn", lambda *_: root)
+    code, _, err = cli("plan")
+    assert code == EXIT_USAGE
+    assert f"you are {root}" in err
+    assert registry.last_pulled(REPO, orphan.index) is None
+    code, out, err = cli("plan", "--accept-pull-time-updates", "--json")
+    assert code == EXIT_OK
+    assert json.loads(out)["pull_time_exclusion"] == "unknown"
+    assert "warning: pull_time_exclusion unknown" in err
+    assert registry.last_pulled(REPO, orphan.index) is not None  # read, and so pulled

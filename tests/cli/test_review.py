@@ -22,18 +22,7 @@ from sweeper.cli import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, human_bytes, main
 from sweeper.explain import short
 from sweeper.run import MAX_LISTED_DELETIONS
 
-Output = tuple[int, str, str]
-Run = Callable[..., Output]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    def call(*args: str) -> Output:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
+from .conftest import Run
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from app import DASHBOARD_URL
 from conftest import OLD, Invoke
 from harness import FakeRegistry
 from harness.lambda_output import captured, emf_metrics, log_lines
-from sweeper import audit, metrics
+from sweeper import audit, cursor, metrics
 from sweeper.registry import EXCLUSION_ACTIONS, REQUIRED_IAM_ACTIONS
 from sweeper.run import TIME_MARGIN_SECONDS
 from sweeper.settings import Settings, load
@@ -54,7 +54,7 @@ STORE_URI = "s3://ecr-sweeper-manifeststorebucket-abc123/ecr-sweeper"
 
 def environment(cfn: Template) -> dict[str, str]:
     """The function's environment as deployed with every parameter at its default (the role's
-    ARN, a resource's attribute, as `ROLE_ARN`)."""
+    ARN, a resource's attribute, as `ROLE_ARN`; a resource's name, its logical id)."""
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
@@ -64,8 +64,11 @@ def environment(cfn: Template) -> dict[str, str]:
             env[name] = ROLE_ARN
         elif isinstance(value, dict) and "Fn::Sub" in value:
             env[name] = resolve_sub(cfn, value, REFS)
+        elif isinstance(value, dict):
+            ref = str(value["Ref"])
+            env[name] = defaults.get(ref, ref)
         else:
-            env[name] = defaults[value["Ref"]] if isinstance(value, dict) else str(value)
+            env[name] = str(value)
     return env
 
 
@@ -107,6 +110,8 @@ def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Temp
     assert props["Runtime"] == "python3.13"
     assert props["Architectures"] == ["arm64"]
     assert props["Timeout"] == 900  # Lambda's maximum: the run stops itself a margin before
+    # One full vCPU, and room for a first run's backlog (docs/performance.md, "Defaults").
+    assert props["MemorySize"] == 1769
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"] == {"LogGroup": {"Ref": "SweeperLogGroup"}}
     module, name = props["Handler"].rsplit(".", 1)
@@ -118,8 +123,9 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     # within_repositories is derived: the deployment's REPOSITORIES when a request names its own.
     derived = {"WITHIN_REPOSITORIES"}
     settings = {field.name.upper() for field in dataclasses.fields(Settings)} - derived
+    wiring = {cursor.CURSOR_PARAMETER_ENV, DASHBOARD_URL}  # the stack's own, not settings
     assert {
-        name for name in variables if not name.startswith("POWERTOOLS_") and name != DASHBOARD_URL
+        name for name in variables if not name.startswith("POWERTOOLS_") and name not in wiring
     } == settings
     # each one a parameter, so a deploy can change it; but the role the function reads as
     assert variables.pop("SWEEPER_ROLE_ARN") == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}

@@ -196,3 +196,20 @@ class RegistryWriter(Protocol):
     def tagged(self, repository: str, tag: str) -> str | None:
         """The digest `tag` names now, or None."""
         ...
+
+
+class RotationCursor(Protocol):
+    """Where the rotation stands between runs: the repository the next run starts at.
+
+    Only a position: a run that cannot read it starts where the day says (`run.rotate`), and one
+    that cannot write it has still swept what it swept. So either may raise anything; the
+    orchestration logs it and goes on.
+    """
+
+    def read(self) -> str | None:
+        """The repository to start at, or None when there is none yet."""
+        ...
+
+    def write(self, repository: str) -> None:
+        """Start the next run at `repository`."""
+        ...

@@ -49,6 +49,7 @@ from .parser import (
     FORMAT_CSV,
     FORMAT_JSON,
     FORMAT_TABLE,
+    HINTS,
     PROG,
     UsageError,
     origin,
@@ -170,7 +171,6 @@ class Finished:
 
 
 # Said beside a failure whose cause an operator can fix at once.
-_HINTS = {"NoCredentialsError": " (no AWS credentials: pass --profile, or run `aws configure`)"}
 
 
 def warn_run_failures(
@@ -188,7 +188,7 @@ def warn_run_failures(
             else:
                 print(f"{PROG}: warning: repositories {what} ({where})", file=err)
         elif not ran:
-            print(f"{PROG}: {failure_text(failure)}{_HINTS.get(failure.code, '')}", file=err)
+            print(f"{PROG}: {failure_text(failure)}{HINTS.get(failure.code, '')}", file=err)
 
 
 @contextmanager

@@ -62,6 +62,10 @@ def output_format(args: argparse.Namespace) -> str:
     return str(args.format or FORMAT_TABLE)
 
 
+# Said beside a failure whose cause an operator can fix at once.
+HINTS = {"NoCredentialsError": " (no AWS credentials: pass --profile, or run `aws configure`)"}
+
+
 class UsageError(Exception):
     """Bad usage found after parsing (a flag's value, a file, a profile): exit 2."""
 

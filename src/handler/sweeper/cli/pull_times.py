@@ -24,10 +24,9 @@ from ..registry import client_config
 from ..run import ExclusionState, PullTimeExclusion
 from ..run import exclusion as exclusions
 from ..settings import PRINCIPAL_PATTERN
-from .parser import PROG, UsageError
+from .parser import HINTS, PROG, UsageError
 
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
-_HINT = " (no AWS credentials: pass --profile, or run `aws configure`)"
 
 
 class Declined(Exception):
@@ -38,7 +37,20 @@ def ensure_exclusion(
     args: argparse.Namespace, session: boto3.Session, registry: Registry, err: TextIO
 ) -> PullTimeExclusion:
     """The operator's principal among the registry's exclusions, registered if they say so."""
-    principal = _principal(args, session)
+    if args.principal_arn and not _PRINCIPAL.fullmatch(args.principal_arn):
+        raise UsageError(
+            f"--principal-arn: {args.principal_arn!r} is not an IAM role or user ARN "
+            "(arn:aws:iam::<account>:role/<path/><name>)"
+        )
+    try:
+        principal = _principal(args, session)
+    except UsageError as exc:
+        if not args.accept_pull_time_updates:
+            raise
+        # Reading anyway was asked for: who reads need not be known for that.
+        unknown = PullTimeExclusion(ExclusionState.UNKNOWN, detail=str(exc))
+        print(f"{PROG}: warning: {unknown.warning}", file=err)
+        return unknown
     found = exclusions.look_up(registry, principal)
     if found.in_place:
         return found
@@ -52,17 +64,11 @@ def ensure_exclusion(
 
 def _principal(args: argparse.Namespace, session: boto3.Session) -> str:
     if args.principal_arn:
-        if not _PRINCIPAL.fullmatch(args.principal_arn):
-            raise UsageError(
-                f"--principal-arn: {args.principal_arn!r} is not an IAM role or user ARN "
-                "(arn:aws:iam::<account>:role/<path/><name>)"
-            )
         return str(args.principal_arn)
     try:
         arn = identity.caller_arn(session, client_config())
     except RegistryError as exc:
-        hint = _HINT if exc.code == "NoCredentialsError" else ""
-        raise UsageError(f"{exc}{hint}") from None
+        raise UsageError(f"{exc}{HINTS.get(exc.code, '')}") from None
     principal = exclusions.principal_from_identity(arn)
     if principal is None:
         raise UsageError(

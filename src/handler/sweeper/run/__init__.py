@@ -1,6 +1,7 @@
 """The orchestration: one run over a registry, phase by phase.
 
-- `coordinator`: the run (`Sweeper`), the repositories it takes and in which order;
+- `coordinator`: the run (`Sweeper`), the repositories it takes;
+- `rotation`: in which order, and where the next run starts (a cursor kept between runs);
 - `scan`: list a repository, read the bytes its plan needs, plan it (the core decides);
 - `sweep`: delete the plan wave by wave, re-reading each batch first;
 - `exclusion`: before the first read, the run's principal among ECR's pull-time exclusions;
@@ -25,7 +26,6 @@ from .coordinator import (
     NO_PIN_SOURCE_WARNING,
     NO_REPOSITORY_MATCHED,
     Sweeper,
-    rotate,
     select_repositories,
     unmatched_patterns,
     warnings_for,
@@ -33,6 +33,7 @@ from .coordinator import (
 from .decision_log import DECISION_LINES, DECISION_MESSAGE
 from .exclusion import ExclusionState, PullTimeExclusion
 from .report import Report
+from .rotation import next_start, rotate
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "StopReason",
     "Sweeper",
     "check_repository",
+    "next_start",
     "rotate",
     "select_repositories",
     "unmatched_patterns",

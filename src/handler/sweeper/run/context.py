@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..model import HeldTag, Pin
 from ..plan import Policy
-from ..ports import TIME_BUDGET, ManifestStore, Registry
+from ..ports import TIME_BUDGET, ManifestStore, Registry, RotationCursor
 from ..settings import Settings
 from .elsewhere import Listings, SharedBlobs
 from .exclusion import PullTimeExclusion
@@ -29,6 +29,12 @@ FREED_BYTES_READ_LIMIT = 50_000
 # one invocation then still gets cleaned, a few repositories a night (see `rotate`).
 SWEEP_SHARE = 0.25
 INTERRUPTED = "Interrupted"  # the code of a failure caused by an operator's stop
+# A run stops scanning new repositories once its plans hold this many deletions: the run's memory
+# follows them (docs/performance.md, "Memory"), and the function's memory holds this many with
+# room to spare. The repositories not scanned are left to the next run, like those the time budget
+# leaves (run.rotation), so a registry whose backlog would not fit in memory is still swept.
+PLANNED_DELETIONS_LIMIT = 500_000
+PLANNED_LIMIT = "PlannedDeletionsLimit"  # the code of a repository left unscanned for that
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,8 @@ class RunOptions:
     - `store`: the manifest store (sweeper.store): manifests are read from ECR only when it
       lacks them, and every deletion is journaled there first. `run_id` names the run in the
       journal, the report and the log.
+    - `cursor`: where the rotation starts, and where it keeps the next run's start
+      (run.rotation); None: start where the day says, keep nothing.
     - `principal`: the IAM role or user ARN the run reads as (default: the settings'
       `sweeper_role_arn`, the function's role); before its first read the run
       finds it among the registry's pull-time update exclusions (`exclusion.check`), and
@@ -79,6 +87,8 @@ class RunOptions:
     # Tags something runs by (pin sources), of this registry: retention never expires them and
     # the audit reports a rule that would.
     held_tags: Sequence[HeldTag] = ()
+    cursor: RotationCursor | None = None
+    planned_deletions_limit: int = PLANNED_DELETIONS_LIMIT
     principal: str | None = None
     exclusion: PullTimeExclusion | None = None
     audit_only: bool = False
@@ -170,6 +180,23 @@ class StoreTally:
         return "unavailable" if self.unavailable else "ok"
 
 
+class PlannedTally:
+    """The deletions planned so far in the run, against its limit; shared by the threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.count += count
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.limit
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """One run's fixed inputs, shared by its phases."""
@@ -193,3 +220,5 @@ class Context:
     def pull_times_trusted(self) -> bool:
         """Whether a pull time that moves during the run is a workload's (not the run's own)."""
         return self.exclusion is not None and self.exclusion.in_place
+
+    planned: PlannedTally = field(default_factory=lambda: PlannedTally(PLANNED_DELETIONS_LIMIT))

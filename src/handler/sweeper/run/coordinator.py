@@ -18,11 +18,20 @@ from ..model import HeldTag, Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
-from .context import Budget, Context, ReadAllowance, RunOptions, StoreTally
+from .context import (
+    PLANNED_LIMIT,
+    Budget,
+    Context,
+    PlannedTally,
+    ReadAllowance,
+    RunOptions,
+    StoreTally,
+)
 from .decision_log import log, log_decisions, log_repository
 from .elsewhere import SharedBlobs, keep_subjects_elsewhere, settle_shared_blobs
 from .exclusion import PullTimeExclusion, check
 from .report import CircuitBreaker, Report, listing_quotas
+from .rotation import next_start, read_start, rotate, write_start
 from .scan import audit_repository, plan_repository
 from .state import Failure, RepositoryRun, RepositorySummary, StopReason
 from .sweep import sweep_repository
@@ -69,6 +78,11 @@ def unmatched_patterns(names: Sequence[str], include: Sequence[str]) -> list[Fai
     ]
 
 
+# Stops by which a guard kept every planned deletion: the cursor stays, so that the next run (the
+# dry run that reviews it, the real run that goes past it) covers the same repositories.
+GUARD_STOPS = frozenset({StopReason.NEWLY_PINNED, StopReason.NOT_CONFIRMED})
+
+
 NO_PIN_SOURCE = "NoPinSource"
 NO_PIN_SOURCE_WARNING = (
     "no pin source configured: an untagged image that something runs by digest (an ECS task, "
@@ -91,21 +105,6 @@ def warnings_for(settings: Settings) -> list[str]:
         or settings.pin_from_inspector
     )
     return [] if settings.dry_run or configured else [NO_PIN_SOURCE_WARNING]
-
-
-def rotate(names: Sequence[str], now: datetime) -> list[str]:
-    """`names` starting at an offset that moves on by one every day.
-
-    A run that runs out of time covers a prefix of this list; without rotation it would be the
-    same prefix every night and the tail would never be swept. The offset is the day number
-    (days since 0001-01-01, UTC) modulo the number of repositories: no state to keep, and no jump
-    at New Year as a day-of-year offset would make. A run covering k of n repositories reaches
-    every repository at least once in n - k + 1 nights.
-    """
-    if not names:
-        return []
-    start = now.date().toordinal() % len(names)
-    return [*names[start:], *names[:start]]
 
 
 HELD_BY_CIRCUIT_BREAKER = "circuit-breaker"  # a held deletion's `held_by`
@@ -144,6 +143,7 @@ class Sweeper:
             settings.policy,
             StoreTally(options.store is not None),
             tags_in_use=tags_in_use(options.held_tags),
+            planned=PlannedTally(options.planned_deletions_limit),
         )
 
     def plan_one(self, name: str) -> RepositoryRun:
@@ -197,7 +197,8 @@ class Sweeper:
         report.skipped = opt.skipped
         for name, error in opt.unreadable.items():
             report.failures.append(Failure(name, "", error.code, f"tags not read: {error.message}"))
-        selected = rotate(opt.selected, ctx.now)
+        cursor = ctx.options.cursor
+        selected = rotate(opt.selected, ctx.now, read_start(cursor))
         if len(all_names) > 1:
             ctx = self.ctx = replace(ctx, shared_blobs=self._shared_blobs(all_names))
         repos: list[RepositoryRun] = []
@@ -222,8 +223,13 @@ class Sweeper:
                 report.stopped_early = self._recheck_pins(repos)
                 sweep = report.stopped_early is None
             report.repositories = self._finish_all(repos, pool, sweep)
-        if any(r.out_of_time for r in report.repositories):
+        cut = [r for r in report.repositories if r.out_of_time]
+        if any(all(f.code != PLANNED_LIMIT for f in r.failures) for r in cut):
             report.stopped_early = ctx.budget.reason
+        elif cut:
+            report.stopped_early = StopReason.PLANNED_LIMIT
+        if report.stopped_early not in GUARD_STOPS and report.circuit_breaker is None:
+            write_start(cursor, next_start(selected, report.repositories))
         report.store = ctx.store.status
         report.store_rejected = ctx.store.rejected
         report.manifests_from_store = ctx.store.hits

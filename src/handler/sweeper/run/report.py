@@ -83,6 +83,16 @@ class Report:
         )
 
     @property
+    def repositories_reached(self) -> int:
+        """Selected repositories this run gave their whole turn (run.rotation.reached)."""
+        return sum(1 for r in self.repositories if not r.out_of_time)
+
+    @property
+    def repositories_left(self) -> int:
+        """Selected repositories the time budget left for the next run (the rotation's next)."""
+        return sum(1 for r in self.repositories if r.out_of_time)
+
+    @property
     def all_failures(self) -> list[Failure]:
         return self.failures + [f for r in self.repositories for f in r.failures]
 
@@ -151,6 +161,8 @@ class Report:
             "dry_run": self.dry_run,
             "complete": self.complete,
             "repositories": len(self.repositories),
+            "repositories_reached": self.repositories_reached,
+            "repositories_left": self.repositories_left,
             "skipped_repositories": list(self.skipped),
             "manifests": self.manifests,
             "planned": planned.as_dict(),

@@ -28,7 +28,7 @@ from ..ports import (
 )
 from ..store.codec import digest_of, verified
 from ..validate import outline
-from .context import INTERRUPTED, Context
+from .context import INTERRUPTED, PLANNED_LIMIT, Context
 from .decision_log import log, log_decisions
 from .state import RepositoryRun
 
@@ -40,6 +40,15 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
     if ctx.budget.out_for_scanning():
         repo.out_of_time = True
         repo.fail("", ctx.budget.code, "not scanned: the time budget ran out first")
+        return repo
+    if ctx.planned.full:
+        # Left to the next run, as if out of time (run.rotation takes it first then).
+        repo.out_of_time = True
+        repo.fail(
+            "",
+            PLANNED_LIMIT,
+            f"not scanned: the run holds {ctx.planned.limit} planned deletions already",
+        )
         return repo
     scan = _Scan(ctx, repo)
     try:
@@ -61,6 +70,7 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
         log.exception("planning failed", extra={"repository": name})
         repo.fail("", INTERNAL, internal_message(exc))
         scan.keep_all("planning failed")
+    ctx.planned.add(sum(len(wave) for wave in repo.waves))
     return repo
 
 

@@ -22,6 +22,7 @@ class StopReason(StrEnum):
     CIRCUIT_BREAKER = "circuit breaker"
     NEWLY_PINNED = "a pin source now protects a planned deletion"
     NOT_CONFIRMED = "not confirmed"
+    PLANNED_LIMIT = "planned deletions limit"
 
 
 @dataclass(frozen=True, slots=True)

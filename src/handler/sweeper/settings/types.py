@@ -79,7 +79,7 @@ class Settings:
     pins: tuple[Pin, ...] = ()
     keep_pulled_within_days: float = 30.0
     max_deletions: int = 5000
-    concurrency: int = 8
+    concurrency: int = 16  # docs/performance.md, "Defaults"
     # Pin sources (sweeper.pins); each is off unless configured.
     pin_parameter_path: tuple[str, ...] = ()  # SSM hierarchies, each read recursively
     pin_object_uris: tuple[str, ...] = ()  # s3://bucket/key objects
