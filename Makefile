@@ -131,9 +131,11 @@ stackset-template: build $(VENV)/.installed ## plain CloudFormation of the sweep
 # timing. docs/performance.md says what they measure.
 bench: $(VENV)/.installed ## the registry benchmark at the small size (seconds)
 	$(PY) -m bench.registry_bench --size small
+	$(PY) -m bench.store_bench --size small
 
 bench-large: $(VENV)/.installed ## 100,000+ manifests over 1,000 repositories; make_plan over 1,000,000
 	$(PY) -m bench.registry_bench --size large
+	$(PY) -m bench.store_bench --size large
 	$(PY) -m bench.plan_bench
 
 # Offline: `sam package` and `sam publish` need an AWS account; scripts/release_check.py says what

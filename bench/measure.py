@@ -23,6 +23,8 @@ from typing import Any
 # The re-read before each delete is a DescribeImages with imageIds; the listing is one without.
 VERIFY = "DescribeImages(imageIds)"
 LIST = "DescribeImages(listing)"
+# The manifest store's own requests (loads, saves, journal writes): not ECR's, but a run's.
+STORE = "ManifestStore"
 # Before its first read, a run finds its principal among the registry's pull-time update
 # exclusions: one list, and on the registry's first run one register.
 LIST_EXCLUSIONS = "ListPullTimeUpdateExclusions"
@@ -37,6 +39,7 @@ OPERATIONS = (
     "BatchGetImage",
     VERIFY,
     "BatchDeleteImage",
+    STORE,
 )
 
 MIB = 1024 * 1024
@@ -55,11 +58,16 @@ class CallMeter:
         self.fetched_twice = 0  # manifests whose bytes were asked for more than once
         self._sent: list[tuple[str, Any]] = []
         self._asked: list[str] = []
+        self._stored: list[str] = []
 
     def attach(self, client: Any) -> None:
         """Count `client`'s calls (first among its handlers, so before anything answers)."""
         client.meta.events.register_first("before-send.ecr", self._before_send)
         client.meta.events.register_first("before-call.ecr", self._before_call)
+
+    def note_store(self, request: str) -> None:
+        """One request of the manifest store (load, save, journal)."""
+        self._stored.append(request)
 
     def _before_call(self, model: Any, **_: Any) -> None:
         self._asked.append(model.name)
@@ -72,6 +80,9 @@ class CallMeter:
         sent, self._sent = self._sent, []
         self.logical.update(self._asked)
         self._asked = []
+        stored, self._stored = self._stored, []
+        self.calls[STORE] += len(stored)
+        self.logical[STORE] += len(stored)
         for event_name, body in sent:
             operation = event_name.rsplit(".", 1)[-1]
             doc = json.loads(body) if body else {}

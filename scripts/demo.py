@@ -210,7 +210,13 @@ def run() -> int:
     os.environ.pop("AWS_PROFILE", None)
     os.environ["AWS_DEFAULT_REGION"] = REGION
     now = clock.now()  # the command reads the same clock
-    with FakeRegistry(region=REGION, account_id=ACCOUNT) as reg:
+    with (
+        tempfile.TemporaryDirectory() as cache,
+        FakeRegistry(region=REGION, account_id=ACCOUNT) as reg,
+    ):
+        # The command's manifest store and journal (by default under the user's cache): a
+        # temporary one, gone with the demo.
+        os.environ["XDG_CACHE_HOME"] = cache
         notable = seed(reg, now)
         pin_uri = f"{REGISTRY_HOST}/shop/web@{notable['release']}"
         settings = ["--pin", pin_uri]
@@ -223,6 +229,15 @@ def run() -> int:
         code, report = captured(["sweep", "--yes", *settings, "--json"])
         codes.append(code)
         summary(report, reg)
+        # Every deletion was journaled first, with its bytes: it can be put back.
+        codes.append(command(["journal"]))
+        index = next(d["digest"] for d in report["deletions"] if d["kind"] == "index")
+        codes.append(
+            command(
+                ["restore", "--run", report["run_id"], "--digest", index, "--dry-run"],
+                shown=["restore", "--run", report["run_id"], "--digest", short(index), "--dry-run"],
+            )
+        )
 
         for name in (
             "release-attestation",

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,12 +80,14 @@ def _parse_botocore_models_once() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No setting leaks in from the developer's shell; every test talks to moto only."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting leaks in from the developer's shell; every test talks to moto only; the
+    command's default manifest store is the test's own, never the developer's cache."""
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     for name in _AWS_ELSEWHERE:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SWEEPER_ROLE_ARN", FUNCTION_PRINCIPAL)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from log_format import DecisionLinesFormatter
-from sweeper import clock, cursor, notify, pins
+from sweeper import clock, cursor, notify, pins, store
 from sweeper import metrics as metric_names
 from sweeper.model import Pin
 from sweeper.registry import EcrRegistry, client_config, make_client
@@ -93,12 +93,18 @@ def run(settings: Settings, context: LambdaContext) -> Report:
         held_tags=held,
         reload_pins=lambda: read_pins()[0],
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+        store=store.open_store(settings.manifest_store, _client)
+        if settings.manifest_store
+        else None,
+        run_id=context.aws_request_id,
         cursor=cursor.for_run(
             settings, load({}, os.environ), os.environ.get(cursor.CURSOR_PARAMETER_ENV, ""), _client
         ),
     )
     report = Sweeper(registry, settings, clock.now(), options).run()
     report.pins = pin_counts
+    if report.store == "unavailable":
+        logger.warning("store unavailable", extra={"store": settings.manifest_store})
     report.held_tags = held_counts
     return report
 

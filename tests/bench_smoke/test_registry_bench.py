@@ -24,6 +24,7 @@ OPERATIONS = {
     "BatchGetImage",
     "DescribeImages(imageIds)",
     "BatchDeleteImage",
+    "ManifestStore",  # the store's requests: none here, store_bench counts them
 }
 
 

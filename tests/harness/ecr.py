@@ -48,6 +48,13 @@ exclusions``, ``register_...``,            100 at most, ``ExclusionAlreadyExists
                                            answers ``FakeRegistry(blob_mounting=...)``.
 ``Image._create_digest``                   1. for any moto code path that still creates an image
                                            without a digest.
+``ECRResponse.batch_check_layer_availability``  12. not implemented by moto (moto stores no
+                                           layers): a blob is available while some manifest
+                                           stored in the repository, now or before, names it,
+                                           unless a test reclaimed it (``reclaim_layer``, as
+                                           ECR may clean up unreferenced layers at any time);
+                                           ``PutImage`` of a manifest naming a reclaimed blob is
+                                           refused (``LayersNotFoundException``).
 ``ECRBackend.put_lifecycle_policy``        11. today's ECR policy language: moto 5.2.1 refuses
                                            ``sinceImagePulled``, ``sinceImageTransitioned``,
                                            ``storageClass`` and the ``transition`` action, and
@@ -356,7 +363,50 @@ def _tag(backend: ECRBackend, repo: Repository, state: _RepoState, image: Image,
     state.by_tag[tag] = image
 
 
+def _blob_digests(text: str) -> set[str]:
+    """The config and layer blobs a manifest names (schema 1 fsLayers, OCI 1.1-rc blobs too)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return set()
+    if not isinstance(doc, dict):
+        return set()
+    found: set[str] = set()
+    config = doc.get("config")
+    if isinstance(config, dict) and isinstance(config.get("digest"), str):
+        found.add(config["digest"])
+    for key, field_name in (("layers", "digest"), ("blobs", "digest"), ("fsLayers", "blobSum")):
+        for entry in doc.get(key) or ():
+            if isinstance(entry, dict) and isinstance(entry.get(field_name), str):
+                found.add(entry[field_name])
+    return found
+
+
+def _blobs_once_held(repo: Repository) -> set[str]:
+    """Blobs of deleted manifests: ECR keeps layers after the manifests that used them go,
+    until it cleans them up (at any time)."""
+    held: set[str] | None = getattr(repo, "_harness_blobs", None)
+    if held is None:
+        held = set()
+        repo._harness_blobs = held  # type: ignore[attr-defined]
+    return held
+
+
+def _reclaimed(repo: Repository) -> set[str]:
+    gone: set[str] | None = getattr(repo, "_harness_reclaimed", None)
+    if gone is None:
+        gone = set()
+        repo._harness_reclaimed = gone  # type: ignore[attr-defined]
+    return gone
+
+
+def _available_blobs(repo: Repository) -> set[str]:
+    present = {b for image in repo.images for b in _blob_digests(image.image_manifest)}
+    return (present | _blobs_once_held(repo)) - _reclaimed(repo)
+
+
 def _remove(repo: Repository, state: _RepoState, image: Image) -> None:
+    _blobs_once_held(repo).update(_blob_digests(image.image_manifest))
     repo.images.remove(image)
     state.by_digest.pop(image.get_image_digest(), None)
     for tag in list(image.image_tags):
@@ -845,10 +895,19 @@ def _image_create_digest(self: Image) -> None:
     self._image_digest = _digest_of(self.image_manifest)
 
 
+class LayersNotFoundException(ServiceException):
+    code = "LayersNotFoundException"
+
+
 def _response_put_image(self: ECRResponse) -> ActionResult:
     backend = self.ecr_backend
     repo = backend._get_repository(self._get_param("repositoryName"), self._get_param("registryId"))
     tag = self._get_param("imageTag")
+    reclaimed = _blob_digests(self._get_param("imageManifest")) & _reclaimed(repo)
+    if reclaimed:
+        raise LayersNotFoundException(
+            f"The following layers were not found: {', '.join(sorted(reclaimed))}"
+        )
     image = _store(
         backend,
         repo,
@@ -1124,6 +1183,34 @@ def _response_describe_repositories(self: ECRResponse) -> ActionResult:
     return ActionResult(result)
 
 
+@_atomic
+def _response_batch_check_layer_availability(self: ECRResponse) -> ActionResult:
+    backend = self.ecr_backend
+    repo = backend._get_repository(self._get_param("repositoryName"), self._get_param("registryId"))
+    asked: list[str] = self._get_param("layerDigests") or []
+    if len(asked) > MAX_IMAGE_IDS:
+        raise InvalidParameterException("layerDigests: at most 100")
+    available = _available_blobs(repo)
+    return ActionResult(
+        {
+            "layers": [
+                {"layerDigest": d, "layerAvailability": "AVAILABLE"}
+                for d in asked
+                if d in available
+            ],
+            "failures": [
+                {
+                    "layerDigest": d,
+                    "failureCode": "MissingLayerDigest",
+                    "failureReason": "Layer not found",
+                }
+                for d in asked
+                if d not in available
+            ],
+        }
+    )
+
+
 def _response_get_account_setting(self: ECRResponse) -> ActionResult:
     """GetAccountSetting (moto 5.2 has none): `BLOB_MOUNTING` is ENABLED or DISABLED, as
     ``FakeRegistry(blob_mounting=...)`` says; the other names ECR documents answer their one
@@ -1149,6 +1236,7 @@ _PATCHES: tuple[tuple[type, str, Callable[..., Any]], ...] = (
     (ECRResponse, "describe_images", _response_describe_images),
     (ECRResponse, "list_images", _response_list_images),
     (ECRResponse, "describe_repositories", _response_describe_repositories),
+    (ECRResponse, "batch_check_layer_availability", _response_batch_check_layer_availability),
     (ECRResponse, "get_account_setting", _response_get_account_setting),
     (ECRResponse, "list_pull_time_update_exclusions", _response_list_exclusions),
     (ECRResponse, "register_pull_time_update_exclusion", _response_register_exclusion),
@@ -1494,6 +1582,11 @@ class FakeRegistry:
         meta.archived = archived
         if not archived:
             meta.archived_at = None
+
+    def reclaim_layer(self, repo: str, digest: str) -> None:
+        """ECR cleaned up a blob no manifest uses (it may, at any time): it is no longer
+        available, and a manifest naming it can no longer be put."""
+        _reclaimed(self._repo(repo)).add(digest)
 
     def restore(self, repo: str, digest: str, when: datetime | None = None) -> None:
         """Restore an archived image as ECR does (UpdateImageStorageClass to STANDARD, then

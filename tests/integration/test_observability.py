@@ -303,6 +303,9 @@ def test_the_metrics_are_the_report_figures(
         # The run registered its principal before its first read.
         metrics.PULL_TIME_EXCLUSION_MISSING: 0,
         metrics.LIFECYCLE_HAZARDS: 0,
+        # No manifest store configured: it is neither unavailable nor rejecting anything.
+        metrics.STORE_UNAVAILABLE: 0,
+        metrics.STORE_REJECTED: 0,
         metrics.SUMMARY_EVENT_FAILURES: 0,  # the run's summary event went out
     }
     assert report["deleted"]["bytes_freed"] > 0

@@ -176,7 +176,7 @@ def evaluate(
             if key == "Fn::Sub":
                 text, variables = (args, {}) if isinstance(args, str) else args
                 local = {**scope, **{k: value(v, scope) for k, v in variables.items()}}
-                return _PLACEHOLDER.sub(lambda m: str(local[m.group(1)]), text)
+                return _PLACEHOLDER.sub(lambda m: str(_name(local, m.group(1))), text)
             if key == "Fn::Split":
                 separator, text = args
                 return str(value(text, scope)).split(separator)
@@ -196,8 +196,17 @@ def evaluate(
                 return not value(args[0], scope)
             if key == "Condition":
                 return condition(args)
+            if key == "Fn::GetAtt":  # a resource's attribute, known once deployed
+                return f"<{args[0]}.{args[1]}>"
         return {
             k: v for k, v in ((k, value(v, scope)) for k, v in item.items()) if v is not no_value
         }
 
     return value(node, names)
+
+
+def _name(scope: Mapping[str, Any], name: str) -> Any:
+    """A name of `${...}`: a parameter, or a resource's attribute (known once deployed)."""
+    if name in scope or "." not in name:
+        return scope[name]
+    return f"<{name}>"

@@ -49,6 +49,7 @@ def function(cfn: Template) -> dict[str, Any]:
 
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/ecr-sweeper-SweeperFunctionRole-ABC"
+STORE_URI = "s3://ecr-sweeper-manifeststorebucket-abc123/ecr-sweeper"
 
 
 def environment(cfn: Template) -> dict[str, str]:
@@ -57,7 +58,9 @@ def environment(cfn: Template) -> dict[str, str]:
     defaults = parameter_defaults(cfn)
     env: dict[str, str] = {}
     for name, value in function(cfn)["Environment"]["Variables"].items():
-        if value == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}:
+        if name == "MANIFEST_STORE":  # the stack's own bucket, named at deploy time
+            env[name] = STORE_URI
+        elif value == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}:
             env[name] = ROLE_ARN
         elif isinstance(value, dict) and "Fn::Sub" in value:
             env[name] = resolve_sub(cfn, value, REFS)
@@ -97,7 +100,9 @@ def test_the_schedule_invokes_the_function_nightly_with_an_empty_request(cfn: Te
     # Scheduler delivers exactly `Input`: an empty request, so every setting is the environment's.
     request = json.loads(target["Input"])
     assert request == {}
-    assert load(request, environment(cfn)) == Settings(sweeper_role_arn=ROLE_ARN)
+    assert load(request, environment(cfn)) == Settings(
+        sweeper_role_arn=ROLE_ARN, manifest_store=STORE_URI
+    )
 
 
 def test_the_function_runs_python_3_13_on_arm64_with_the_whole_timeout(cfn: Template) -> None:
@@ -124,7 +129,9 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
     } == settings
     # each one a parameter, so a deploy can change it; but the role the function reads as
     assert variables.pop("SWEEPER_ROLE_ARN") == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}
-    for name in settings - {"SWEEPER_ROLE_ARN"}:
+    # and the manifest store, the stack's own bucket (a prefix in it)
+    assert variables.pop("MANIFEST_STORE") == {"Fn::Sub": "s3://${ManifestStoreBucket}/ecr-sweeper"}
+    for name in settings - {"SWEEPER_ROLE_ARN", "MANIFEST_STORE"}:
         assert variables[name]["Ref"] in cfn["Parameters"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == metrics.SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE
@@ -133,7 +140,7 @@ def test_the_environment_sets_every_setting_and_the_metrics_identity(cfn: Templa
 def test_the_template_defaults_are_the_code_defaults(cfn: Template) -> None:
     # In particular DryRun: a stack deployed without parameters deletes nothing.
     settings = load({}, environment(cfn))
-    assert settings == Settings(sweeper_role_arn=ROLE_ARN)
+    assert settings == Settings(sweeper_role_arn=ROLE_ARN, manifest_store=STORE_URI)
     assert settings.dry_run is True
     assert settings.register_pull_time_exclusion is True
 

@@ -69,6 +69,10 @@ RUN_DURATION = "RunDuration"
 # (a pin, a pull, the grace period, a kept index); the rest were deleted with the others.
 RETENTION_EXPIRED = "RetentionExpired"
 RETENTION_HELD = "RetentionHeld"
+# The manifest store (sweeper.store): 1 when a load or save failed this run (it then read from
+# ECR as without one), and the stored entries whose bytes did not hash to their digest.
+STORE_UNAVAILABLE = "StoreUnavailable"
+STORE_REJECTED = "StoreRejected"
 # The audit of ECR's own lifecycle policies (report `lifecycle_hazards`): manifests in use that
 # ECR will expire. The template alarms on any.
 LIFECYCLE_HAZARDS = "LifecycleHazards"
@@ -141,6 +145,8 @@ def run_figures(report: Report) -> list[Figure]:
         Figure(RETENTION_EXPIRED, COUNT, retention.expired),
         Figure(RETENTION_HELD, COUNT, sum(retention.held.values())),
         Figure(LIFECYCLE_HAZARDS, COUNT, len(report.lifecycle_hazards)),
+        Figure(STORE_UNAVAILABLE, COUNT, 1 if report.store == "unavailable" else 0),
+        Figure(STORE_REJECTED, COUNT, report.store_rejected),
         Figure(PULL_TIME_EXCLUSION_MISSING, COUNT, 0 if exclusion_in_place else 1),
     ]
 
@@ -174,6 +180,8 @@ ALL_METRICS = (
     RETENTION_EXPIRED,
     RETENTION_HELD,
     LIFECYCLE_HAZARDS,
+    STORE_UNAVAILABLE,
+    STORE_REJECTED,
     PULL_TIME_EXCLUSION_MISSING,
     SUMMARY_EVENT_FAILURES,
 )

@@ -7,7 +7,7 @@ the orchestration can be read, and tested, without an AWS client in sight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +17,9 @@ BATCH_SIZE = 100  # BatchGetImage / BatchDeleteImage / DescribeImages(imageIds) 
 NOT_FOUND = "ImageNotFound"
 REPOSITORY_NOT_FOUND = "RepositoryNotFoundException"  # the code of a call on no such repository
 TIME_BUDGET = "TimeBudget"  # the code of a RegistryError raised because `stop()` said so
+# The failure code `manifests` gives a manifest that BatchGetImage called not found although the
+# repository lists it as archived (whether ECR serves archived manifests is undocumented).
+ARCHIVED_UNREADABLE = "ArchivedUnreadable"
 # The failure code of an unexpected exception (a bug, an answer nobody foresaw): it is contained
 # to the repository it happened in, which deletes nothing more this run (docs/design.md).
 INTERNAL = "Internal"
@@ -111,6 +114,87 @@ class Registry(Protocol):
     def register_pull_time_exclusion(self, principal: str) -> None:
         """Register `principal` as a pull-time update exclusion; one registered meanwhile is
         not an error."""
+        ...
+
+
+class StoreError(Exception):
+    """The manifest store could not be read or written: the run goes on without it (reads),
+    or does not delete (a journal write)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One manifest as the store keeps it: its text (the bytes are its UTF-8 encoding) and the
+    media type the registry listed it with. Never trusted: see `store.codec.verified`."""
+
+    text: str
+    media_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One deletion, recorded before the delete call: enough to put the manifest back."""
+
+    run_id: str
+    repository: str
+    digest: str
+    media_type: str | None
+    tags: tuple[str, ...]
+    reason: str
+    cause: str
+    recorded_at: str  # the run's `now`, ISO 8601
+    text: str  # the manifest's bytes (UTF-8)
+
+
+class ManifestStore(Protocol):
+    """Manifests by repository (content-addressed, so never stale), and the journal of
+    deletions. Every method may raise StoreError; every method is safe from several threads."""
+
+    def load(self, repository: str) -> dict[str, Stored]:
+        """What the store holds for the repository (nothing yet: empty), unverified."""
+        ...
+
+    def save(self, repository: str, entries: Mapping[str, Stored]) -> None:
+        """Replace what the store holds for the repository."""
+        ...
+
+    def journal(self, records: Sequence[JournalRecord]) -> None:
+        """Record one batch of deletions (one repository, one run) before it is deleted."""
+        ...
+
+    def runs(self) -> list[str]:
+        """The run ids the journal holds."""
+        ...
+
+    def records(self, run_id: str) -> list[JournalRecord]:
+        """What one run recorded (unverified)."""
+        ...
+
+
+@dataclass(slots=True)
+class PutOutcome:
+    """What PutImage said: the digest ECR stored, or why it refused."""
+
+    digest: str | None = None
+    code: str = ""
+    message: str = ""
+
+
+class RegistryWriter(Protocol):
+    """What `restore` needs beyond reading: check blobs, put a manifest back, read a tag."""
+
+    def missing_layers(self, repository: str, digests: Sequence[str]) -> list[str]:
+        """Those of the blob `digests` the repository no longer has."""
+        ...
+
+    def put(
+        self, repository: str, text: str, media_type: str | None, digest: str, tag: str | None
+    ) -> PutOutcome:
+        """PutImage by digest (and the tag, when given)."""
+        ...
+
+    def tagged(self, repository: str, tag: str) -> str | None:
+        """The digest `tag` names now, or None."""
         ...
 
 

@@ -18,11 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .manifests import ALL_MANIFEST_TYPES
 from .model import Image
 from .ports import (
+    ARCHIVED_UNREADABLE,
     BATCH_SIZE,
     NOT_FOUND,
     TIME_BUDGET,
     Deleted,
     Fetched,
+    PutOutcome,
     RegistryError,
     Stop,
 )
@@ -51,11 +53,15 @@ ACCOUNT_ACTIONS = (
 EXCLUSION_ACTIONS = ("ecr:ListPullTimeUpdateExclusions", "ecr:RegisterPullTimeUpdateExclusion")
 REQUIRED_IAM_ACTIONS = tuple(sorted(REPOSITORY_ACTIONS + ACCOUNT_ACTIONS + EXCLUSION_ACTIONS))
 EXCLUSION_EXISTS = "ExclusionAlreadyExistsException"
+# What `ecr-sweeper restore` calls besides reading (the function never does: docs/operations.md
+# gives the operator's policy).
+RESTORE_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:DescribeImages",
+    "ecr:PutImage",
+)
 
 NO_LIFECYCLE_POLICY = "LifecyclePolicyNotFoundException"
-# The failure code `manifests` gives a manifest that BatchGetImage called not found although the
-# repository lists it as archived (whether ECR serves archived manifests is undocumented).
-ARCHIVED_UNREADABLE = "ArchivedUnreadable"
 # The imageStatus values a listing hides by default.
 NOT_ACTIVE: Final[tuple[Literal["ARCHIVED"], Literal["ACTIVATING"]]] = ("ARCHIVED", "ACTIVATING")
 
@@ -379,6 +385,66 @@ class EcrRegistry:
                 else:
                     outcome.already_gone.add(digest)
         return outcome
+
+    # --- restore (ports.RegistryWriter) --------------------------------------------------------
+
+    def missing_layers(self, repository: str, digests: Sequence[str]) -> list[str]:
+        """Of the blob `digests`, those the repository does not have (BatchCheckLayerAvailability,
+        100 a call): ECR may clean up a layer no manifest uses at any time."""
+        missing: list[str] = []
+        for batch in _batches(list(dict.fromkeys(digests))):
+            try:
+                response = self._client.batch_check_layer_availability(
+                    **self._registry, repositoryName=repository, layerDigests=batch
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _error("BatchCheckLayerAvailability", exc) from exc
+            available = {
+                layer["layerDigest"]
+                for layer in response.get("layers", [])
+                if layer.get("layerAvailability") == "AVAILABLE" and "layerDigest" in layer
+            }
+            missing.extend(d for d in batch if d not in available)
+        return missing
+
+    def put(
+        self, repository: str, text: str, media_type: str | None, digest: str, tag: str | None
+    ) -> PutOutcome:
+        """PutImage of these exact bytes, by digest (ECR refuses bytes of another digest), and
+        the tag when given. A refusal is an outcome, not an error."""
+        request: dict[str, Any] = {
+            "repositoryName": repository,
+            "imageManifest": text,
+            "imageDigest": digest,
+        }
+        if media_type:
+            request["imageManifestMediaType"] = media_type
+        if tag:
+            request["imageTag"] = tag
+        try:
+            response = self._client.put_image(**self._registry, **request)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            return PutOutcome(None, err.get("Code", "ClientError"), err.get("Message", ""))
+        except BotoCoreError as exc:
+            raise _error("PutImage", exc) from exc
+        stored = response.get("image", {}).get("imageId", {}).get("imageDigest")
+        return PutOutcome(stored)
+
+    def tagged(self, repository: str, tag: str) -> str | None:
+        """The digest `tag` names now, or None (DescribeImages by tag)."""
+        try:
+            response = self._client.describe_images(
+                **self._registry, repositoryName=repository, imageIds=[{"imageTag": tag}]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ImageNotFoundException":
+                return None
+            raise _error("DescribeImages", exc) from exc
+        except BotoCoreError as exc:
+            raise _error("DescribeImages", exc) from exc
+        details = response.get("imageDetails", [])
+        return details[0].get("imageDigest") if details else None
 
     def pull_time_exclusions(self) -> list[str]:
         principals: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +19,11 @@ import botocore.loaders
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from .. import clock, pins
+from .. import clock, pins, store
 from ..explain import path, render, short
 from ..manifests import parse
 from ..model import Decision, HeldTag, Kind, Pin, Verdict
-from ..ports import REPOSITORY_NOT_FOUND, Registry, RegistryError
+from ..ports import REPOSITORY_NOT_FOUND, ManifestStore, Registry, RegistryError, StoreError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
     NO_REPOSITORY_MATCHED,
@@ -38,6 +39,7 @@ from ..run import (
     unmatched_patterns,
     warnings_for,
 )
+from ..run.restore import NOT_RESTORABLE, Restored, restore
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
 from .parser import (
@@ -82,7 +84,7 @@ _MIN_PREFIX = 6
 _MODELS = botocore.loaders.create_loader()
 
 
-def connect(args: argparse.Namespace) -> tuple[boto3.Session, Registry]:
+def connect(args: argparse.Namespace) -> tuple[boto3.Session, EcrRegistry]:
     """The boto3 session of --profile/--region (or the usual chain) and the registry behind it,
     made once per command; exit 2 when unusable."""
     core = botocore.session.get_session()
@@ -131,6 +133,26 @@ def pins_from(session: boto3.Session, settings: Settings) -> ReadPins:
     return ReadPins(
         pinned, lambda: pins.collect(configured, workers=settings.concurrency)[0], held, counts
     )
+
+
+def store_from(args: argparse.Namespace, session: boto3.Session) -> ManifestStore | None:
+    """The store of --manifest-store, else the default directory under the user's cache;
+    `none` for no store (no journal: no undo)."""
+    location = args.manifest_store or str(store.default_directory())
+    if location == "none":
+        return None
+    if location.startswith("s3://") and store.parse_s3_uri(location) is None:
+        raise UsageError(f"--manifest-store: {location!r} is not s3://bucket or s3://bucket/prefix")
+
+    def client(service: str) -> Any:
+        return session.client(service, config=client_config())  # type: ignore[call-overload]
+
+    return store.open_store(location, client)
+
+
+def new_run_id() -> str:
+    """The command's run id: when (UTC) and a random suffix, so runs sort by time."""
+    return f"{clock.now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 class Finished:
@@ -227,6 +249,8 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             on_repository_planned=progress.planned,
             on_repository_done=finished.add,
             retain_decisions=True,
+            store=store_from(args, session),
+            run_id=new_run_id(),
             listed_deletions=None,  # the command's report lists every deletion
         )
         report = Sweeper(registry, settings, now, options).run()
@@ -254,6 +278,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             exclusion=exclusion,
             interrupted=interrupts.stopping.is_set,
             on_repository_planned=progress.planned,
+            run_id=new_run_id(),
             audit_only=True,
         )
         report = Sweeper(registry, settings, clock.now(), options).run()
@@ -343,6 +368,8 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             on_batch_deleted=progress.deleted,
             confirm=confirm,
             retain_decisions=True,
+            store=store_from(args, session),
+            run_id=new_run_id(),
             listed_deletions=None,  # the command's report lists every deletion
         )
         report = Sweeper(registry, settings, now, options).run()
@@ -372,7 +399,14 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     exclusion = ensure_exclusion(args, session, registry, err)
     now = clock.now()
     pinned, _, held, _ = pins_from(session, settings)
-    options = RunOptions(pins=pinned, held_tags=held, exclusion=exclusion, retain_decisions=True)
+    options = RunOptions(
+        pins=pinned,
+        held_tags=held,
+        exclusion=exclusion,
+        retain_decisions=True,
+        store=store_from(args, session),
+        run_id=new_run_id(),
+    )
     repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
     matches = sorted(d for d in repo.images if d.startswith(prefix))
     if not matches:
@@ -516,10 +550,129 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if not problems and not failures else EXIT_FAILURES
 
 
+def _restore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Put back what a run deleted; exit 1 when something could not be."""
+    session, registry = connect(args)
+    journal = store_from(args, session)
+    if journal is None:
+        raise UsageError("--manifest-store: restore reads the journal of a manifest store")
+    digest = args.digest.lower() if args.digest else None
+    if digest and not digest.startswith("sha256:"):
+        digest = "sha256:" + digest
+    try:
+        results = restore(
+            registry,
+            journal,
+            args.run,
+            repositories=args.repositories or (),
+            digest=digest,
+            dry_run=args.dry_run,
+        )
+    except (StoreError, RegistryError) as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
+    if not results:
+        print(f"{PROG}: the journal holds nothing of run {args.run!r} for that selection", file=err)
+        return EXIT_FAILURES
+    failed = [r for r in results if r.outcome == NOT_RESTORABLE]
+    if args.json:
+        print_json(
+            out,
+            {
+                "run_id": args.run,
+                "dry_run": args.dry_run,
+                "complete": not failed,
+                "manifests": [r.as_dict() for r in results],
+            },
+        )
+    else:
+        _print_restored(out, results)
+    return EXIT_OK if not failed else EXIT_FAILURES
+
+
+def _print_restored(out: TextIO, results: Sequence[Restored]) -> None:
+    for result in results:
+        line = f"{result.repository}@{short(result.digest)}  {result.outcome}"
+        if result.tags:
+            line += f"  tags: {', '.join(result.tags)}"
+        print(line, file=out)
+        for missing in result.missing:
+            print(f"    missing: {missing}", file=out)
+        for tag, now in result.tags_not_moved.items():
+            print(f"    tag {tag!r} not moved: it names {now} now", file=out)
+    outcomes: dict[str, int] = {}
+    for result in results:
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    print(", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) + ".", file=out)
+
+
+def _journal(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Recent runs and what they deleted (or, with --run, that run's deletions)."""
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile: {exc}") from None
+    journal = store_from(args, session)
+    if journal is None:
+        raise UsageError("--manifest-store: the journal lives in a manifest store")
+    try:
+        runs = [args.run] if args.run else journal.runs()
+        records = {run: journal.records(run) for run in runs}
+    except StoreError as exc:
+        print(f"{PROG}: {exc}", file=err)
+        return EXIT_FAILURES
+    ordered = sorted(
+        records,
+        key=lambda run: min((r.recorded_at for r in records[run]), default=""),
+        reverse=True,
+    )
+    if args.json:
+        print_json(
+            out,
+            [
+                {
+                    "run_id": run,
+                    "recorded_at": min((r.recorded_at for r in records[run]), default=None),
+                    "deleted": [
+                        {
+                            "repository": r.repository,
+                            "digest": r.digest,
+                            "media_type": r.media_type,
+                            "tags": list(r.tags),
+                            "reason": r.reason,
+                            "cause": r.cause,
+                        }
+                        for r in records[run]
+                    ],
+                }
+                for run in ordered
+            ],
+        )
+        return EXIT_OK
+    if not ordered:
+        print("The journal is empty.", file=out)
+    for run in ordered:
+        entries = records[run]
+        when = min((r.recorded_at for r in entries), default="?")
+        repositories = sorted({r.repository for r in entries})
+        print(
+            f"{run}  {when}  {counted(len(entries), 'manifest')} in "
+            f"{counted(len(repositories), 'repository', 'repositories')}",
+            file=out,
+        )
+        if args.run:
+            for r in entries:
+                tags = f" [{', '.join(r.tags)}]" if r.tags else ""
+                print(f"  {r.repository}@{short(r.digest)}{tags}  {r.reason}: {r.cause}", file=out)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "plan": _plan,
     "sweep": _sweep,
     "explain": _explain,
     "validate": _validate,
     "audit": _audit,
+    "restore": _restore,
+    "journal": _journal,
 }

@@ -294,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="circuit breaker: a real run planning more deletes nothing (default 5000)",
     )
 
+    store = _Parser(add_help=False)
+    store.add_argument(
+        "--manifest-store",
+        metavar="LOCATION",
+        help="the manifest store and journal: s3://bucket[/prefix], a directory, or 'none' "
+        "(default: ecr-sweeper/manifests under the user's cache directory)",
+    )
+
     parser = _Parser(
         prog=PROG,
         description="A reference-aware garbage collector for Amazon ECR (the Lambda's code, "
@@ -305,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, parents, summary, description, example in (
         (
             "plan",
-            [aws, selection, policy, deciding, run, review],
+            [aws, selection, policy, deciding, run, review, store],
             "dry run: what would be deleted, and why",
             "A dry run, as the Lambda's: a summary per repository (most bytes freed first), "
             "then the planned deletions (kind, digest, age, size, reason, cause; --show all: "
@@ -314,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "sweep",
-            [aws, selection, policy, deciding, run, review],
+            [aws, selection, policy, deciding, run, review, store],
             "delete, after confirmation",
             "Plans as `plan` does, asks before deleting (--yes: does not), then deletes "
             "exactly that plan, parents before children, re-checked batch by batch. Ctrl-C "
@@ -323,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "explain",
-            [aws, selection, policy, deciding, output],
+            [aws, selection, policy, deciding, output, store],
             "why one manifest is kept or deletable",
             "Why one manifest is kept or deletable, as the chain of causes back to what "
             "settles it (a tag, a pin, an index that lists it, its age). Deletes nothing.",
@@ -365,6 +373,36 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "digest", metavar="DIGEST", help="sha256:<hex>, or a unique prefix of 6+ hex digits"
             )
+    restore = commands.add_parser(
+        "restore",
+        parents=[aws, output, store],
+        help="put back what a run deleted, from the journal",
+        description=textwrap.fill(
+            "Puts back what a run deleted, from the manifest store's journal: children before "
+            "the index that lists them, subjects before their referrers, the recorded tags "
+            "last (never a tag that now names another manifest). Checks every child and "
+            "layer first; says per manifest restored, already-present or not-restorable.",
+            78,
+        ),
+        epilog=f"example:\n  {PROG} restore --run 20261205T031500Z-1a2b3c4d --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    restore.add_argument("--run", required=True, metavar="RUN_ID", help="the run's run_id")
+    restore.add_argument(
+        "--repository",
+        dest="repositories",
+        action="append",
+        metavar="GLOB",
+        help="only these repositories (repeatable; default: all the run deleted in)",
+    )
+    restore.add_argument("--digest", metavar="DIGEST", help="only this manifest (or a prefix)")
+    restore.add_argument(
+        "--dry-run", action="store_true", help="check what could be put back; put nothing"
+    )
+    journal = commands.add_parser(
+        "journal", parents=[aws, output, store], help="recent runs and what they deleted"
+    )
+    journal.add_argument("--run", metavar="RUN_ID", help="list what this run deleted")
     return parser
 
 

@@ -323,6 +323,8 @@ def print_totals(out: TextIO, report: Report, *, after_sweep: bool = False) -> N
             f"Kept {sum(kept.values())}: " + ", ".join(f"{n} {reason}" for reason, n in ranked),
             file=out,
         )
+    if after_sweep and report.deleted.manifests and report.store != "off":
+        print(f"Undo: ecr-sweeper restore --run {report.run_id}", file=out)
     if after_sweep:
         for repo in report.repositories:
             for decision in repo.spared:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..model import HeldTag, Pin
 from ..plan import Policy
-from ..ports import TIME_BUDGET, Registry, RotationCursor
+from ..ports import TIME_BUDGET, ManifestStore, Registry, RotationCursor
 from ..settings import Settings
 from .elsewhere import Listings, SharedBlobs
 from .exclusion import PullTimeExclusion
@@ -60,6 +60,9 @@ class RunOptions:
     - `retain_decisions`: keep every decision until the end (the command prints them all); by
       default a run keeps of each repository only what its sweep and the report need, so its
       memory follows the largest repository rather than the registry.
+    - `store`: the manifest store (sweeper.store): manifests are read from ECR only when it
+      lacks them, and every deletion is journaled there first. `run_id` names the run in the
+      journal, the report and the log.
     - `cursor`: where the rotation starts, and where it keeps the next run's start
       (run.rotation); None: start where the day says, keep nothing.
     - `principal`: the IAM role or user ARN the run reads as (default: the settings'
@@ -79,6 +82,8 @@ class RunOptions:
     confirm: Callable[[list[RepositoryRun]], bool] | None = None
     on_repository_done: Callable[[RepositoryRun], None] | None = None
     retain_decisions: bool = False
+    store: ManifestStore | None = None
+    run_id: str = ""
     # Tags something runs by (pin sources), of this registry: retention never expires them and
     # the audit reports a rule that would.
     held_tags: Sequence[HeldTag] = ()
@@ -145,6 +150,36 @@ class ReadAllowance:
             return True
 
 
+class StoreTally:
+    """What the run made of its store, shared by the threads: whether it could be used
+    throughout, and how many entries failed their check."""
+
+    def __init__(self, configured: bool) -> None:
+        self.configured = configured
+        self.unavailable = ""  # the first error, when any load or save failed
+        self.rejected = 0
+        self.hits = 0  # manifests taken from the store instead of ECR
+        self._lock = threading.Lock()
+
+    def fail(self, error: str) -> bool:
+        """Record an error; True the first time (the run logs that one)."""
+        with self._lock:
+            first = not self.unavailable
+            self.unavailable = self.unavailable or error
+            return first
+
+    def count(self, rejected: int = 0, hits: int = 0) -> None:
+        with self._lock:
+            self.rejected += rejected
+            self.hits += hits
+
+    @property
+    def status(self) -> str:
+        if not self.configured:
+            return "off"
+        return "unavailable" if self.unavailable else "ok"
+
+
 class PlannedTally:
     """The deletions planned so far in the run, against its limit; shared by the threads."""
 
@@ -174,6 +209,7 @@ class Context:
     budget: Budget
     freed_reads: ReadAllowance
     policy: Policy  # settings.policy, built once: the scan asks for it for every manifest
+    store: StoreTally  # what the run made of its manifest store
     listings: Listings = field(default_factory=Listings)  # what every listed repository holds
     shared_blobs: SharedBlobs | None = None  # where the registry shares layers (BLOB_MOUNTING)
     exclusion: PullTimeExclusion | None = None  # the run's check, once made

@@ -18,7 +18,15 @@ from ..model import HeldTag, Reason, Verdict
 from ..opt_in import read_opt_in
 from ..ports import Registry, RegistryError
 from ..settings import Settings
-from .context import PLANNED_LIMIT, Budget, Context, PlannedTally, ReadAllowance, RunOptions
+from .context import (
+    PLANNED_LIMIT,
+    Budget,
+    Context,
+    PlannedTally,
+    ReadAllowance,
+    RunOptions,
+    StoreTally,
+)
 from .decision_log import log, log_decisions, log_repository
 from .elsewhere import SharedBlobs, keep_subjects_elsewhere, settle_shared_blobs
 from .exclusion import PullTimeExclusion, check
@@ -133,6 +141,7 @@ class Sweeper:
             Budget(options),
             ReadAllowance(options.freed_bytes_read_limit),
             settings.policy,
+            StoreTally(options.store is not None),
             tags_in_use=tags_in_use(options.held_tags),
             planned=PlannedTally(options.planned_deletions_limit),
         )
@@ -144,7 +153,11 @@ class Sweeper:
     def run(self) -> Report:
         started = time.monotonic()
         self.ctx = ctx = replace(self.ctx, exclusion=self._pull_time_exclusion())
-        report = Report(dry_run=ctx.settings.dry_run, warnings=warnings_for(ctx.settings))
+        report = Report(
+            dry_run=ctx.settings.dry_run,
+            warnings=warnings_for(ctx.settings),
+            run_id=ctx.options.run_id,
+        )
         for warning in report.warnings:
             log.warning(warning, extra={"warning": NO_PIN_SOURCE})
         report.pull_time_exclusion = ctx.exclusion
@@ -217,6 +230,9 @@ class Sweeper:
             report.stopped_early = StopReason.PLANNED_LIMIT
         if report.stopped_early not in GUARD_STOPS and report.circuit_breaker is None:
             write_start(cursor, next_start(selected, report.repositories))
+        report.store = ctx.store.status
+        report.store_rejected = ctx.store.rejected
+        report.manifests_from_store = ctx.store.hits
         report.duration_seconds = time.monotonic() - started
         return report
 

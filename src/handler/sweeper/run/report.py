@@ -65,6 +65,10 @@ class Report:
     stopped_early: StopReason | None = None
     duration_seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # not opted in by the required tag
+    run_id: str = ""  # the Lambda's request id, or the command's; its log lines carry it
+    store: str = "off"  # the manifest store: off, ok, or unavailable (read from ECR instead)
+    store_rejected: int = 0  # stored entries whose bytes did not hash to their digest
+    manifests_from_store: int = 0  # manifests the run took from the store instead of ECR
     # The run's principal among ECR's pull-time update exclusions (run/exclusion.py).
     pull_time_exclusion: PullTimeExclusion | None = None
     # What an operator must know although nothing failed (a log line each, too).
@@ -153,6 +157,7 @@ class Report:
         planned = self.planned
         deletions = self.deletions
         return {
+            "run_id": self.run_id,
             "dry_run": self.dry_run,
             "complete": self.complete,
             "repositories": len(self.repositories),
@@ -187,6 +192,9 @@ class Report:
             "lifecycle_unevaluated": [u.as_dict() for u in self.lifecycle_unevaluated],
             "deletions": [d.as_dict() for d in deletions],
             "deletions_truncated": planned.manifests > len(deletions),
+            "store": self.store,
+            "store_rejected": self.store_rejected,
+            "manifests_from_store": self.manifests_from_store,
             "duration_seconds": round(self.duration_seconds, 3),
         }
 

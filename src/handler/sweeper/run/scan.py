@@ -11,16 +11,28 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .. import audit, freed, lifecycle, ports
-from ..manifests import parse_all
-from ..model import Decision, Image, Kind, Manifest, Plan, Reason, Verdict
+from ..manifests import INDEX_TYPES, parse_all
+from ..model import Decision, Descriptor, Image, Kind, Manifest, Plan, Reason, Verdict
 from ..plan import make_plan, may_delete, may_mention_manifests, needs_content
-from ..ports import INTERNAL, NOT_FOUND, TIME_BUDGET, RegistryError, internal_message
+from ..ports import (
+    INTERNAL,
+    NOT_FOUND,
+    TIME_BUDGET,
+    RegistryError,
+    Stored,
+    StoreError,
+    internal_message,
+)
+from ..store.codec import digest_of, verified
 from ..validate import outline
 from .context import INTERRUPTED, PLANNED_LIMIT, Context
 from .decision_log import log, log_decisions
 from .state import RepositoryRun
+
+STORE_UNAVAILABLE = "store unavailable"  # the log line's message (once per run)
 
 
 def plan_repository(ctx: Context, name: str) -> RepositoryRun:
@@ -51,6 +63,7 @@ def plan_repository(ctx: Context, name: str) -> RepositoryRun:
             ctx.listings.not_listed(name)
         repo.fail("", exc.code, str(exc))
         scan.keep_all("repository incomplete")
+        scan.save_stored()  # what was read is worth keeping, whatever stopped the scan
     except Exception as exc:  # contained: the other repositories go on
         if not scan.listed:
             ctx.listings.not_listed(name)
@@ -88,6 +101,15 @@ class _Scan:
         self.images: dict[str, Image] = {}
         self.already_gone = repo.already_gone  # listed, then found deleted by someone else
         self.vanished: set[str] = set()  # survivors found gone when read for the bytes figure
+        # The manifest store: what it held for this repository, checked, and what this scan
+        # read from ECR (kept only with a store: it goes there, and into the journal).
+        self.stored: dict[str, Stored] = {}
+        self.fresh: dict[str, str] = {}
+        self.store_changed = False
+        self.store_failed_here = False  # this repository's load failed: do not overwrite it
+        # Archived indexes ECR would not serve and the store did not hold: judged as listing
+        # whatever was pushed before them (see `assume_archived`).
+        self.assumed: set[str] = set()
         self.listed = False  # the whole listing came, and the run's listings know it
 
     def run(self) -> None:
@@ -97,6 +119,7 @@ class _Scan:
         ctx.listings.listed(self.images)
         self.listed = True
         repo.manifests = len(images)
+        self.load_stored()
         rules = lifecycle.policy_for(ctx.settings.retention, name)
         audited = self.read_lifecycle_policy() if ctx.settings.audit_lifecycle_policies else None
         may_go = [i.digest for i in images if may_delete(i, ctx.pins, ctx.policy, ctx.now)]
@@ -108,23 +131,33 @@ class _Scan:
         first_reads = [i.digest for i in images if may_mention_manifests(i)] if wanted else []
         # The last call of that step has room to spare: fill it with manifests that the second
         # step reads unless a kept index lists them. One call instead of two; what turns out not
-        # to be needed is dropped, so the plan is the same either way.
-        spare = -len(first_reads) % ports.BATCH_SIZE if first_reads else 0
+        # to be needed is dropped, so the plan is the same either way. Only what the store
+        # lacks takes room in a call.
+        from_ecr = sum(1 for d in first_reads if d not in self.stored)
+        spare = -from_ecr % ports.BATCH_SIZE if from_ecr else 0
         listed_first = set(first_reads)
         # Past the would-be deletions, the room goes to the rest: if anything is deleted, the
         # bytes-freed figure reads every manifest of the repository anyway.
         taken = listed_first.union(may_go)
         prefetch = [
-            *(d for d in may_go if d not in listed_first),
-            *(i.digest for i in images if i.digest not in taken),
+            d
+            for d in (
+                *(d for d in may_go if d not in listed_first),
+                *(i.digest for i in images if i.digest not in taken),
+            )
+            if d not in self.stored
         ][:spare]
         parsed, unreadable = self.read(first_reads + prefetch)
-        index_failures = {d: f for d, f in unreadable.items() if d in listed_first}
+        parsed.update(self.assume_archived(unreadable, listed_first))
+        index_failures = {
+            d: f for d, f in unreadable.items() if d in listed_first and d not in self.assumed
+        }
         if index_failures:
             # An index we cannot read may list anything: the evidence is missing.
             for digest, (code, message) in index_failures.items():
                 repo.fail(digest, code, f"cannot read a manifest that may list others: {message}")
             self.keep_all("repository incomplete")
+            self.save_stored()
             return
         present = [i for i in images if i.digest not in self.already_gone]
         indexes = {d: parsed[d] for d in first_reads if d in parsed}
@@ -176,7 +209,7 @@ class _Scan:
                 for i in present
                 if i.digest not in parsed and i.digest not in unreadable and i.digest not in needed
             ]
-            if ctx.freed_reads.take(len(survivors)):
+            if ctx.freed_reads.take(sum(1 for d in survivors if d not in self.stored)):
                 second += survivors
         more, failed = self.read(second)
         parsed.update(more)
@@ -195,6 +228,22 @@ class _Scan:
             held=held,
             rule_tags=rules.selects_tag if rules is not None else None,
         )
+        if self.assumed:
+            # Kept because an index nobody can read may list it: say so.
+            plan = replace(
+                plan,
+                decisions={
+                    digest: replace(
+                        decision,
+                        reason=Reason.UNREADABLE,
+                        cause=f"may be listed by {decision.cause} (archived, unreadable)",
+                    )
+                    if decision.reason is Reason.LISTED_BY_KEPT_INDEX
+                    and decision.cause in self.assumed
+                    else decision
+                    for digest, decision in plan.decisions.items()
+                },
+            )
         planned = plan.deletions
         # Read once per run: a survivor we could not read may hold any blob.
         count = len(unreadable)
@@ -204,6 +253,7 @@ class _Scan:
         # for the others' figures: read in full even with nothing to delete.
         if (planned or (shared is not None and not shared.reason)) and not unknown:
             unknown = self.read_survivors(parsed)
+        self.save_stored()
         if unknown:
             repo.ledger = freed.unknown(unknown)
         else:
@@ -263,7 +313,7 @@ class _Scan:
         """Parse manifests one call's worth at a time: only the parsed form is kept, never a
         whole response or the bytes of more than one call."""
         ctx, name = self.ctx, self.repo.repository
-        parsed: dict[str, Manifest] = {}
+        parsed, digests = self.from_store(digests)
         unreadable: dict[str, tuple[str, str]] = {}
         size = ports.BATCH_SIZE
         for start in range(0, len(digests), size):
@@ -274,6 +324,7 @@ class _Scan:
                 name, digests[start : start + size], stop=ctx.budget.out
             )
             parsed.update(parse_all(fetched.content, self.images))
+            self.keep_fresh(fetched.content)
             for digest, (code, message) in fetched.failures.items():
                 if code == NOT_FOUND:
                     self.already_gone.add(digest)  # deleted by someone else since the listing
@@ -291,6 +342,8 @@ class _Scan:
         """
         ctx, name = self.ctx, self.repo.repository
         missing = [d for d in self.images if d not in parsed and d not in self.already_gone]
+        stored, missing = self.from_store(missing)
+        parsed.update(stored)
         if not ctx.freed_reads.take(len(missing)):
             return (
                 f"{len(missing)} manifests to read, past the run's read limit of "
@@ -305,6 +358,7 @@ class _Scan:
             except RegistryError as exc:
                 return str(exc)
             parsed.update(parse_all(fetched.content, self.images))
+            self.keep_fresh(fetched.content)
             for digest, (code, message) in fetched.failures.items():
                 if code == NOT_FOUND:
                     self.vanished.add(digest)  # gone since the listing: it holds nothing
@@ -347,3 +401,101 @@ class _Scan:
             self.repo.decisions = decisions
             self.repo.images = dict(self.images)
         log_decisions(self.repo.repository, decisions.values())
+
+    # --- the manifest store -------------------------------------------------------------------
+
+    def load_stored(self) -> None:
+        """What the store holds for this repository, each entry checked against its digest."""
+        store, tally = self.ctx.options.store, self.ctx.store
+        if store is None:
+            return
+        try:
+            entries = store.load(self.repo.repository)
+        except StoreError as exc:
+            self.store_failed(exc)
+            return
+        self.stored, rejected = verified(entries, self.images)
+        if rejected:
+            log.warning(
+                "store entries rejected",
+                extra={
+                    "repository": self.repo.repository,
+                    "digests": rejected[:10],
+                    "count": len(rejected),
+                },
+            )
+        tally.count(rejected=len(rejected))
+        # Entries of manifests gone since (or rejected) are dropped when the scan saves.
+        self.store_changed = len(self.stored) != len(entries)
+
+    def from_store(self, digests: Sequence[str]) -> tuple[dict[str, Manifest], list[str]]:
+        """The stored ones of `digests`, parsed, and the others, to read from the registry."""
+        if not self.stored:
+            return {}, list(digests)
+        found = {d: self.stored[d].text for d in digests if d in self.stored}
+        self.ctx.store.count(hits=len(found))
+        return parse_all(found, self.images), [d for d in digests if d not in found]
+
+    def keep_fresh(self, content: dict[str, str]) -> None:
+        if self.ctx.options.store is not None:
+            self.fresh.update(content)
+
+    def save_stored(self) -> None:
+        """Put back what this scan read that the store lacked (only bytes that hash to their
+        digest), without what is no longer listed. A failure costs the next run reads, no more."""
+        store = self.ctx.options.store
+        fresh = {
+            d: Stored(t, self.images[d].media_type)
+            for d, t in self.fresh.items()
+            if d in self.images and d not in self.stored and digest_of(t) == d
+        }
+        if store is None or self.store_failed_here or not (fresh or self.store_changed):
+            return
+        entries = {d: e for d, e in self.stored.items() if d not in self.already_gone}
+        entries.update(fresh)
+        try:
+            store.save(self.repo.repository, entries)
+        except StoreError as exc:
+            self.store_failed(exc)
+
+    def store_failed(self, exc: StoreError) -> None:
+        self.store_failed_here = True
+        if self.ctx.store.fail(str(exc)):
+            log.warning(
+                STORE_UNAVAILABLE, extra={"repository": self.repo.repository, "error": str(exc)}
+            )
+
+    def assume_archived(
+        self, unreadable: dict[str, tuple[str, str]], listed_first: set[str]
+    ) -> dict[str, Manifest]:
+        """An archived index ECR will not serve (and the store lacks) may list anything pushed
+        at or before it (its children were in the repository when it was pushed: ECR refuses an
+        index whose children are missing), and nothing pushed after it. It stands as an
+        unknown manifest mentioning each of those, so all of them are kept and the rest of the
+        repository is swept. Without a push time, it may list anything: the repository is kept
+        whole, as for any index that cannot be read."""
+        assumed: dict[str, Manifest] = {}
+        for digest in unreadable:
+            image = self.images.get(digest)
+            if (
+                image is None
+                or digest not in listed_first
+                or not image.archived
+                or image.media_type not in INDEX_TYPES
+                or image.pushed_at is None
+            ):
+                continue
+            pushed = image.pushed_at
+            older = tuple(
+                Descriptor(other.digest)
+                for other in self.images.values()
+                if other.digest != digest and (other.pushed_at is None or other.pushed_at <= pushed)
+            )
+            assumed[digest] = Manifest(
+                Kind.UNKNOWN,
+                image.media_type,
+                older,
+                note="archived index ECR will not serve: may list anything pushed before it",
+            )
+            self.assumed.add(digest)
+        return assumed

@@ -10,13 +10,25 @@ from dataclasses import replace
 
 from .. import ports
 from ..model import Image, Reason, Verdict
-from ..ports import INTERNAL, RegistryError, internal_message
+from ..ports import (
+    INTERNAL,
+    JournalRecord,
+    ManifestStore,
+    RegistryError,
+    Stored,
+    StoreError,
+    internal_message,
+)
+from ..store.codec import verified
 from .check import check_repository
 from .context import Context
 from .decision_log import log
 from .state import RepositoryRun
 
 TAG_LOST = "TagLost"  # the failure code of a deleted manifest that carried a tag
+# The failure code of a batch not deleted because the journal (sweeper.store) could not record
+# it first: a deletion the journal does not hold could not be undone.
+JOURNAL_FAILED = "JournalWriteFailed"
 
 
 def sweep_repository(ctx: Context, repo: RepositoryRun) -> None:
@@ -44,6 +56,11 @@ class _Sweep:
         self.ctx = ctx
         self.repo = repo
         self.blocked: dict[str, tuple[Reason, str]] = {}
+        # The bytes the journal records, loaded from the store before the first delete: the scan
+        # saved them there, and holding every planned deletion's bytes until the sweep would
+        # make the run's memory follow its deletions.
+        self.content: dict[str, Stored] | None = None
+        self.content_error = ""
 
     def block(self, digest: str, reason: Reason, cause: str) -> None:
         """Keep `digest`, and for it every candidate it lists and every candidate referrer that
@@ -86,7 +103,8 @@ class _Sweep:
                         self.block(digest, Reason.NOT_REACHED, "run stopped before this batch")
                     continue
                 try:
-                    self.delete(batch)
+                    if not self.delete(batch):
+                        stopped = True  # the journal failed: no further batch either
                 except RegistryError as exc:
                     # The outcome of this call is unknown: count nothing, go no further.
                     for digest in batch:
@@ -124,13 +142,14 @@ class _Sweep:
             and pulled > ctx.now - window
         )
 
-    def delete(self, batch: list[str]) -> None:
-        """Re-read the batch (and the subjects its dangling referrers rest on), delete what is
-        still deletable, and read every per-item answer."""
+    def delete(self, batch: list[str]) -> bool:
+        """Re-read the batch (and the subjects its dangling referrers rest on), journal and
+        delete what is still deletable, and read every per-item answer. False when the journal
+        could not record the batch (nothing of it was deleted)."""
         repo, registry = self.repo, self.ctx.registry
         batch = [d for d in batch if d not in self.blocked]  # blocked by an earlier batch
         if not batch:
-            return
+            return True
         subjects = {s for d in batch for s in repo.absent_subjects.get(d, ())}
         # One call in the usual case; 100 ids a call however many subjects the batch rests on
         # (one manifest may carry a hundred accessory tags).
@@ -163,6 +182,8 @@ class _Sweep:
         # A member blocked after it was found ready (by a subject or an index later in the
         # batch) stays, and is not in the call.
         ready = [d for d in ready if d not in self.blocked]
+        if ready and not self.journal({d: current[d].tags for d in ready}):
+            return False
         outcome = registry.delete(repo.repository, ready)
         repo.deleted |= outcome.deleted
         repo.already_gone |= outcome.already_gone
@@ -181,3 +202,54 @@ class _Sweep:
             tag_list = ", ".join(repr(t) for t in tags)
             repo.fail(digest, TAG_LOST, f"deleted with tag {tag_list}, added after the re-read")
             self.block(digest, Reason.GAINED_TAG, tags[0])
+        return True
+
+    def journal(self, ready: dict[str, tuple[str, ...]]) -> bool:
+        """Record the batch in the store's journal before its delete call (with a store)."""
+        store, repo, ctx = self.ctx.options.store, self.repo, self.ctx
+        if store is None:
+            return True
+        error = ""
+        content = self.load_content(store)
+        missing = [d for d in ready if d not in content]
+        if missing:
+            error = self.content_error or f"the store does not hold the bytes of {missing[0]}"
+        else:
+            records = [
+                JournalRecord(
+                    run_id=ctx.options.run_id,
+                    repository=repo.repository,
+                    digest=digest,
+                    media_type=repo.images[digest].media_type,
+                    tags=tags,
+                    reason=repo.decisions[digest].reason.value,
+                    cause=repo.decisions[digest].cause,
+                    recorded_at=ctx.now.isoformat(),
+                    text=content[digest].text,
+                )
+                for digest, tags in ready.items()
+            ]
+            try:
+                store.journal(records)
+            except StoreError as exc:
+                error = str(exc)
+        if not error:
+            return True
+        for digest in ready:
+            repo.fail(
+                digest, JOURNAL_FAILED, f"not deleted: the journal could not record it: {error}"
+            )
+            self.block(digest, Reason.NOT_REACHED, "the journal could not record its batch")
+        return False
+
+    def load_content(self, store: ManifestStore) -> dict[str, Stored]:
+        """The planned deletions' bytes from the store, each checked against its digest (once)."""
+        if self.content is None:
+            self.content = {}
+            try:
+                entries = store.load(self.repo.repository)
+            except StoreError as exc:
+                self.content_error = str(exc)
+            else:
+                self.content, _ = verified(entries, dict.fromkeys(self.repo.planned))
+        return self.content

@@ -19,6 +19,7 @@ from .merge import MERGE, within_deployment
 from .parse import DEPLOYMENT_FIELDS, FIELDS
 from .types import (
     EKS_CLUSTER_PATTERN,
+    MANIFEST_STORE_PATTERN,
     MAX_CONCURRENCY,
     MAX_DELETIONS_LIMIT,
     MAX_EKS_CLUSTERS,
@@ -48,6 +49,7 @@ __all__ = [
     "EKS_CLUSTER_PATTERN",
     "ENVIRONMENT_VARIABLES",
     "FIELDS",
+    "MANIFEST_STORE_PATTERN",
     "MAX_CONCURRENCY",
     "MAX_DELETIONS_LIMIT",
     "MAX_EKS_CLUSTERS",

@@ -17,10 +17,12 @@ from ..lifecycle import PolicyError, RetentionPolicy, parse_rules
 from ..model import DIGEST_PATTERN, Pin, Scope, digests_in
 from .types import (
     EKS_CLUSTER_PATTERN,
+    MANIFEST_STORE_PATTERN,
     MAX_CONCURRENCY,
     MAX_DELETIONS_LIMIT,
     MAX_EKS_CLUSTERS,
     MAX_HOURS,
+    MAX_JOURNAL_RETENTION_DAYS,
     MAX_PARAMETER_PATH,
     MAX_PARAMETER_PATHS,
     MAX_PATTERNS,
@@ -55,6 +57,7 @@ _ROLE_ARN = re.compile(ROLE_ARN_PATTERN)
 _REGION = re.compile(REGION_PATTERN)
 _EKS_CLUSTER = re.compile(EKS_CLUSTER_PATTERN)
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
+_MANIFEST_STORE = re.compile(MANIFEST_STORE_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -387,10 +390,29 @@ def _repository_arn_pattern(name: str, value: str) -> str:
     return value
 
 
+def _manifest_store(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidSettings(name, f"must be a string, got {value!r}")
+    if value and not _MANIFEST_STORE.fullmatch(value):
+        raise InvalidSettings(
+            name,
+            f"{value!r} is not s3://bucket or s3://bucket/prefix (no trailing '/', white space "
+            "or wildcards)",
+        )
+    return value
+
+
+def _journal_days(name: str, value: object) -> int:
+    return _integer(name, value, 1, MAX_JOURNAL_RETENTION_DAYS)
+
+
 DEPLOYMENT_FIELDS: dict[str, Any] = {
     "register_pull_time_exclusion": _env_bool,
     "sweeper_role_arn": _principal,
     "repository_arn_pattern": _repository_arn_pattern,
+    # Where the journal of undo lives, and for how long: the deployment's (the stack's bucket).
+    "manifest_store": _manifest_store,
+    "journal_retention_days": _env_number(_journal_days),
 }
 
 

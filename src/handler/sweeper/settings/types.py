@@ -52,6 +52,11 @@ EKS_CLUSTER_PATTERN = r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$"
 # An IAM role or user ARN, the only principals ECR takes as pull-time update exclusions (its API's
 # pattern; a role's ARN includes its path).
 PRINCIPAL_PATTERN = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:(role|user)/[\w+=,.@-]+(/[\w+=,.@-]+)*$"
+# s3://bucket or s3://bucket/prefix: the manifest store (sweeper.store).
+MANIFEST_STORE_PATTERN = (
+    r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s*?\x00-\x1f\x7f]*[^/\s*?\x00-\x1f\x7f])?$"
+)
+MAX_JOURNAL_RETENTION_DAYS = 3650
 
 
 class InvalidSettings(ValueError):
@@ -110,6 +115,12 @@ class Settings:
     # The deployment's alone (SWEEPER_ROLE_ARN): the function's role, the principal its reads are
     # made as, which the template passes in ("" when not known: the exclusion is then unknown).
     sweeper_role_arn: str = ""
+    # The deployment's alone (MANIFEST_STORE): s3://bucket[/prefix] of the manifest store
+    # (sweeper.store); "" means none. The command takes a directory too (--manifest-store).
+    manifest_store: str = ""
+    # The deployment's alone (JOURNAL_RETENTION_DAYS): days the journal keeps what a run deleted,
+    # the bytes with it (the bucket's lifecycle rule).
+    journal_retention_days: int = 30
 
     @property
     def policy(self) -> Policy:

@@ -1,0 +1,312 @@
+"""The manifest store: read once in a manifest's life, never trusted, never needed.
+
+Each scenario runs the orchestration against the corrected moto registry with a store (a local
+directory, or S3 in moto) and asserts on what is left in the registry and what was read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext
+from harness import FakeRegistry, oci
+from harness.fresh import fresh_registry
+from harness.workloads import AwsEvents
+from sweeper.ports import JournalRecord, ManifestStore, Stored, StoreError
+from sweeper.registry import EcrRegistry
+from sweeper.run import Report, RunOptions, Sweeper
+from sweeper.run.sweep import JOURNAL_FAILED
+from sweeper.settings import InvalidSettings, Settings
+from sweeper.store import DirectoryStore, ObjectStore, S3Objects
+from sweeper.store.codec import digest_of
+
+REPO = "app"
+
+
+class Reads:
+    """The digests each BatchGetImage call asked for."""
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        self.calls: list[list[str]] = []
+        registry.client.meta.events.register(
+            "before-parameter-build.ecr.BatchGetImage", self._count
+        )
+
+    def _count(self, params: dict[str, Any], **_: Any) -> None:
+        self.calls.append([i["imageDigest"] for i in params["imageIds"]])
+
+    @property
+    def digests(self) -> set[str]:
+        return {d for call in self.calls for d in call}
+
+
+def run(
+    registry: FakeRegistry, store: ManifestStore | None, *, dry_run: bool = False, **kw: Any
+) -> Report:
+    settings = Settings(dry_run=dry_run, **kw)
+    # As the function: its reads are not pulls (the run registers its pull-time exclusion).
+    options = RunOptions(store=store, run_id="run-1", principal=FUNCTION_PRINCIPAL)
+    return Sweeper(EcrRegistry(registry.client), settings, NOW, options).run()
+
+
+@pytest.fixture
+def history(registry: FakeRegistry) -> dict[str, Any]:
+    """Three builds of `latest`: the two old trees are orphans."""
+    builds = [registry.push_buildx(REPO, tag="latest", pushed_at=OLD) for _ in range(3)]
+    return {"builds": builds, "digests": registry.digests(REPO)}
+
+
+def test_a_second_run_reads_nothing_from_ecr_and_a_third_only_what_is_new(
+    registry: FakeRegistry, history: dict[str, Any], tmp_path: Path
+) -> None:
+    store = DirectoryStore(tmp_path)
+    reads = Reads(registry)
+    first = run(registry, store, dry_run=True)
+    assert first.store == "ok" and reads.digests  # the first night reads what it needs
+    reads.calls.clear()
+    second = run(registry, store, dry_run=True)
+    assert reads.calls == []
+    assert second.planned == first.planned  # and plans the same from stored bytes
+    assert second.manifests_from_store > 0
+    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1))
+    reads.calls.clear()
+    third = run(registry, store)
+    assert reads.digests <= new.all  # only what the store lacked
+    assert registry.digests(REPO) == new.all  # three old trees gone, the new one kept
+    assert third.complete and third.deleted.manifests == 9
+
+
+def _tamper(store: DirectoryStore, mutate: Any) -> None:
+    path = store.root / "manifests" / f"{REPO}.json.gz"
+    document = json.loads(gzip.decompress(path.read_bytes()))
+    mutate(document["manifests"])
+    path.write_bytes(gzip.compress(json.dumps(document).encode()))
+
+
+def _flip_a_byte(builds: list[Any]) -> Any:
+    def mutate(manifests: dict[str, list[Any]]) -> None:
+        text = manifests[builds[-1].index][1]
+        manifests[builds[-1].index][1] = text.replace("sha256:", "sha256:0", 1)[:-1]
+
+    return mutate
+
+
+def _cut_a_child(builds: list[Any]) -> Any:
+    """The kept index's stored bytes without its attestation child: trusted, the child would
+    look like an orphan and go."""
+
+    def mutate(manifests: dict[str, list[Any]]) -> None:
+        index = json.loads(manifests[builds[-1].index][1])
+        index["manifests"] = index["manifests"][:1]
+        manifests[builds[-1].index][1] = json.dumps(index)
+
+    return mutate
+
+
+def _foreign_bytes(builds: list[Any]) -> Any:
+    """Another manifest's (valid, hashing) bytes filed under the kept index's digest."""
+
+    def mutate(manifests: dict[str, list[Any]]) -> None:
+        child = next(iter(builds[-1].images.values()))
+        manifests[builds[-1].index] = manifests[child]
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "tampering", [_flip_a_byte, _cut_a_child, _foreign_bytes], ids=lambda f: f.__name__[1:]
+)
+def test_a_tampered_store_changes_no_decision(
+    registry: FakeRegistry, history: dict[str, Any], tmp_path: Path, tampering: Any
+) -> None:
+    store = DirectoryStore(tmp_path)
+    builds = history["builds"]
+    expected = run(registry, None, dry_run=True)
+    run(registry, store, dry_run=True)  # fills the store
+    _tamper(store, tampering(builds))
+    report = run(registry, store)
+    assert report.store_rejected == 1
+    assert report.planned == expected.planned
+    assert registry.digests(REPO) == builds[-1].all  # the kept tree whole, its child included
+    # The rejected entry was read again and stored right.
+    assert run(registry, store, dry_run=True).store_rejected == 0
+
+
+@pytest.fixture
+def no_bucket(registry: FakeRegistry) -> ObjectStore:
+    """A store in a bucket that does not exist: every load, save and journal write fails."""
+    return ObjectStore(S3Objects(boto3.client("s3", region_name="us-east-1"), "nosuch", "p"))
+
+
+def test_an_unavailable_store_changes_no_planned_decision(
+    registry: FakeRegistry, history: dict[str, Any], no_bucket: ObjectStore
+) -> None:
+    expected = run(registry, None, dry_run=True)
+    report = run(registry, no_bucket, dry_run=True)
+    assert report.store == "unavailable"
+    assert report.planned == expected.planned
+    assert report.as_dict()["kept"] == expected.as_dict()["kept"]
+    assert report.complete  # a dry run needs no journal
+
+
+def test_a_real_run_whose_journal_cannot_be_written_deletes_nothing(
+    registry: FakeRegistry, history: dict[str, Any], no_bucket: ObjectStore
+) -> None:
+    report = run(registry, no_bucket)
+    assert registry.digests(REPO) == history["digests"]
+    assert report.deleted.manifests == 0 and not report.complete
+    assert {f.code for f in report.all_failures} == {JOURNAL_FAILED}
+
+
+class FailingJournal(DirectoryStore):
+    """Loads and saves work; the journal's write fails from the `after`-th batch on."""
+
+    def __init__(self, root: Path, after: int) -> None:
+        super().__init__(root)
+        self.after = after
+        self.written: list[JournalRecord] = []
+
+    def journal(self, records: Any) -> None:
+        if self.after <= 0:
+            raise StoreError("PutObject: SlowDown: please reduce your request rate")
+        self.after -= 1
+        self.written.extend(records)
+        super().journal(records)
+
+
+def test_a_journal_write_that_fails_deletes_nothing_of_its_batch_nor_after(
+    registry: FakeRegistry, history: dict[str, Any], tmp_path: Path
+) -> None:
+    store = FailingJournal(tmp_path, after=1)  # the first wave (the indexes) is journaled
+    report = run(registry, store)
+    indexes = {b.index for b in history["builds"][:2]}
+    assert history["digests"] - registry.digests(REPO) == indexes  # journaled, then deleted
+    assert {r.digest for r in store.written} == indexes
+    assert not report.complete
+    # The children stay: their batch was not journaled.
+    assert all(b.all - {b.index} <= registry.digests(REPO) for b in history["builds"])
+
+
+def test_every_deletion_is_journaled_before_it_with_its_bytes_tags_and_cause(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    old = registry.push_buildx(REPO, tag="v1", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="v1", pushed_at=OLD)
+    store = DirectoryStore(tmp_path)
+    report = run(registry, store)
+    records = store.records("run-1")
+    assert (
+        {r.digest for r in records} == old.all == {d.digest for d in report.deletions if d.deleted}
+    )
+    for record in records:
+        assert digest_of(record.text) == record.digest
+        assert record.repository == REPO and record.run_id == "run-1"
+        assert record.reason == "unreachable" and record.cause
+    assert store.runs() == ["run-1"]
+
+
+# --- archived indexes ECR will not serve ---------------------------------------------------
+
+
+@pytest.fixture
+def sealed() -> Iterator[FakeRegistry]:
+    """ECR refusing archived manifests (BatchGetImage: ImageNotFound)."""
+    with fresh_registry(
+        archived_manifests_readable=False, archived_manifest_failure="ImageNotFound"
+    ) as fake:
+        yield fake
+
+
+def _archived_history(registry: FakeRegistry) -> dict[str, Any]:
+    before = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=3))
+    archived = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=2))
+    registry.set_archived(REPO, archived.index)
+    after = registry.push_buildx(REPO, tag=None, pushed_at=OLD)
+    kept = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    return {"before": before, "archived": archived, "after": after, "kept": kept}
+
+
+def test_an_archived_index_ecr_will_not_serve_is_read_from_the_store(
+    sealed: FakeRegistry, tmp_path: Path
+) -> None:
+    h = _archived_history(sealed)
+    store = DirectoryStore(tmp_path)
+    index = h["archived"].index
+    store.save(REPO, {index: Stored(sealed.manifest(REPO, index).decode(), oci.OCI_INDEX)})
+    report = run(sealed, store)
+    assert report.complete
+    assert sealed.digests(REPO) == h["archived"].all | h["kept"].all
+
+
+def test_without_the_store_an_archived_index_keeps_only_what_was_pushed_before_it(
+    sealed: FakeRegistry,
+) -> None:
+    h = _archived_history(sealed)
+    report = run(sealed, None)
+    # What was pushed at or before it may be its child (unknown: kept); what came after cannot.
+    assert sealed.digests(REPO) == h["before"].all | h["archived"].all | h["kept"].all
+    assert report.deleted.manifests == len(h["after"].all)
+    assert report.bytes_freed_unknown == 1  # its blobs are unknown
+
+
+def test_an_archived_index_pushed_last_keeps_everything_before_it(
+    sealed: FakeRegistry,
+) -> None:
+    h = _archived_history(sealed)
+    sealed.set_pushed_at(REPO, h["archived"].index, NOW + timedelta(days=1))  # in the future
+    before = sealed.digests(REPO)
+    run(sealed, None)
+    # Nothing pushed before it goes: it may list any of it.
+    assert sealed.digests(REPO) == before
+
+
+# --- the function, end to end, with the stack's S3 store -------------------------------------
+
+
+def test_the_function_keeps_its_store_in_s3_and_journals_under_its_request_id(
+    registry: FakeRegistry,
+    history: dict[str, Any],
+    invoke: Invoke,
+    lambda_context: LambdaContext,
+    aws_events: AwsEvents,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="sweeper-store")
+    monkeypatch.setenv("MANIFEST_STORE", "s3://sweeper-store/ecr-sweeper")
+    asked: list[str] = []
+    aws_events.on(
+        "before-parameter-build.ecr.BatchGetImage",
+        lambda params, **_: asked.extend(i["imageDigest"] for i in params["imageIds"]),
+    )
+    dry = invoke(dry_run=True)
+    assert dry["store"] == "ok" and dry["run_id"] == lambda_context.aws_request_id
+    assert asked
+    asked.clear()
+    report = invoke(dry_run=False)
+    assert asked == []  # the dry run stored everything the real run needs
+    assert report["manifests_from_store"] > 0
+    assert registry.digests(REPO) == history["builds"][-1].all
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sweeper-store")["Contents"]]
+    assert f"ecr-sweeper/manifests/{REPO}.json.gz" in keys
+    journal = [k for k in keys if k.startswith("ecr-sweeper/journal/")]
+    assert journal and all(
+        k.startswith(f"ecr-sweeper/journal/{lambda_context.aws_request_id}/{REPO}/")
+        for k in journal
+    )
+
+
+def test_a_request_cannot_move_the_store(
+    registry: FakeRegistry, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MANIFEST_STORE", "s3://sweeper-store/ecr-sweeper")
+    with pytest.raises(InvalidSettings, match="manifest_store"):
+        invoke(dry_run=True, manifest_store="s3://elsewhere/x")
