@@ -508,3 +508,224 @@ def test_every_rule_ecr_runs_is_read_by_the_audit() -> None:
 def test_a_policy_text_ecr_could_not_have_stored_is_an_error(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_policy_text(text)
+
+
+# --- boundaries, limits and exact errors: found by mutation testing (docs/testing.md) ----------
+
+
+def test_an_image_exactly_as_old_as_the_rule_says_is_not_yet_expired() -> None:
+    """ECR expires images *older* than countNumber days: the boundary itself stays."""
+    day = timedelta(days=1)
+    second = timedelta(seconds=1)
+    at = Image(d("at"), ("ci-at",), NOW - 3 * day, 1, OCI_INDEX)
+    past = Image(d("past"), ("ci-past",), NOW - 3 * day - second, 1, OCI_INDEX)
+    pushed = policy(rule(1, prefixes=["ci-"], count=3, count_type="sinceImagePushed"))
+    assert names([at, past], ecr_expires(pushed, [at, past])) == {"ci-past"}
+    pulled_at = Image(d("pa"), ("p-at",), NOW - 9 * day, 1, OCI_INDEX, last_pulled=NOW - 3 * day)
+    pulled_past = Image(
+        d("pp"), ("p-past",), NOW - 9 * day, 1, OCI_INDEX, last_pulled=NOW - 3 * day - second
+    )
+    pulled = policy(rule(1, "any", count=3, count_type="sinceImagePulled"))
+    both = [pulled_at, pulled_past]
+    assert names(both, ecr_expires(pulled, both)) == {"p-past"}
+
+
+def test_retention_keeps_exactly_the_count_when_builds_share_a_second() -> None:
+    """Ties straddling a count's boundary are the audit's worry (`ties=True`), not retention's:
+    retention keeps the count it was given, newest by push time then digest."""
+    same = NOW - timedelta(days=5)
+    builds = [Image(d(f"t{i}"), (f"ci-{i}",), same, 1, OCI_INDEX) for i in range(3)]
+    expired = expire(policy(rule(1, prefixes=["ci-"], count=2)), builds, NOW)
+    assert len(expired) == 1
+
+
+def test_the_limits_of_a_policy_are_accepted_up_to_the_last_allowed_value() -> None:
+    many = [rule(p, prefixes=[f"p{p}-"]) for p in range(1, 101)]
+    assert len(parse_rules(many, "rules").rules) == 100
+    with pytest.raises(PolicyError) as caught:
+        parse_rules([*many, rule(101, prefixes=["x-"])], "rules")
+    assert (caught.value.field, caught.value.message) == ("rules", "at most 100 rules, got 101")
+    four = policy(rule(1, patterns=["a*b*c*d*"]))
+    assert four.selects_tag("aXbXcXdX")
+
+
+def test_an_untagged_rule_speaks_about_no_tag() -> None:
+    assert not policy(rule(1, "untagged")).selects_tag("latest")
+
+
+EXACT_ERRORS: list[tuple[str, Any, str, str]] = [
+    # scenario, the rules, the field the error names, the whole message (after the field)
+    (
+        "unknown rule field",
+        [{**bad(), "priority": 1}],
+        "retention[0].rules[0]",
+        "rulePriority 7: unknown field priority (known: rulePriority, description, selection, "
+        "action)",
+    ),
+    (
+        "unknown selection field",
+        [bad(tagPrefix=["x"])],
+        "retention[0].rules[0]",
+        "rulePriority 7: unknown field selection.tagPrefix (known: tagStatus, tagPrefixList, "
+        "tagPatternList, countType, countUnit, countNumber, storageClass)",
+    ),
+    (
+        "unknown action field",
+        [{**bad(), "action": {"type": "expire", "when": "now"}}],
+        "retention[0].rules[0]",
+        "rulePriority 7: unknown field action.when (known: type, targetStorageClass)",
+    ),
+    (
+        "duplicate priority names the first rule with it",
+        [rule(3, prefixes=["a"]), rule(7, prefixes=["b"]), rule(7, prefixes=["c"])],
+        "retention[0].rules[2]",
+        "rulePriority 7: retention[0].rules[1] has the same priority; every rule needs its own",
+    ),
+    (
+        "any not last names the highest priority",
+        [rule(9, "any"), rule(10, "untagged"), rule(12, prefixes=["b"])],
+        "retention[0].rules[0]",
+        "rulePriority 9: a rule with tagStatus 'any' must have the highest rulePriority "
+        "(rulePriority 12 is higher), and there may be only one",
+    ),
+    (
+        "selection not an object",
+        [{**bad(), "selection": ["tagged"]}],
+        "retention[0].rules[0]",
+        "rulePriority 7: selection must be an object, got ['tagged']",
+    ),
+    (
+        "a pattern list that is no list",
+        [bad(tagPrefixList=None, tagPatternList="ci-*")],
+        "retention[0].rules[0]",
+        "rulePriority 7: tagPatternList must be a non-empty list of strings, got 'ci-*'",
+    ),
+    (
+        "an unknown storage class",
+        [bad(storageClass="glacier")],
+        "retention[0].rules[0]",
+        "rulePriority 7: storageClass is 'glacier': use one of standard, archive",
+    ),
+    (
+        "expire with a target storage class",
+        [bad(targetStorageClass="archive")],
+        "retention[0].rules[0]",
+        "rulePriority 7: action 'expire' takes no targetStorageClass",
+    ),
+    (
+        "an archive age over standard images",
+        [bad(countType="sinceImageTransitioned", countUnit="days")],
+        "retention[0].rules[0]",
+        "rulePriority 7: countType 'sinceImageTransitioned' goes with storageClass 'archive', "
+        "and only it",
+    ),
+    (
+        "a count with a unit",
+        [bad(countUnit="days")],
+        "retention[0].rules[0]",
+        "rulePriority 7: countType 'imageCountMoreThan' takes no countUnit",
+    ),
+    (
+        "tagged without a list",
+        [bad(tagPrefixList=None)],
+        "retention[0].rules[0]",
+        "rulePriority 7: tagStatus 'tagged' needs a tagPrefixList or a tagPatternList (one of "
+        "them)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rules", "field", "message"), EXACT_ERRORS, ids=[c[0] for c in EXACT_ERRORS]
+)
+def test_an_error_that_names_another_field_names_it_exactly(
+    scenario: str, rules: Any, field: str, message: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_rules(rules, "retention[0].rules")
+    assert caught.value.field == field
+    assert str(caught.value) == f"{field}: {caught.value.message}"
+    assert caught.value.message == message
+
+
+ECR_ERRORS: list[tuple[str, str, str]] = [
+    ("no rules key", "{}", "lifecyclePolicyText: must be an object with a 'rules' list"),
+    (
+        "a transition to standard",
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        **bad(type="transition"),
+                        "action": {"type": "transition", "targetStorageClass": "standard"},
+                    }
+                ]
+            }
+        ),
+        "lifecyclePolicyText.rules[0]: rulePriority 7: action 'transition' needs "
+        "targetStorageClass 'archive', got 'standard'",
+    ),
+    (
+        "a transition of archived images",
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        **bad(
+                            storageClass="archive",
+                            countType="sinceImageTransitioned",
+                            countUnit="days",
+                        ),
+                        "action": {"type": "transition", "targetStorageClass": "archive"},
+                    }
+                ]
+            }
+        ),
+        "lifecyclePolicyText.rules[0]: rulePriority 7: action 'transition' applies to standard "
+        "images, not archived ones",
+    ),
+]
+
+
+@pytest.mark.parametrize(("scenario", "text", "error"), ECR_ERRORS, ids=[c[0] for c in ECR_ERRORS])
+def test_a_policy_ecr_would_refuse_is_refused_by_the_audit_with_its_reason(
+    scenario: str, text: str, error: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy_text(text)
+    assert str(caught.value) == error
+
+
+def test_the_audit_reads_a_rule_over_archived_images_as_one() -> None:
+    text = json.dumps(
+        {
+            "rules": [
+                {
+                    **bad(
+                        storageClass="archive", countType="sinceImageTransitioned", countUnit="days"
+                    ),
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
+    )
+    (only,) = parse_policy_text(text).rules
+    assert only.storage_class.value == "archive"
+
+
+def test_top_level_leaves_out_what_only_the_bytes_show_to_describe_another() -> None:
+    """Tagged, and the listing says nothing: the bytes say referrer (a subject) or attestation.
+    Neither is counted; an image tagged with its own digest's tag-scheme name still is, and so
+    is a proven image an index lists by no tag."""
+    referrer = Image(d("ref"), ("sbom",), NOW, 1, OCI_MANIFEST)
+    attestation = Image(d("att"), ("prov",), NOW, 1, OCI_MANIFEST)
+    own = Image(d("own"), (f"sha256-{d('own')[7:]}.sig",), NOW, 1, OCI_MANIFEST)
+    listed = Image(d("child"), (), NOW, 1, OCI_MANIFEST, DOCKER_CONFIG)
+    later = Image(d("later"), ("v1",), NOW, 1, OCI_MANIFEST)
+    images = [attestation, referrer, listed, own, later]
+    manifests = {
+        d("ref"): Manifest(Kind.REFERRER, OCI_MANIFEST, subject=d("later")),
+        d("att"): Manifest(Kind.ATTESTATION, OCI_MANIFEST),
+        d("index"): Manifest(Kind.INDEX, OCI_INDEX, (Descriptor(d("child")),)),
+    }
+    assert {i.digest for i in top_level(images, manifests)} == {d("own"), d("later")}
