@@ -10,7 +10,18 @@ from datetime import UTC, datetime, timedelta
 
 from sweeper.explain import path, render, short
 from sweeper.lifecycle import expire, parse_rules, retention_section, top_level
-from sweeper.model import Descriptor, Image, Kind, Manifest, Pin, Plan, Reason, Scope, Verdict
+from sweeper.model import (
+    Decision,
+    Descriptor,
+    Image,
+    Kind,
+    Manifest,
+    Pin,
+    Plan,
+    Reason,
+    Scope,
+    Verdict,
+)
 from sweeper.plan import Policy, make_plan, may_delete
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -217,6 +228,15 @@ def test_the_retention_section_counts_what_went_and_what_held_it() -> None:
         "deleted": 1,
         "held": {"pinned": 1, "recently-pulled": 1},
     }
+
+
+def test_an_expired_digest_the_plan_has_no_decision_on_hides_none_of_the_others() -> None:
+    """Gone between the listing and the plan: not counted, and what follows it still is."""
+    deleted = Decision(d("b"), Kind.INDEX, Verdict.DELETE, Reason.EXPIRED)
+    pinned = Decision(d("c"), Kind.INDEX, Verdict.KEEP, Reason.PINNED)
+    decisions = {d("b"): deleted, d("c"): pinned}
+    section = retention_section([(decisions, [d("a"), d("b"), d("c")])])
+    assert section == {"expired": 2, "deleted": 1, "held": {"pinned": 1}}
 
 
 def test_explain_says_an_expired_image_is_held_and_by_what() -> None:
