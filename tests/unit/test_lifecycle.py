@@ -556,6 +556,12 @@ def test_an_untagged_rule_speaks_about_no_tag() -> None:
 EXACT_ERRORS: list[tuple[str, Any, str, str]] = [
     # scenario, the rules, the field the error names, the whole message (after the field)
     (
+        "rules not a list",
+        {"rulePriority": 1},
+        "retention[0].rules",
+        "must be a non-empty list of lifecycle policy rules",
+    ),
+    (
         "unknown rule field",
         [{**bad(), "priority": 1}],
         "retention[0].rules[0]",
@@ -715,14 +721,15 @@ def test_the_audit_reads_a_rule_over_archived_images_as_one() -> None:
 
 def test_top_level_leaves_out_what_only_the_bytes_show_to_describe_another() -> None:
     """Tagged, and the listing says nothing: the bytes say referrer (a subject) or attestation.
-    Neither is counted; an image tagged with its own digest's tag-scheme name still is, and so
-    is a proven image an index lists by no tag."""
+    Neither is counted, nor a manifest not read whose listing names a subject, nor a proven
+    image an index lists. An image tagged with its own digest's tag-scheme name is counted."""
     referrer = Image(d("ref"), ("sbom",), NOW, 1, OCI_MANIFEST)
     attestation = Image(d("att"), ("prov",), NOW, 1, OCI_MANIFEST)
     own = Image(d("own"), (f"sha256-{d('own')[7:]}.sig",), NOW, 1, OCI_MANIFEST)
     listed = Image(d("child"), (), NOW, 1, OCI_MANIFEST, DOCKER_CONFIG)
     later = Image(d("later"), ("v1",), NOW, 1, OCI_MANIFEST)
-    images = [attestation, referrer, listed, own, later]
+    unread = Image(d("unread"), ("sig",), NOW, 1, None, subject=d("later"))  # only listed
+    images = [attestation, referrer, listed, own, unread, later]
     manifests = {
         d("ref"): Manifest(Kind.REFERRER, OCI_MANIFEST, subject=d("later")),
         d("att"): Manifest(Kind.ATTESTATION, OCI_MANIFEST),
