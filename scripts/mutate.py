@@ -98,6 +98,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_pin_sources.py",
             "tests/integration/test_pins.py",
             "tests/integration/test_promise_holds.py",
+            # EKS, Amazon Inspector and the places in other accounts (issue 20) have their own
+            # scenarios; without them, 590 of the 1,710 mutants had no covering test.
+            "tests/integration/test_eks.py",
+            "tests/integration/test_inspector.py",
+            "tests/integration/test_workload_accounts.py",
         ],
     ),
     "run-sweep": (
