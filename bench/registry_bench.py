@@ -498,8 +498,8 @@ def summarise(
                 "freed_unknown_repositories": report["bytes_freed_unknown"],
             },
             "memory_mib": {
-                "rss_before_run": _round(measured.rss_before_mib),
-                "peak_growth": _round(measured.peak_growth_mib),
+                "rss_before_run": rounded(measured.rss_before_mib),
+                "peak_growth": rounded(measured.peak_growth_mib),
                 "measured_by": "tracemalloc peak of the run"
                 if measured.peak_growth_mib is not None
                 else "not measured (--no-memory)",
@@ -522,7 +522,7 @@ def summarise(
     return result
 
 
-def _round(value: float | None) -> float | None:
+def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 

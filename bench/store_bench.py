@@ -77,15 +77,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import math
 import os
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,7 +98,6 @@ from harness import ecr as harness_ecr
 from harness.bulk import load, realistic_registry
 from harness.ecr import MOTO_USER
 from harness.fast_responses import fast_responses
-from log_format import DecisionLinesFormatter
 from sweeper import manifests
 from sweeper.model import Pin
 from sweeper.plan import Policy, make_plan, may_delete, may_mention_manifests
@@ -123,6 +121,7 @@ from .measure import (
     machine,
     rss_mib,
 )
+from .registry_bench import Timing, decision_log, rounded
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
@@ -242,26 +241,6 @@ def lower_bound(
     return bound
 
 
-@contextmanager
-def decision_log() -> Iterator[None]:
-    """Log every decision as the Lambda does (its formatter: one JSON line per decision), to
-    /dev/null: the run's memory includes formatting them."""
-    logger = logging.getLogger("ecr_sweeper")
-    with open(os.devnull, "w") as sink:
-        handler = logging.StreamHandler(sink)
-        handler.setFormatter(DecisionLinesFormatter(service="ecr-sweeper"))
-        saved = logger.level, logger.propagate
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        try:
-            yield
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(saved[0])
-            logger.propagate = saved[1]
-
-
 class CountedStore(DirectoryStore):
     """The manifest store in a directory, each request noted by the night's meter."""
 
@@ -328,32 +307,6 @@ def new_builds(registry: FakeRegistry, when: datetime, share: float, seed: int) 
         )
         added += len(registry.digests(name) - old)
     return added
-
-
-@dataclass
-class Timing:
-    """How long the run took, and how busy it kept the pool and the process's CPU."""
-
-    latency_ms: float
-    wall_seconds: float
-    cpu_seconds: float  # the whole process's: moto answering in-process included
-    server_cpu_seconds: float  # moto's share of it (Latency.server_cpu_seconds)
-    calls: int  # HTTP attempts that got an answer
-    in_flight: float  # calls under way at once, on average over the run
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "latency_ms": self.latency_ms,
-            "wall_seconds": round(self.wall_seconds, 2),
-            "cpu_seconds": round(self.cpu_seconds, 2),
-            "calls": self.calls,
-            "calls_per_second": round(self.calls / max(self.wall_seconds, 1e-9), 1),
-            "cpu_ms_per_call": round(1000 * self.cpu_seconds / max(self.calls, 1), 3),
-            "client_cpu_ms_per_call": round(
-                1000 * (self.cpu_seconds - self.server_cpu_seconds) / max(self.calls, 1), 3
-            ),
-            "in_flight": round(self.in_flight, 2),
-        }
 
 
 @dataclass
@@ -584,8 +537,8 @@ def summarise_night(
                 "freed_unknown_repositories": report["bytes_freed_unknown"],
             },
             "memory_mib": {
-                "rss_before_run": _round(measured.rss_before_mib),
-                "peak_growth": _round(measured.peak_growth_mib),
+                "rss_before_run": rounded(measured.rss_before_mib),
+                "peak_growth": rounded(measured.peak_growth_mib),
                 "measured_by": "tracemalloc peak of the run"
                 if measured.peak_growth_mib is not None
                 else "not measured (--no-memory)",
@@ -606,10 +559,6 @@ def summarise_night(
             measured.peak_growth_mib <= memory_target
         )
     return result
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def render(result: Mapping[str, Any]) -> str:
