@@ -151,7 +151,6 @@ def hazards(
     once ECR expires `ci-50`). One hazard per manifest and reason, in digest order."""
     tags_in_use = tags_in_use or {}
     by_digest = {image.digest: image for image in images}
-    window = settings.keep_pulled_within
     predicted = predict(policy, images, manifests, now)
     # Rules the audit cannot evaluate (`unevaluated`): every archived image they select may go.
     for rule in policy.rules:
@@ -167,7 +166,7 @@ def hazards(
         if image.digest in pins:
             evidence.append((HazardReason.PINNED, f"pinned by {pins[image.digest].source}"))
         pulled = image.last_pulled
-        if window is not None and pulled is not None and pulled > now - window:
+        if pulled is not None and settings.pulled_within_window(pulled, now):
             evidence.append((HazardReason.PULLED, f"last pulled {pulled.isoformat()}"))
         tags = [t for t in image.tags if accessory_of(t, image.digest) is None]
         other = [tag for tag in tags if rule is None or not rule.selects_tag(tag)]

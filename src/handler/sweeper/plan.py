@@ -60,6 +60,12 @@ class Policy:
     min_age: timedelta = timedelta(hours=72)
     keep_pulled_within: timedelta | None = timedelta(days=30)
 
+    def pulled_within_window(self, pulled: datetime | None, now: datetime) -> bool:
+        """Whether a pull recorded at `pulled` keeps a manifest (None: never pulled; no window:
+        pulls keep nothing). The plan, the audit and the sweep's re-read judge it alike."""
+        window = self.keep_pulled_within
+        return window is not None and pulled is not None and pulled > now - window
+
 
 def metadata_kind(image: Image, marked_attestation: bool) -> Kind | None:
     """The kind the registry's listing alone proves, or None when only the bytes can tell."""
@@ -325,11 +331,7 @@ def _root(
         # No push time means we cannot prove it is old: keep.
         when = since.isoformat() if since else "unknown push time"
         return Reason.YOUNG, when
-    if (
-        policy.keep_pulled_within is not None
-        and image.last_pulled is not None
-        and image.last_pulled > now - policy.keep_pulled_within
-    ):
+    if image.last_pulled is not None and policy.pulled_within_window(image.last_pulled, now):
         return Reason.PULLED, image.last_pulled.isoformat()
     if image.archived:
         return Reason.ARCHIVED, ""

@@ -132,14 +132,12 @@ class _Sweep:
         pull-time exclusion in place: otherwise the run's own reads moved the time, and every
         manifest it read would look pulled (the report says so: run/exclusion.py)."""
         ctx = self.ctx
-        window = ctx.policy.keep_pulled_within
         pulled, scanned = image.last_pulled, self.repo.images[digest].last_pulled
         return (
             ctx.pull_times_trusted
-            and window is not None
             and pulled is not None
             and (scanned is None or pulled > scanned)
-            and pulled > ctx.now - window
+            and ctx.policy.pulled_within_window(pulled, ctx.now)
         )
 
     def delete(self, batch: list[str]) -> bool:
