@@ -40,7 +40,12 @@ def captured() -> Iterator[io.StringIO]:
     }
     previous = [(handler, handler.stream) for handler in handlers]
     for handler in handlers:
-        handler.setStream(buffer)
+        try:
+            handler.setStream(buffer)
+        except ValueError:
+            # Its stream is closed: the handler outlived the pytest session whose captured stdout
+            # it was made with (mutmut runs several sessions in one process). Nothing to flush.
+            handler.stream = buffer
     try:
         with redirect_stdout(buffer):
             yield buffer
