@@ -1,15 +1,19 @@
 """Per-item delete failures and 5xx answers: reported, never counted as deletions, and whatever
-the refused manifest lists stays; the next run finishes the job."""
+the refused manifest lists stays; the next run finishes the job. And every other way a sweep
+stops part way: the batch it stopped at and every later one stay, each kept with why."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
-from conftest import Invoke
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke
 from harness import FakeRegistry, oci
 from harness.faults import (
     Attempt,
@@ -25,6 +29,12 @@ from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
 from sweeper import ports
 from sweeper import registry as ecr
+from sweeper.ports import StoreError
+from sweeper.registry import EcrRegistry, client_config
+from sweeper.run import Report, RunOptions, Sweeper
+from sweeper.run.sweep import JOURNAL_FAILED
+from sweeper.settings import Settings
+from sweeper.store import DirectoryStore
 
 REPO = "app"
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -240,3 +250,205 @@ def test_a_failed_re_read_before_deleting_counts_nothing(invoke: Invoke) -> None
         assert set(reasons) == history.orphans[REPO]
         assert set(reasons.values()) <= {"not-reached", "parent-not-deleted", "subject-kept"}
         finish(registry, history, invoke)
+
+
+# --- a sweep stopped at its first batch, every way it can be ------------------------------------
+
+ORPHANS = 5  # one wave, three batches of two
+STOPPED = "run stopped before this batch"  # the cause of every batch after the one that stopped
+
+
+class Boom(RuntimeError):
+    """An exception nobody foresaw."""
+
+
+class RefusedJournal(DirectoryStore):
+    """Loads and saves work; the journal cannot be written (once: it would work again)."""
+
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.refused = 0
+
+    def journal(self, records: Any) -> None:
+        if not self.refused:
+            self.refused += 1
+            raise StoreError("PutObject: SlowDown: please reduce your request rate")
+        super().journal(records)
+
+
+@dataclass
+class World:
+    """What a scenario sets up: the wire faults, the run's options, and the store."""
+
+    rules: tuple[Inject, ...] = ()
+    options: dict[str, Any] | None = None
+    store: DirectoryStore | None = None
+
+
+def _interrupted_after_confirming(tmp: Any) -> World:
+    asked: list[bool] = []
+
+    def confirm(_: Any) -> bool:
+        asked.append(True)  # the operator says yes, then presses Ctrl-C
+        return True
+
+    return World(options={"confirm": confirm, "interrupted": lambda: bool(asked)})
+
+
+def _delete_call_fails(tmp: Any) -> World:
+    return World(rules=(Inject("BatchDeleteImage", ServerError()),))
+
+
+def _re_read_fails(tmp: Any) -> World:
+    def re_read(attempt: Any) -> bool:
+        return "imageIds" in attempt.params
+
+    return World(rules=(Inject("DescribeImages", ServerError(), when=re_read),))
+
+
+def _journal_refused(tmp: Any) -> World:
+    return World(store=RefusedJournal(tmp))
+
+
+def _unexpected_error_after_the_first_batch(tmp: Any) -> World:
+    def deleted(repo: Any, batch: list[str]) -> None:
+        raise Boom("the progress display broke")
+
+    return World(options={"on_batch_deleted": deleted})
+
+
+@dataclass(frozen=True)
+class Stop:
+    scenario: str
+    world: Callable[[Any], World]
+    first_batch_deleted: bool
+    # The first batch's failures (code, message), each of its manifests' (reason, cause), and
+    # how many of the run's failures are repository-wide (digest "").
+    code: str
+    message: str
+    first_batch_cause: str
+    later_cause: str
+    delete_failures: int
+
+
+SERVER = "ServerException"
+STOPS = [
+    Stop(
+        "an operator interrupts once the plan is confirmed",
+        _interrupted_after_confirming,
+        first_batch_deleted=False,
+        code="",
+        message="",
+        first_batch_cause=STOPPED,
+        later_cause=STOPPED,
+        delete_failures=0,
+    ),
+    Stop(
+        "the delete call answers 500 past every retry",
+        _delete_call_fails,
+        first_batch_deleted=False,
+        code=SERVER,
+        message="BatchDeleteImage: ServerException: injected",
+        first_batch_cause="BatchDeleteImage",  # its outcome is unknown: counted as a failure
+        later_cause=STOPPED,
+        delete_failures=2,
+    ),
+    Stop(
+        "the re-read before the delete answers 500 past every retry",
+        _re_read_fails,
+        first_batch_deleted=False,
+        code=SERVER,
+        message="DescribeImages: ServerException: injected",
+        first_batch_cause="DescribeImages",  # nothing was sent to delete
+        later_cause=STOPPED,
+        delete_failures=0,
+    ),
+    Stop(
+        "the journal cannot record the first batch, and could the next",
+        _journal_refused,
+        first_batch_deleted=False,
+        code=JOURNAL_FAILED,
+        message=(
+            "not deleted: the journal could not record it: "
+            "PutObject: SlowDown: please reduce your request rate"
+        ),
+        first_batch_cause="the journal could not record its batch",
+        later_cause=STOPPED,
+        delete_failures=0,
+    ),
+    Stop(
+        "an unexpected error right after the first batch was deleted",
+        _unexpected_error_after_the_first_batch,
+        first_batch_deleted=True,
+        code="Internal",
+        message="Boom: the progress display broke",
+        first_batch_cause="",
+        later_cause="the sweep failed (Internal)",
+        delete_failures=0,
+    ),
+]
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(ports, "BATCH_SIZE", 2)
+    monkeypatch.setattr(ecr, "BATCH_SIZE", 2)
+    yield
+
+
+def sweep(registry: FakeRegistry, world: World) -> Report:
+    wire = Wire(*world.rules)
+    with fast_retries():
+        client: Any = boto3.client("ecr", region_name="us-east-1", config=client_config())
+    wire.attach(client)
+    options = RunOptions(
+        principal=FUNCTION_PRINCIPAL, store=world.store, run_id="run-1", **(world.options or {})
+    )
+    with fast_retries():
+        return Sweeper(EcrRegistry(client), Settings(dry_run=False), NOW, options).run()
+
+
+@pytest.mark.parametrize("stop", STOPS, ids=[s.scenario for s in STOPS])
+def test_a_sweep_stopped_at_its_first_batch_keeps_that_batch_and_every_later_one(
+    registry: FakeRegistry, small_batches: None, tmp_path: Any, stop: Stop
+) -> None:
+    for n in range(ORPHANS):
+        registry.push(REPO, oci.image_manifest(f"orphan-{n}"), pushed_at=OLD)
+    registry.push(REPO, oci.image_manifest("live"), tags=["latest"], pushed_at=OLD)
+    before = registry.digests(REPO)
+
+    report = sweep(registry, stop.world(tmp_path))
+
+    [repo] = report.repositories
+    first, later = [d.digest for d in repo.deletions[:2]], [d.digest for d in repo.deletions[2:]]
+    assert len(first) == 2 and len(later) == ORPHANS - 2  # one wave, in three batches
+    gone = set(first) if stop.first_batch_deleted else set()
+    assert registry.digests(REPO) == before - gone
+    assert report.complete is False
+    assert repo.complete is False
+    assert repo.deleted == len(gone)
+    assert repo.delete_failures == stop.delete_failures
+    entries = {d.digest: d for d in repo.deletions}
+    for digest in later:
+        assert (entries[digest].reason, entries[digest].cause, entries[digest].deleted) == (
+            "not-reached",
+            stop.later_cause,
+            False,
+        )
+    for digest in first:
+        if stop.first_batch_deleted:
+            assert (entries[digest].reason, entries[digest].deleted) == ("unreachable", True)
+        else:
+            assert (entries[digest].reason, entries[digest].cause) == (
+                "not-reached",
+                stop.first_batch_cause,
+            )
+    assert repo.kept["not-reached"] == len(before - gone) - 1
+    failures = [(f.digest, f.code, f.message) for f in repo.failures]
+    if stop.code == "Internal":
+        assert failures == [("", stop.code, stop.message)]
+    elif stop.code:
+        assert failures == [(digest, stop.code, stop.message) for digest in first]
+    else:
+        assert failures == []
+        assert repo.out_of_time is True

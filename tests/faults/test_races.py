@@ -169,6 +169,10 @@ def test_a_tag_added_between_the_re_read_and_the_delete_is_reported_as_lost(
     assert report["complete"] is False
     # What it listed stays, so the same index can be pushed again.
     assert registry.digests(REPO) == new.all | (old.all - {old.index})
+    # The index is reported as what it was: planned, and deleted.
+    entries = {e["digest"]: e for e in report["deletions"]}
+    assert (entries[old.index]["reason"], entries[old.index]["deleted"]) == ("unreachable", True)
+    assert report["deleted"]["manifests"] == 1
 
 
 def test_a_tagged_artifact_of_unknown_kind_protects_the_manifests_its_bytes_mention(

@@ -310,3 +310,99 @@ def test_a_request_cannot_move_the_store(
     monkeypatch.setenv("MANIFEST_STORE", "s3://sweeper-store/ecr-sweeper")
     with pytest.raises(InvalidSettings, match="manifest_store"):
         invoke(dry_run=True, manifest_store="s3://elsewhere/x")
+
+
+def test_each_journal_record_holds_what_putting_the_manifest_back_needs(
+    registry: FakeRegistry, tmp_path: Path
+) -> None:
+    """The bytes, the media type it was pushed with, the tags it goes with (an accessory's own),
+    why it went, and when: each record, whole."""
+    old = registry.push_buildx(REPO, tag="v1", pushed_at=OLD)
+    registry.push_buildx(REPO, tag="v1", pushed_at=OLD)
+    signature_tag = oci.accessory_tag(old.index)
+    signature = registry.push(
+        REPO, oci.cosign_legacy(old.index), tags=[signature_tag], pushed_at=OLD
+    )
+    listed = {
+        image["imageDigest"]: image["imageManifestMediaType"]
+        for image in registry.client.describe_images(repositoryName=REPO)["imageDetails"]
+    }
+    texts = {d: registry.manifest(REPO, d).decode() for d in listed}
+    store = DirectoryStore(tmp_path)
+
+    report = run(registry, store)
+
+    deletions = {d.digest: d for d in report.deletions}
+    assert set(deletions) == old.all | {signature}
+    assert not set(deletions) & registry.digests(REPO)
+    expected = {
+        digest: JournalRecord(
+            run_id="run-1",
+            repository=REPO,
+            digest=digest,
+            media_type=listed[digest],
+            tags=(signature_tag,) if digest == signature else (),
+            reason=deletion.reason,
+            cause=deletion.cause,
+            recorded_at=NOW.isoformat(),
+            text=texts[digest],
+        )
+        for digest, deletion in deletions.items()
+    }
+    assert {r.digest: r for r in store.records("run-1")} == expected
+    assert all(record.cause for record in expected.values())
+
+
+class ForgetfulStore(DirectoryStore):
+    """Saves nothing: after the scan, the store does not hold the bytes it read."""
+
+    def save(self, repository: str, entries: Any) -> None:
+        pass
+
+
+class UnreadableAtTheSweep(DirectoryStore):
+    """Its first load (the scan's) works; the next (the sweep's, for the journal) fails."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.loads = 0
+
+    def load(self, repository: str) -> dict[str, Stored]:
+        self.loads += 1
+        if self.loads > 1:
+            raise StoreError("GetObject: AccessDenied: the bucket policy changed")
+        return super().load(repository)
+
+
+# scenario -> the store, and what the journal's failure says after its first digest is known
+UNJOURNALED = [
+    ("the store lost the bytes since the scan", ForgetfulStore, "the store does not hold"),
+    (
+        "the store cannot be read at the sweep",
+        UnreadableAtTheSweep,
+        "GetObject: AccessDenied: the bucket policy changed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "error"), [(m, e) for _, m, e in UNJOURNALED], ids=[n for n, _, _ in UNJOURNALED]
+)
+def test_a_batch_whose_bytes_the_journal_cannot_hold_is_not_deleted(
+    registry: FakeRegistry, history: dict[str, Any], tmp_path: Path, make: Any, error: str
+) -> None:
+    report = run(registry, make(tmp_path))
+    assert registry.digests(REPO) == history["digests"]
+    assert report.deleted.manifests == 0 and not report.complete
+    # The first batch (the two old indexes) failed; nothing after it was sent.
+    indexes = sorted(b.index for b in history["builds"][:2])
+    if error == "the store does not hold":
+        error = f"the store does not hold the bytes of {indexes[0]}"
+    message = f"not deleted: the journal could not record it: {error}"
+    assert [(f.digest, f.code, f.message) for f in report.all_failures] == [
+        (digest, JOURNAL_FAILED, message) for digest in indexes
+    ]
+    causes = {d.digest: (d.reason, d.cause) for d in report.deletions}
+    assert {causes[d] for d in indexes} == {
+        ("not-reached", "the journal could not record its batch")
+    }
