@@ -27,6 +27,7 @@ from harness.faults import (
 )
 from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
+from harness.lambda_output import captured, log_lines
 from sweeper import ports
 from sweeper import registry as ecr
 from sweeper.ports import StoreError
@@ -410,14 +411,18 @@ def sweep(registry: FakeRegistry, world: World) -> Report:
 
 @pytest.mark.parametrize("stop", STOPS, ids=[s.scenario for s in STOPS])
 def test_a_sweep_stopped_at_its_first_batch_keeps_that_batch_and_every_later_one(
-    registry: FakeRegistry, small_batches: None, tmp_path: Any, stop: Stop
+    registry: FakeRegistry,
+    small_batches: None,
+    tmp_path: Any,
+    stop: Stop,
 ) -> None:
     for n in range(ORPHANS):
         registry.push(REPO, oci.image_manifest(f"orphan-{n}"), pushed_at=OLD)
     registry.push(REPO, oci.image_manifest("live"), tags=["latest"], pushed_at=OLD)
     before = registry.digests(REPO)
 
-    report = sweep(registry, stop.world(tmp_path))
+    with captured() as out:
+        report = sweep(registry, stop.world(tmp_path))
 
     [repo] = report.repositories
     first, later = [d.digest for d in repo.deletions[:2]], [d.digest for d in repo.deletions[2:]]
@@ -447,8 +452,120 @@ def test_a_sweep_stopped_at_its_first_batch_keeps_that_batch_and_every_later_one
     failures = [(f.digest, f.code, f.message) for f in repo.failures]
     if stop.code == "Internal":
         assert failures == [("", stop.code, stop.message)]
+        [logged] = [line for line in log_lines(out.getvalue()) if line["message"] == "sweep failed"]
+        assert (logged["repository"], "Boom" in logged["exception"]) == (REPO, True)
     elif stop.code:
         assert failures == [(digest, stop.code, stop.message) for digest in first]
     else:
         assert failures == []
         assert repo.out_of_time is True
+
+
+def push_orphans(registry: FakeRegistry) -> list[str]:
+    """ORPHANS old untagged images and one tagged: the orphans' digests, in planning order."""
+    orphans = [
+        registry.push(REPO, oci.image_manifest(f"orphan-{n}"), pushed_at=OLD)
+        for n in range(ORPHANS)
+    ]
+    registry.push(REPO, oci.image_manifest("live"), tags=["latest"], pushed_at=OLD)
+    return sorted(orphans)
+
+
+def test_each_delete_call_is_heard_of_with_its_repository_and_batch(
+    registry: FakeRegistry, small_batches: None, tmp_path: Any
+) -> None:
+    orphans = push_orphans(registry)
+    heard: list[tuple[str, list[str], set[str]]] = []
+
+    def deleted(repo: Any, batch: list[str]) -> None:
+        heard.append((repo.repository, list(batch), set(repo.deleted)))
+
+    report = sweep(registry, World(options={"on_batch_deleted": deleted}))
+
+    assert report.complete
+    assert heard == [
+        (REPO, orphans[0:2], set(orphans[0:2])),
+        (REPO, orphans[2:4], set(orphans[0:4])),
+        (REPO, orphans[4:], set(orphans)),
+    ]
+
+
+def test_one_delete_call_answering_per_item_reports_each_item_as_ecr_answered(
+    registry: FakeRegistry,
+) -> None:
+    """Refused twice, found deleted by someone else twice (between the scan and the re-read,
+    and between the re-read and the call), deleted once: every answer counted for what it is."""
+    orphans = push_orphans(registry)
+    refused, gone_early, gone_late, deleted = orphans[0:2], orphans[2:3], orphans[3:4], orphans[4]
+
+    def someone_else_deletes(attempt: Any) -> None:
+        if attempt.operation == "DescribeImages" and "imageIds" in attempt.params:
+            registry.client.batch_delete_image(
+                repositoryName=REPO, imageIds=[{"imageDigest": d} for d in gone_early]
+            )
+
+    wire = Wire(on_attempt=someone_else_deletes)
+    client: Any = boto3.client("ecr", region_name="us-east-1", config=client_config())
+    wire.attach(client)
+    codes = {refused[0]: "KmsError", refused[1]: "KmsError", gone_late[0]: "ImageNotFound"}
+    with refuse_deletes(codes):
+        report = Sweeper(
+            EcrRegistry(client),
+            Settings(dry_run=False),
+            NOW,
+            RunOptions(principal=FUNCTION_PRINCIPAL),
+        ).run()
+
+    assert set(orphans) & registry.digests(REPO) == set(refused)
+    assert deleted not in registry.digests(REPO)
+    [repo] = report.repositories
+    assert (repo.deleted, repo.already_gone, repo.delete_failures) == (1, 2, 2)
+    assert [(f.digest, f.code, f.message) for f in repo.failures] == [
+        (digest, "KmsError", "injected by refuse_deletes") for digest in refused
+    ]
+    entries = {d.digest: d for d in repo.deletions}
+    for digest in refused:
+        assert (entries[digest].reason, entries[digest].cause) == ("delete-failed", "KmsError")
+
+
+# scenario -> whether the re-listing after the sweep fails
+CHECKS = [("the check after the sweep lists the repository", False), ("it cannot", True)]
+
+
+@pytest.mark.parametrize("fails", [f for _, f in CHECKS], ids=[n for n, _ in CHECKS])
+def test_the_repository_is_listed_again_after_its_sweep_and_a_failed_listing_is_said(
+    registry: FakeRegistry, fails: bool
+) -> None:
+    orphans = push_orphans(registry)
+    swept: list[bool] = []
+
+    def after_the_sweep(attempt: Any) -> bool:
+        return fails and bool(swept) and "imageIds" not in attempt.params
+
+    def note(attempt: Any) -> None:
+        if attempt.operation == "BatchDeleteImage":
+            swept.append(True)
+
+    wire = Wire(Inject("DescribeImages", ServerError(), when=after_the_sweep), on_attempt=note)
+    with fast_retries():
+        client: Any = boto3.client("ecr", region_name="us-east-1", config=client_config())
+        wire.attach(client)
+        report = Sweeper(
+            EcrRegistry(client),
+            Settings(dry_run=False),
+            NOW,
+            RunOptions(principal=FUNCTION_PRINCIPAL),
+        ).run()
+
+    assert not set(orphans) & registry.digests(REPO)  # the sweep itself went through
+    [repo] = report.repositories
+    assert repo.deleted == ORPHANS
+    assert repo.validated is not fails
+    failures = [(f.digest, f.code, f.message) for f in repo.failures]
+    if fails:
+        message = "validating: DescribeImages: ServerException: injected"
+        assert failures == [("", "ServerException", message)]
+        assert report.complete is False
+    else:
+        assert failures == []
+        assert report.complete is True

@@ -115,6 +115,11 @@ def test_a_candidate_archived_between_scan_and_delete_is_kept_with_its_tree(
     assert report["already_gone"]["manifests"] == 0  # it is there: never counted as gone
     assert report["kept"]["archived"] == 1
     assert report["kept"]["parent-not-deleted"] == 2  # what the archived index lists stays
+    entries = {e["digest"]: e for e in report["deletions"]}
+    assert (entries[old.index]["reason"], entries[old.index]["cause"]) == (
+        "archived",
+        "archived since the scan",
+    )
 
 
 @WORLD

@@ -195,3 +195,8 @@ def test_a_manifest_pulled_during_the_run_is_kept_with_what_it_lists(
     assert report["kept"]["parent-not-deleted"] == len(old.all) - 1
     assert report["deleted"]["manifests"] == 0
     assert set(kept) == old.all  # the plan, as the report lists it, with its final verdicts
+    assert (kept[old.index]["reason"], kept[old.index]["cause"]) == (
+        "pulled-since-scan",
+        # the pull time as the re-read gave it, to the millisecond (as the API answers)
+        f"pulled at {pulled[0].replace(microsecond=pulled[0].microsecond // 1000 * 1000)}",
+    )
