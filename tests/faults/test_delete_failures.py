@@ -495,8 +495,10 @@ def test_one_delete_call_answering_per_item_reports_each_item_as_ecr_answered(
 ) -> None:
     """Refused twice, found deleted by someone else twice (between the scan and the re-read,
     and between the re-read and the call), deleted once: every answer counted for what it is."""
-    orphans = push_orphans(registry)
-    refused, gone_early, gone_late, deleted = orphans[0:2], orphans[2:3], orphans[3:4], orphans[4]
+    orphans = sorted(
+        [*push_orphans(registry), registry.push(REPO, oci.image_manifest("6th"), pushed_at=OLD)]
+    )
+    refused, gone_early, gone_late, deleted = orphans[0:2], orphans[2:4], orphans[4:5], orphans[5]
 
     def someone_else_deletes(attempt: Any) -> None:
         if attempt.operation == "DescribeImages" and "imageIds" in attempt.params:
@@ -519,7 +521,7 @@ def test_one_delete_call_answering_per_item_reports_each_item_as_ecr_answered(
     assert set(orphans) & registry.digests(REPO) == set(refused)
     assert deleted not in registry.digests(REPO)
     [repo] = report.repositories
-    assert (repo.deleted, repo.already_gone, repo.delete_failures) == (1, 2, 2)
+    assert (repo.deleted, repo.already_gone, repo.delete_failures) == (1, 3, 2)
     assert [(f.digest, f.code, f.message) for f in repo.failures] == [
         (digest, "KmsError", "injected by refuse_deletes") for digest in refused
     ]
@@ -560,7 +562,7 @@ def test_the_repository_is_listed_again_after_its_sweep_and_a_failed_listing_is_
     assert not set(orphans) & registry.digests(REPO)  # the sweep itself went through
     [repo] = report.repositories
     assert repo.deleted == ORPHANS
-    assert repo.validated is not fails
+    assert repo.validated is (not fails)
     failures = [(f.digest, f.code, f.message) for f in repo.failures]
     if fails:
         message = "validating: DescribeImages: ServerException: injected"
