@@ -773,6 +773,12 @@ ERRORS: list[tuple[str, Any, dict[str, str], str]] = [
         "min_age_hours: must be between 0 and 87600, got 1" + "0" * 39,
     ),
     (
+        "grace period of 41 digits",
+        {"min_age_hours": 10**40},
+        {},
+        "min_age_hours: must be between 0 and 87600, got 10000000000000000000... (41 digits)",
+    ),
+    (
         "grace period under an hour",
         {"min_age_hours": 0.5},
         {},
