@@ -40,18 +40,19 @@ def captured() -> Iterator[io.StringIO]:
     }
     previous = [(handler, handler.stream) for handler in handlers]
     for handler in handlers:
-        try:
-            handler.setStream(buffer)
-        except ValueError:
-            # Its stream is closed: the handler outlived the pytest session whose captured stdout
-            # it was made with (mutmut runs several sessions in one process). Nothing to flush.
+        if getattr(handler.stream, "closed", False):
+            # The capture file of an earlier pytest session in this process (mutmut runs the
+            # tests twice in one): closed, so setStream's flush of it would raise.
             handler.stream = buffer
+        else:
+            handler.setStream(buffer)
     try:
         with redirect_stdout(buffer):
             yield buffer
     finally:
         for handler, stream in previous:
-            handler.setStream(stream)
+            handler.flush()
+            handler.stream = stream
 
 
 @dataclass(frozen=True)
