@@ -5,17 +5,23 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from harness import FakeRegistry, oci
 from harness.workloads import AwsEvents, Workloads
 from sweeper import pins
 from sweeper.model import Pin
+from sweeper.pins import core
 from sweeper.pins import (
     EcsPins,
+    EksPins,
+    InspectorPins,
     LambdaPins,
     ObjectPins,
     ParameterPins,
@@ -327,3 +333,174 @@ def test_lambda_function_without_a_resolved_digest_is_an_error(aws: Workloads) -
         events.on("after-call.lambda.GetFunction", strip)
         with pytest.raises(PinSourceError, match=r"worker:\$LATEST: no digest"):
             LambdaPins(client("lambda")).read()
+
+
+# --- what an unreadable source says -----------------------------------------------------------
+# The error is what an operator reads when a run fails closed: it must name the source, the call
+# that failed (and the cluster, definition or function it was about) and AWS's own error code.
+
+
+def _client_error(error: dict[str, str] | None) -> ClientError:
+    response: dict[str, Any] = {} if error is None else {"Error": error}
+    return ClientError(response, "DescribeTasks")  # type: ignore[arg-type]
+
+
+AWS_ERRORS: dict[str, tuple[Exception, str]] = {
+    "client-error": (
+        _client_error({"Code": "AccessDeniedException", "Message": "not authorized"}),
+        "DescribeTasks prod: AccessDeniedException: not authorized",
+    ),
+    "client-error-without-a-message": (
+        _client_error({"Code": "ThrottlingException"}),
+        "DescribeTasks prod: ThrottlingException:",
+    ),
+    "client-error-without-a-code": (
+        _client_error({"Message": "rate exceeded"}),
+        "DescribeTasks prod: ClientError: rate exceeded",
+    ),
+    "client-error-without-an-error": (_client_error(None), "DescribeTasks prod: ClientError:"),
+    "connection-error": (
+        EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com/"),
+        "DescribeTasks prod: EndpointConnectionError: Could not connect to the endpoint URL: "
+        '"https://ecs.us-east-1.amazonaws.com/"',
+    ),
+}
+
+
+@pytest.mark.parametrize(("exc", "says"), AWS_ERRORS.values(), ids=AWS_ERRORS.keys())
+def test_a_failed_call_names_the_operation_and_awss_error(exc: Exception, says: str) -> None:
+    failed = core.error("ecs", "DescribeTasks prod", exc)
+    assert failed.source == "ecs"
+    assert str(failed) == f"pin source ecs cannot be read: {says}. Nothing was deleted."
+
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+CLUSTER = f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/prod"
+DEFINITION = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/web:1"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    source: Callable[[], Any]  # the pin source, made once the world is there
+    service: str
+    operation: str  # the call that fails
+    name: str  # the source the error names
+    says: str  # and what it says failed
+    status: int = 400
+
+
+def _eks() -> EksPins:
+    return EksPins(client)
+
+
+UNREADABLE: dict[str, Unreadable] = {
+    "ssm-listing": Unreadable(
+        lambda: ParameterPins(client("ssm"), "/deploy"),
+        "ssm",
+        "GetParametersByPath",
+        "ssm:/deploy",
+        "GetParametersByPath",
+    ),
+    "s3-object": Unreadable(
+        lambda: ObjectPins(client("s3"), ["s3://configs/pins.txt"]),
+        "s3",
+        "GetObject",
+        "s3://configs/pins.txt",
+        "GetObject",
+        403,
+    ),
+    "ecs-task-definitions": Unreadable(
+        lambda: EcsPins(client("ecs")), "ecs", "ListTaskDefinitions", "ecs", "ListTaskDefinitions"
+    ),
+    "ecs-a-task-definition": Unreadable(
+        lambda: EcsPins(client("ecs")),
+        "ecs",
+        "DescribeTaskDefinition",
+        "ecs",
+        f"DescribeTaskDefinition {DEFINITION}",
+    ),
+    "ecs-clusters": Unreadable(
+        lambda: EcsPins(client("ecs")), "ecs", "ListClusters", "ecs", "ListClusters"
+    ),
+    "ecs-tasks-listing": Unreadable(
+        lambda: EcsPins(client("ecs")), "ecs", "ListTasks", "ecs", f"ListTasks {CLUSTER}"
+    ),
+    "ecs-tasks": Unreadable(
+        lambda: EcsPins(client("ecs")), "ecs", "DescribeTasks", "ecs", f"DescribeTasks {CLUSTER}"
+    ),
+    "ecs-services-listing": Unreadable(
+        lambda: EcsPins(client("ecs")), "ecs", "ListServices", "ecs", f"ListServices {CLUSTER}"
+    ),
+    "ecs-services": Unreadable(
+        lambda: EcsPins(client("ecs")),
+        "ecs",
+        "DescribeServices",
+        "ecs",
+        f"DescribeServices {CLUSTER}",
+    ),
+    "ecs-service-revisions": Unreadable(
+        lambda: EcsPins(client("ecs")),
+        "ecs",
+        "DescribeServiceRevisions",
+        "ecs",
+        f"DescribeServiceRevisions {CLUSTER}",
+    ),
+    "lambda-functions": Unreadable(
+        lambda: LambdaPins(client("lambda")),
+        "lambda",
+        "ListFunctions",
+        "lambda",
+        "ListFunctions",
+        403,
+    ),
+    "lambda-versions": Unreadable(
+        lambda: LambdaPins(client("lambda")),
+        "lambda",
+        "ListVersionsByFunction",
+        "lambda",
+        "ListVersionsByFunction worker",
+        403,
+    ),
+    "lambda-a-version": Unreadable(
+        lambda: LambdaPins(client("lambda")),
+        "lambda",
+        "GetFunction",
+        "lambda",
+        "GetFunction worker:$LATEST",
+        403,
+    ),
+    "eks-clusters": Unreadable(_eks, "eks", "ListClusters", "eks", "ListClusters", 403),
+    "eks-a-cluster": Unreadable(_eks, "eks", "DescribeCluster", "eks:prod", "DescribeCluster", 403),
+    "inspector-coverage": Unreadable(
+        lambda: InspectorPins(client("inspector2"), NOW, timedelta(days=30)),
+        "inspector2",
+        "ListCoverage",
+        "inspector",
+        "ListCoverage",
+        403,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_an_unreadable_source_names_itself_the_call_and_awss_error_code(
+    aws: Workloads, case: Unreadable
+) -> None:
+    aws.put_parameter("/deploy/web", f"repo@{A}")
+    aws.put_object("s3://configs/pins.txt", f"repo@{A}")
+    definition = aws.register_task_definition("web", [f"repo@{A}"])
+    aws.run_task("prod", definition)
+    aws.create_service("prod", "api", definition)
+    aws.create_image_function(
+        "worker", aws.image_uri(REPO, aws.registry.push(REPO, oci.image_manifest("1")))
+    )
+    aws.create_eks_cluster("prod", "https://prod.eks.invalid", b"not read")
+    with AwsEvents() as events:
+        events.fail(case.service, case.operation, "AccessDeniedException", status=case.status)
+        with pytest.raises(PinSourceError) as raised:
+            case.source().read()
+    assert raised.value.source == case.name
+    assert str(raised.value) == (
+        f"pin source {case.name} cannot be read: {case.says}: AccessDeniedException: "
+        "injected by the harness. Nothing was deleted."
+    )
