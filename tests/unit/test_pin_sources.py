@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -14,10 +16,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from harness import FakeRegistry, oci
-from harness.workloads import AwsEvents, Workloads
+from harness.workloads import AwsEvents, InspectorCoverage, Workloads
 from sweeper import pins
-from sweeper.model import Pin
-from sweeper.pins import core
+from sweeper.model import HeldTag, Pin
 from sweeper.pins import (
     EcsPins,
     EksPins,
@@ -28,6 +29,7 @@ from sweeper.pins import (
     PinSourceError,
     StaticPins,
     collect,
+    core,
 )
 from sweeper.settings import load
 
@@ -503,4 +505,398 @@ def test_an_unreadable_source_names_itself_the_call_and_awss_error_code(
     assert str(raised.value) == (
         f"pin source {case.name} cannot be read: {case.says}: AccessDeniedException: "
         "injected by the harness. Nothing was deleted."
+    )
+
+
+# --- ECS: where each digest is named, and answers as the API model allows them ------------------
+
+
+@dataclass(frozen=True)
+class EcsWorld:
+    """One cluster, `prod`: a task of the `web` definition (ECR `app:latest` and `repo@A`), the
+    `api` service deployed from it, and `old`, deployed before ECS recorded revisions from the
+    `legacy` definition (`repo@B`), deregistered since."""
+
+    latest: str  # the digest app:latest has, which the task and the revision resolved
+    task: str  # ARN
+    revision: str  # ARN
+
+    def pins(self) -> list[tuple[str, str]]:
+        task, revision = f"ecs:task/{self.task}", f"ecs:service-revision/{self.revision}"
+        return sorted(
+            [
+                (A, "ecs:task-definition/web:1 container c1"),
+                (self.latest, f"{task} container c0"),
+                (A, f"{task} container c1"),
+                (self.latest, f"{revision} container c0"),
+                (A, f"{revision} container c1"),
+                (B, "ecs:task-definition/legacy:1 container c0"),
+            ]
+        )
+
+    def held(self) -> list[HeldTag]:
+        host = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+        return sorted(
+            (
+                HeldTag(host, REPO, "latest", f"{where} container c0")
+                for where in ("ecs:task-definition/web:1", f"ecs:service-revision/{self.revision}")
+            ),
+            key=repr,
+        )
+
+
+@pytest.fixture
+def ecs_world(aws: Workloads) -> EcsWorld:
+    latest = aws.registry.push(REPO, oci.image_manifest("web"), tags=["latest"])
+    web = aws.register_task_definition("web", [aws.image_uri(REPO, "latest"), f"repo@{A}"])
+    task = aws.run_task("prod", web)
+    aws.create_service("prod", "api", web)
+    legacy = aws.register_task_definition("legacy", [f"repo@{B}"])
+    aws.create_service("prod", "old", legacy)
+    aws.forget_service_revisions("prod", "old")
+    aws.deregister_task_definition(legacy)
+    revision = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service-revision/prod/api/{1:019d}"
+    return EcsWorld(latest, task, revision)
+
+
+def _found(source: EcsPins) -> list[tuple[str, str]]:
+    return sorted((p.digest, p.source) for p in source.read())
+
+
+def test_ecs_says_where_each_digest_and_tag_is_named(ecs_world: EcsWorld) -> None:
+    source = EcsPins(client("ecs"))
+    assert source.held == []  # nothing is held before a read
+    assert _found(source) == ecs_world.pins()
+    assert sorted(source.held, key=repr) == ecs_world.held()
+
+
+# operation -> what each item of the answer's `failures` says -> the error, or None: read anyway
+ECS_FAILURES: dict[str, tuple[str, dict[str, str], str | None]] = {
+    # Deleted or stopped since it was listed: it starts or runs nothing any more.
+    "a-service-deleted-since-it-was-listed": (
+        "DescribeServices",
+        {"arn": "arn:aws:ecs:us-east-1:1:service/prod/gone", "reason": "MISSING"},
+        None,
+    ),
+    "a-task-stopped-since-it-was-listed": (
+        "DescribeTasks",
+        {"arn": "arn:aws:ecs:us-east-1:1:task/prod/gone", "reason": "MISSING"},
+        None,
+    ),
+    # A revision a service lists as current is kept by ECS: missing is unexplained.
+    "a-current-service-revision-missing": (
+        "DescribeServiceRevisions",
+        {"arn": "arn:aws:ecs:us-east-1:1:service-revision/prod/api/1", "reason": "MISSING"},
+        "arn:aws:ecs:us-east-1:1:service-revision/prod/api/1: MISSING",
+    ),
+    "a-service-unreadable": (
+        "DescribeServices",
+        {"arn": "arn:aws:ecs:us-east-1:1:service/prod/api", "reason": "ACCESS_DENIED"},
+        "arn:aws:ecs:us-east-1:1:service/prod/api: ACCESS_DENIED",
+    ),
+    "a-service-revision-unreadable-with-a-detail": (
+        "DescribeServiceRevisions",
+        {"arn": "r", "reason": "ACCESS_DENIED", "detail": "not authorized"},
+        "r: ACCESS_DENIED not authorized",
+    ),
+    "a-task-unreadable-with-a-detail": (
+        "DescribeTasks",
+        {"arn": "t", "reason": "ACCESS_DENIED", "detail": "not authorized"},
+        "t: ACCESS_DENIED not authorized",
+    ),
+    "a-service-failure-that-names-nothing": ("DescribeServices", {}, "?: ?"),
+    "a-service-revision-failure-that-names-nothing": ("DescribeServiceRevisions", {}, "?: ?"),
+    "a-task-failure-that-names-nothing": ("DescribeTasks", {}, "?: ?"),
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "failure", "says"), ECS_FAILURES.values(), ids=ECS_FAILURES.keys()
+)
+def test_ecs_answers_failures_fail_the_source_unless_the_item_is_gone(
+    ecs_world: EcsWorld, operation: str, failure: dict[str, str], says: str | None
+) -> None:
+    def add_failure(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["failures"] = [failure]
+
+    with AwsEvents() as events:
+        events.on(f"after-call.ecs.{operation}", add_failure)
+        source = EcsPins(client("ecs"))
+        if says is None:
+            assert _found(source) == ecs_world.pins()
+            return
+        with pytest.raises(PinSourceError) as raised:
+            source.read()
+    assert raised.value.source == "ecs"
+    assert str(raised.value) == (
+        f"pin source ecs cannot be read: {operation} {CLUSTER}: {says}. Nothing was deleted."
+    )
+
+
+Answer = Callable[[dict[str, Any]], None]
+
+
+def _each(key: str, change: Answer) -> Answer:
+    def changed(parsed: dict[str, Any]) -> None:
+        for item in parsed.get(key, []):
+            change(item)
+
+    return changed
+
+
+def _without(*keys: str) -> Answer:
+    def changed(item: dict[str, Any]) -> None:
+        for key in keys:
+            item.pop(key, None)
+
+    return changed
+
+
+def _all_gone(key: str) -> Answer:
+    """Every item asked for deleted or stopped since it was listed: only failures."""
+
+    def changed(parsed: dict[str, Any]) -> None:
+        arns = [item.get("taskArn") or item.get("serviceArn") for item in parsed.pop(key)]
+        parsed["failures"] = [{"arn": arn, "reason": "MISSING"} for arn in arns]
+
+    return changed
+
+
+def _definition(change: Answer) -> Answer:
+    return lambda parsed: change(parsed["taskDefinition"])
+
+
+def _containers(key: str, change: Answer) -> Answer:
+    return lambda item: [change(container) for container in item.get(key, [])]
+
+
+def _less(*sources: str) -> Callable[[EcsWorld], list[tuple[str, str]]]:
+    """The world's pins but those whose source starts with one of `sources`."""
+
+    def expected(world: EcsWorld) -> list[tuple[str, str]]:
+        return [(d, s) for d, s in world.pins() if not s.startswith(sources)]
+
+    return expected
+
+
+def _task(world: EcsWorld) -> str:
+    return f"ecs:task/{world.task}"
+
+
+def _renamed(world: EcsWorld, old: str, new: str) -> list[tuple[str, str]]:
+    return sorted((d, s.replace(old, new)) for d, s in world.pins())
+
+
+# (operation, how its answer differs, the pins then found) -- every field of an ECS answer is
+# optional in the API's model: an empty list may be left out, a name may be missing.
+ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, str]]]]] = {
+    "tasks-answer-without-a-failures-list": (
+        "DescribeTasks",
+        _without("failures"),
+        EcsWorld.pins,
+    ),
+    "services-answer-without-a-failures-list": (
+        "DescribeServices",
+        _without("failures"),
+        EcsWorld.pins,
+    ),
+    "service-revisions-answer-without-a-failures-list": (
+        "DescribeServiceRevisions",
+        _without("failures"),
+        EcsWorld.pins,
+    ),
+    "every-task-stopped-since-it-was-listed": (
+        "DescribeTasks",
+        _all_gone("tasks"),
+        lambda w: _less(_task(w))(w),
+    ),
+    "every-service-deleted-since-it-was-listed": (
+        "DescribeServices",
+        _all_gone("services"),
+        _less("ecs:service-revision/", "ecs:task-definition/legacy:"),
+    ),
+    "a-task-described-without-containers": (
+        "DescribeTasks",
+        _each("tasks", _without("containers")),
+        lambda w: _less(_task(w))(w),
+    ),
+    "a-revision-without-container-images": (
+        "DescribeServiceRevisions",
+        _each("serviceRevisions", _without("containerImages")),
+        _less("ecs:service-revision/"),
+    ),
+    "a-definition-without-containers": (
+        "DescribeTaskDefinition",
+        _definition(_without("containerDefinitions")),
+        _less("ecs:task-definition/"),
+    ),
+    # Deployed before ECS recorded revisions: it starts its task definition's images.
+    "a-service-answered-without-current-revisions": (
+        "DescribeServices",
+        _each("services", _without("currentServiceRevisions")),
+        lambda w: sorted(
+            [*_less("ecs:service-revision/")(w), (A, "ecs:task-definition/web:1 container c1")]
+        ),
+    ),
+    "a-definition-without-its-family-and-revision": (
+        "DescribeTaskDefinition",
+        _definition(_without("family", "revision")),
+        lambda w: sorted(
+            (d, s.replace("/web:1", "/?:?").replace("/legacy:1", "/?:?")) for d, s in w.pins()
+        ),
+    ),
+    "a-definitions-containers-without-names": (
+        "DescribeTaskDefinition",
+        _definition(_containers("containerDefinitions", _without("name"))),
+        lambda w: sorted(
+            (d, s.replace("c0", "?").replace("c1", "?") if "task-definition" in s else s)
+            for d, s in w.pins()
+        ),
+    ),
+    "a-task-without-its-arn": (
+        "DescribeTasks",
+        _each("tasks", _without("taskArn")),
+        lambda w: _renamed(w, w.task, "?"),
+    ),
+    "a-revision-without-its-arn-and-container-names": (
+        "DescribeServiceRevisions",
+        _each(
+            "serviceRevisions",
+            lambda revision: [
+                revision.pop("serviceRevisionArn"),
+                _containers("containerImages", _without("containerName"))(revision),
+            ],
+        ),
+        lambda w: sorted(
+            (d, "ecs:service-revision/? container ?" if "service-revision" in s else s)
+            for d, s in w.pins()
+        ),
+    ),
+    # Only the image reference, no resolved digest: a reference by digest still pins it.
+    "a-revision-without-resolved-digests": (
+        "DescribeServiceRevisions",
+        _each("serviceRevisions", _containers("containerImages", _without("imageDigest"))),
+        lambda w: [(d, s) for d, s in w.pins() if not (d == w.latest and "revision" in s)],
+    ),
+    "a-task-without-resolved-digests": (
+        "DescribeTasks",
+        _each("tasks", _containers("containers", _without("imageDigest"))),
+        lambda w: [(d, s) for d, s in w.pins() if not (d == w.latest and s.startswith(_task(w)))],
+    ),
+}
+
+
+@pytest.mark.parametrize(("operation", "answer", "expected"), ECS_ANSWERS.values(), ids=ECS_ANSWERS)
+def test_ecs_reads_every_answer_the_api_model_allows(
+    ecs_world: EcsWorld,
+    operation: str,
+    answer: Answer,
+    expected: Callable[[EcsWorld], list[tuple[str, str]]],
+) -> None:
+    with AwsEvents() as events:
+        events.on(f"after-call.ecs.{operation}", lambda parsed, **_: answer(parsed))
+        assert _found(EcsPins(client("ecs"))) == expected(ecs_world)
+
+
+# --- the other sources: what each pin says, and the edges of what each reads ---------------------
+
+
+@pytest.mark.parametrize("cluster", ["a", "ab", "abc", "production-eu"])
+def test_eks_token_is_a_presigned_get_caller_identity_url_without_base64_padding(
+    aws: Workloads, cluster: str
+) -> None:
+    # As `aws eks get-token` prints it: base64url, its `=` padding stripped, whatever the length.
+    sts = client("sts", region_name="us-east-1")
+    pins.eks.register_token_header(sts)
+    bearer = pins.eks.token(sts, cluster)
+    assert bearer.startswith("k8s-aws-v1.")
+    encoded = bearer.removeprefix("k8s-aws-v1.")
+    assert "=" not in encoded
+    url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    query = parse_qs(urlsplit(url).query)
+    assert query["Action"] == ["GetCallerIdentity"]
+    assert "x-k8s-aws-id" in query["X-Amz-SignedHeaders"][0].split(";")
+
+
+def test_inspector_pins_say_which_listing_found_them(aws: Workloads) -> None:
+    registry = aws.registry
+    coverage = InspectorCoverage(registry.account_id, registry.region)
+    coverage.add(REPO, A, in_use=2)
+    coverage.add(REPO, B, last_in_use=(NOW - timedelta(days=10)).timestamp())
+    coverage.add(REPO, C, last_in_use=(NOW - timedelta(days=45)).timestamp())
+    arn = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPO}"
+    with AwsEvents() as events:
+        coverage.install(events)
+        within = InspectorPins(client("inspector2"), NOW, timedelta(days=30)).read()
+        without_window = InspectorPins(client("inspector2"), NOW, None).read()
+    assert sorted((p.digest, p.source) for p in within) == [
+        (A, f"inspector:{arn}/{A} (in use)"),
+        (B, f"inspector:{arn}/{B} (in use since 2026-05-02)"),
+    ]
+    assert without_window == [Pin(A, f"inspector:{arn}/{A} (in use)")]
+
+
+# what a pin list's bytes are -> what the error says of them
+NOT_TEXT: dict[str, tuple[bytes, str]] = {
+    "utf-32": (
+        codecs.BOM_UTF32_BE + f"repo@{A}".encode("utf-32-be"),
+        "UTF-32 text: save the pin list as UTF-8 (or UTF-16)",
+    ),
+    "latin-1": (
+        b"# d\xe9ploiement",
+        "not UTF-8 text (byte 3 of the body): a pin list is UTF-8, or UTF-16 with a byte "
+        "order mark",
+    ),
+    "utf-8-bom-then-invalid": (
+        codecs.BOM_UTF8 + b"repo \xff",
+        "not UTF-8 text (byte 5 of the body): a pin list is UTF-8, or UTF-16 with a byte "
+        "order mark",
+    ),
+    "utf-16-le-bom-odd-length": (
+        codecs.BOM_UTF16_LE + "repo".encode("utf-16-le") + b"\x00",
+        "not UTF-16-LE text (byte 8 of the body): a pin list is UTF-8, or UTF-16 with a byte "
+        "order mark",
+    ),
+    "utf-16-be-bom-odd-length": (
+        codecs.BOM_UTF16_BE + "repo".encode("utf-16-be") + b"\x00",
+        "not UTF-16-BE text (byte 8 of the body): a pin list is UTF-8, or UTF-16 with a byte "
+        "order mark",
+    ),
+    "utf-16-without-a-bom": (
+        "repo".encode("utf-16-le"),
+        "NUL characters in UTF-8 text (UTF-16 without a byte order mark?): a pin list is UTF-8, "
+        "or UTF-16 with a byte order mark",
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "says"), NOT_TEXT.values(), ids=NOT_TEXT.keys())
+def test_a_pin_list_that_is_not_text_says_what_it_is_instead(data: bytes, says: str) -> None:
+    with pytest.raises(PinSourceError) as raised:
+        pins.decode_text(data, "s3://configs/pins.txt")
+    assert raised.value.source == "s3://configs/pins.txt"
+    assert str(raised.value) == (
+        f"pin source s3://configs/pins.txt cannot be read: {says}. Nothing was deleted."
+    )
+
+
+def test_s3_object_of_exactly_the_largest_size_is_read(
+    aws: Workloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pins.s3, "MAX_OBJECT_BYTES", 76)
+    aws.put_object("s3://configs/pins.txt", f"repo@{A}")  # 76 bytes
+    assert ObjectPins(client("s3"), ["s3://configs/pins.txt"]).read() == [
+        Pin(A, "s3://configs/pins.txt")
+    ]
+
+
+def test_the_accounts_own_identity_unreadable_fails_closed_naming_sts(aws: Workloads) -> None:
+    with AwsEvents() as events:
+        events.fail("sts", "GetCallerIdentity", "AccessDenied", status=403)
+        with pytest.raises(PinSourceError) as raised:
+            pins.places.Connections(client).home_account()
+    assert raised.value.source == "sts"
+    assert str(raised.value) == (
+        "pin source sts cannot be read: GetCallerIdentity: AccessDenied: injected by the "
+        "harness. Nothing was deleted."
     )
