@@ -628,6 +628,7 @@ def test_ecs_answers_failures_fail_the_source_unless_the_item_is_gone(
         with pytest.raises(PinSourceError) as raised:
             source.read()
     assert raised.value.source == "ecs"
+    assert raised.value.message == f"{operation} {CLUSTER}: {says}"
     assert str(raised.value) == (
         f"pin source ecs cannot be read: {operation} {CLUSTER}: {says}. Nothing was deleted."
     )
@@ -900,3 +901,28 @@ def test_the_accounts_own_identity_unreadable_fails_closed_naming_sts(aws: Workl
         "pin source sts cannot be read: GetCallerIdentity: AccessDenied: injected by the "
         "harness. Nothing was deleted."
     )
+
+
+HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_tags_in_ssm_and_s3_are_held_naming_where_they_were_found(aws: Workloads) -> None:
+    aws.put_parameter("/deploy/web/image", f"{HOST}/{REPO}:stable")
+    aws.put_parameter("/deploy/api/image", f"repo@{A}")
+    aws.put_object("s3://configs/compose.yaml", f"image: {HOST}/{REPO}:v2\n")
+    parameters = ParameterPins(client("ssm"), "/deploy")
+    objects = ObjectPins(client("s3"), ["s3://configs/compose.yaml"])
+    assert parameters.held == objects.held == []  # nothing is held before a read
+    assert parameters.read() == [Pin(A, "ssm:/deploy/api/image")]
+    assert objects.read() == []
+    assert parameters.held == [HeldTag(HOST, REPO, "stable", "ssm:/deploy/web/image")]
+    assert objects.held == [HeldTag(HOST, REPO, "v2", "s3://configs/compose.yaml")]
+
+
+def test_other_tag_sources_hold_nothing_before_a_read(aws: Workloads) -> None:
+    connections = pins.places.Connections(client, ["arn:aws:iam::222222222222:role/pins"])
+    placed = pins.places.Placed(
+        "ecs", lambda c: EcsPins(c("ecs")), connections.places()[1], connections
+    )
+    for source in (EcsPins(client("ecs")), EksPins(client), placed):
+        assert source.held == []
