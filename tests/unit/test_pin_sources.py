@@ -18,6 +18,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 from harness import FakeRegistry, oci
 from harness.workloads import AwsEvents, InspectorCoverage, Workloads
 from sweeper import pins
+from sweeper.clock import use_clock
 from sweeper.model import HeldTag, Pin
 from sweeper.pins import (
     EcsPins,
@@ -333,8 +334,9 @@ def test_lambda_function_without_a_resolved_digest_is_an_error(aws: Workloads) -
 
     with AwsEvents() as events:
         events.on("after-call.lambda.GetFunction", strip)
-        with pytest.raises(PinSourceError, match=r"worker:\$LATEST: no digest"):
+        with pytest.raises(PinSourceError, match=r"worker:\$LATEST: no digest") as raised:
             LambdaPins(client("lambda")).read()
+    assert raised.value.source == "lambda"
 
 
 # --- what an unreadable source says -----------------------------------------------------------
@@ -926,3 +928,67 @@ def test_other_tag_sources_hold_nothing_before_a_read(aws: Workloads) -> None:
     )
     for source in (EcsPins(client("ecs")), EksPins(client), placed):
         assert source.held == []
+
+
+# --- held tags and workload accounts ----------------------------------------------------------
+
+
+@dataclass
+class Holding:
+    """A tag source that found `held` (the tags ECS, EKS, SSM or S3 would have)."""
+
+    name: str
+    held: list[HeldTag]
+
+    def read(self) -> list[Pin]:
+        return []
+
+
+def test_held_tags_are_this_registrys_from_every_tag_source() -> None:
+    here = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    other_account = "210987654321.dkr.ecr.us-east-1.amazonaws.com"
+    other_region = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    ssm = Holding(
+        "ssm",
+        [
+            HeldTag(here, "web", "stable", "ssm:/deploy/web"),
+            HeldTag(other_account, "web", "stable", "ssm:/deploy/theirs"),
+            HeldTag(other_region, "web", "stable", "ssm:/deploy/eu"),
+        ],
+    )
+    eks = Holding("eks", [HeldTag(here, "api", "v1", "eks:prod/default/pod/api container c")])
+    again = Holding("eks", [HeldTag(here, "api", "v1", "eks:staging/default/pod/api container c")])
+    # StaticPins holds no tag: the sources after it are read all the same.
+    found, counts = pins.held_tags([StaticPins((Pin(A, "setting"),)), ssm, eks, again], *HERE)
+    assert found == [ssm.held[0], eks.held[0], again.held[0]]
+    assert counts == {"ssm": 1, "eks": 1}  # distinct repository:tag per source name
+
+
+HERE = ("123456789012", "us-east-1")
+ROLE = "arn:aws:iam::222222222222:role/pins"
+EXPIRES = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def test_a_workload_roles_credentials_are_kept_until_ten_minutes_before_they_expire(
+    aws: Workloads,
+) -> None:
+    def expiring(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Credentials"]["Expiration"] = EXPIRES
+
+    margin = pins.places.REFRESH_MARGIN
+    with AwsEvents() as events:
+        events.on("after-call.sts.AssumeRole", expiring)
+        events.count("before-call.sts.AssumeRole")
+        connections = pins.places.Connections(client, [ROLE])
+        place = connections.places()[1]
+        assert place.role_arn == ROLE
+        with use_clock(lambda: EXPIRES - margin - timedelta(seconds=1)):
+            first = connections.client(place, "ecs", "ecs@222222222222/us-east-1")
+            assert connections.client(place, "ecs", "ecs@222222222222/us-east-1") is first
+        assert events.calls["before-call.sts.AssumeRole"] == 1
+        with use_clock(lambda: EXPIRES - margin):
+            renewed = connections.client(place, "ecs", "ecs@222222222222/us-east-1")
+        assert renewed is not first
+        assert events.calls["before-call.sts.AssumeRole"] == 2
+        home = connections.places()[0]
+        assert connections.client(home, "ecs", "ecs") is connections.client(home, "ecs", "ecs")
