@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from harness import FakeRegistry, oci
@@ -391,6 +391,7 @@ class Unreadable:
     name: str  # the source the error names
     says: str  # and what it says failed
     status: int = 400
+    raises: Exception | None = None  # botocore's own error instead of AWS's AccessDenied
 
 
 def _eks() -> EksPins:
@@ -473,6 +474,14 @@ UNREADABLE: dict[str, Unreadable] = {
         "GetFunction worker:$LATEST",
         403,
     ),
+    "lambda-a-version-without-credentials": Unreadable(
+        lambda: LambdaPins(client("lambda")),
+        "lambda",
+        "GetFunction",
+        "lambda",
+        "GetFunction worker:$LATEST: NoCredentialsError: Unable to locate credentials",
+        raises=NoCredentialsError(),
+    ),
     "eks-clusters": Unreadable(_eks, "eks", "ListClusters", "eks", "ListClusters", 403),
     "eks-a-cluster": Unreadable(_eks, "eks", "DescribeCluster", "eks:prod", "DescribeCluster", 403),
     "inspector-coverage": Unreadable(
@@ -499,14 +508,24 @@ def test_an_unreadable_source_names_itself_the_call_and_awss_error_code(
         "worker", aws.image_uri(REPO, aws.registry.push(REPO, oci.image_manifest("1")))
     )
     aws.create_eks_cluster("prod", "https://prod.eks.invalid", b"not read")
+
+    def raise_it(**_: Any) -> None:
+        assert case.raises is not None
+        raise case.raises
+
     with AwsEvents() as events:
-        events.fail(case.service, case.operation, "AccessDeniedException", status=case.status)
+        if case.raises is None:
+            events.fail(case.service, case.operation, "AccessDeniedException", status=case.status)
+        else:
+            events.on(f"before-send.{case.service}.{case.operation}", raise_it)
         with pytest.raises(PinSourceError) as raised:
             case.source().read()
     assert raised.value.source == case.name
-    assert str(raised.value) == (
-        f"pin source {case.name} cannot be read: {case.says}: AccessDeniedException: "
-        "injected by the harness. Nothing was deleted."
+    says = case.says
+    if case.raises is None:
+        says += ": AccessDeniedException: injected by the harness"
+    assert (
+        str(raised.value) == f"pin source {case.name} cannot be read: {says}. Nothing was deleted."
     )
 
 
