@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from harness import FakeRegistry, oci
+from harness.kubernetes import KubernetesApi, pod
 from harness.workloads import AwsEvents, InspectorCoverage, Workloads
 from sweeper import pins
 from sweeper.clock import use_clock
@@ -1011,3 +1012,44 @@ def test_a_workload_roles_credentials_are_kept_until_ten_minutes_before_they_exp
         assert events.calls["before-call.sts.AssumeRole"] == 2
         home = connections.places()[0]
         assert connections.client(home, "ecs", "ecs") is connections.client(home, "ecs", "ecs")
+
+
+# --- EKS: what Kubernetes may leave out of an object, and the timeout ----------------------------
+
+
+def test_eks_pins_say_where_they_run_whatever_an_object_leaves_out(aws: Workloads) -> None:
+    with KubernetesApi() as api:
+        api.add(
+            "pods",
+            {
+                "metadata": {"name": "web", "namespace": "prod"},
+                "spec": {"containers": [{"name": "app", "image": f"repo@{A}"}]},
+                "status": {"containerStatuses": [{"name": "app", "imageID": f"repo@{B}"}]},
+            },
+            # No metadata, no container names, a status without an image ID yet.
+            {
+                "spec": {"containers": [{"image": f"repo@{C}"}]},
+                "status": {"containerStatuses": [{"image": "repo:1"}, {"imageID": f"repo@{C}"}]},
+            },
+        )
+        # A listed object without a pod template (or with one that is not an object) runs
+        # nothing: read on, nothing pinned from it.
+        api.add("deployments", {"metadata": {"name": "empty"}, "spec": None})
+        api.add("cronjobs", {"metadata": {"name": "odd"}, "spec": {"jobTemplate": ["x"]}})
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        found = EksPins(client).read()
+    assert sorted((p.digest, p.source) for p in found) == [
+        (A, "eks:prod/prod/pod/web container app"),
+        (B, "eks:prod/prod/pod/web container app"),
+        (C, "eks:prod/-/pod/? container ?"),
+        (C, "eks:prod/-/pod/? container ?"),
+    ]
+
+
+def test_eks_reads_no_longer_than_its_timeout(aws: Workloads) -> None:
+    with KubernetesApi(delay=1.0) as api:
+        api.add("pods", pod("web", [f"repo@{A}"]))
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError, match=r"GET /api/v1/pods: .*read timeout=0.2") as raised:
+            EksPins(client, timeout=0.2).read()
+    assert raised.value.source == "eks:prod"
