@@ -1061,3 +1061,41 @@ def test_eks_reads_no_longer_than_its_timeout(aws: Workloads) -> None:
         with pytest.raises(PinSourceError, match=r"GET /api/v1/pods: .*read timeout=0.2") as raised:
             EksPins(client, timeout=0.2).read()
     assert raised.value.source == "eks:prod"
+
+
+@dataclass
+class Found:
+    """A tag source over fixed pins and held tags, or an error."""
+
+    name: str
+    pins: list[Pin]
+    held: list[HeldTag]
+    error: PinSourceError | None = None
+
+    def read(self) -> list[Pin]:
+        if self.error is not None:
+            raise self.error
+        return list(self.pins)
+
+
+def test_a_source_read_in_a_workload_account_says_where_in_every_pin_tag_and_error(
+    aws: Workloads,
+) -> None:
+    connections = pins.places.Connections(client, [ROLE])
+    place = connections.places()[1]
+    tag = HeldTag(HOST, REPO, "stable", "ssm:/deploy/web")
+    found = Found("ssm", [Pin(A, "ssm:/deploy/web")], [tag])
+    placed = pins.places.Placed("ssm", lambda c: found, place, connections)
+    assert placed.name == "ssm@222222222222/us-east-1"
+    assert placed.read() == [Pin(A, "ssm:/deploy/web@222222222222/us-east-1")]
+    assert placed.held == [HeldTag(HOST, REPO, "stable", "ssm:/deploy/web@222222222222/us-east-1")]
+    # A failure names the place too, unless it already does.
+    found.error = PinSourceError("ssm:/deploy", "AccessDeniedException")
+    with pytest.raises(PinSourceError) as raised:
+        placed.read()
+    assert raised.value.source == "ssm:/deploy@222222222222/us-east-1"
+    assert raised.value.message == "AccessDeniedException"
+    found.error = PinSourceError("ssm@222222222222/us-east-1", "sts:AssumeRole: AccessDenied")
+    with pytest.raises(PinSourceError) as raised:
+        placed.read()
+    assert raised.value is found.error
