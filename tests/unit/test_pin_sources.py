@@ -1099,3 +1099,40 @@ def test_a_source_read_in_a_workload_account_says_where_in_every_pin_tag_and_err
     with pytest.raises(PinSourceError) as raised:
         placed.read()
     assert raised.value is found.error
+
+
+def test_a_parameter_answered_without_a_value_pins_nothing_and_the_others_still_do(
+    aws: Workloads,
+) -> None:
+    aws.put_parameter("/deploy/web/image", f"repo@{A}")
+    aws.put_parameter("/deploy/api/image", f"{HOST}/{REPO}:stable")
+    aws.put_parameter("/deploy/empty/image", f"repo@{B}")
+
+    def without_a_value(parsed: dict[str, Any], **_: Any) -> None:
+        for parameter in parsed["Parameters"]:
+            if parameter["Name"] == "/deploy/empty/image":
+                parameter.pop("Value")
+
+    with AwsEvents() as events:
+        events.on("after-call.ssm.GetParametersByPath", without_a_value)
+        source = ParameterPins(client("ssm"), "/deploy")
+        assert source.read() == [Pin(A, "ssm:/deploy/web/image")]
+    assert source.held == [HeldTag(HOST, REPO, "stable", "ssm:/deploy/api/image")]
+
+
+def test_every_service_of_a_cluster_is_described_once_ten_at_a_time(aws: Workloads) -> None:
+    web = aws.register_task_definition("web", [f"repo@{A}"])
+    for i in range(21):
+        aws.create_service("prod", f"svc-{i:02}", web)
+    with AwsEvents() as events:
+        events.count("before-call.ecs.DescribeServices")
+        found = _found(EcsPins(client("ecs")))
+    revisions = f"arn:aws:ecs:us-east-1:{ACCOUNT}:service-revision/prod"
+    assert found == sorted(
+        [(A, "ecs:task-definition/web:1 container c0")]
+        + [
+            (A, f"ecs:service-revision/{revisions}/svc-{i:02}/{1:019d} container c0")
+            for i in range(21)
+        ]
+    )
+    assert events.calls["before-call.ecs.DescribeServices"] == 3
