@@ -698,7 +698,19 @@ def _definition(change: Answer) -> Answer:
 
 
 def _containers(key: str, change: Answer) -> Answer:
-    return lambda item: [change(container) for container in item.get(key, [])]
+    def changed(item: dict[str, Any]) -> None:
+        for container in item.get(key, []):
+            change(container)
+
+    return changed
+
+
+def _both(*changes: Answer) -> Answer:
+    def changed(item: dict[str, Any]) -> None:
+        for change in changes:
+            change(item)
+
+    return changed
 
 
 def _less(*sources: str) -> Callable[[EcsWorld], list[tuple[str, str]]]:
@@ -793,10 +805,10 @@ ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, s
         "DescribeServiceRevisions",
         _each(
             "serviceRevisions",
-            lambda revision: [
-                revision.pop("serviceRevisionArn"),
-                _containers("containerImages", _without("containerName"))(revision),
-            ],
+            _both(
+                _without("serviceRevisionArn"),
+                _containers("containerImages", _without("containerName")),
+            ),
         ),
         lambda w: sorted(
             (d, "ecs:service-revision/? container ?" if "service-revision" in s else s)
