@@ -1148,3 +1148,45 @@ def test_every_service_of_a_cluster_is_described_once_ten_at_a_time(aws: Workloa
         ]
     )
     assert events.calls["before-call.ecs.DescribeServices"] == 3
+
+
+def test_every_source_is_built_with_the_settings_that_concern_it(aws: Workloads) -> None:
+    settings = load(
+        {
+            "pin_from_lambda": True,
+            "pin_from_eks": True,
+            "pin_from_inspector": True,
+            "eks_clusters": ["prod"],
+            "keep_pulled_within_days": 30,
+            "concurrency": 3,
+        },
+        {"EKS_SKIP_CLUSTERS": "legacy"},
+    )
+    built = pins.sources(settings, client, NOW)
+    assert [s.name for s in built] == ["lambda", "eks", "inspector"]
+    lambdas, eks, inspector = built
+    assert isinstance(lambdas, LambdaPins) and lambdas.workers == 3
+    assert isinstance(eks, EksPins)
+    assert (eks.clusters, eks.skip, eks.workers) == (("prod",), ("legacy",), 3)
+    assert isinstance(inspector, InspectorPins)
+    assert (inspector.now, inspector.window) == (NOW, timedelta(days=30))
+
+
+def test_sources_read_in_workload_accounts_are_named_after_their_source_and_place(
+    aws: Workloads,
+) -> None:
+    settings = load(
+        {
+            "pin_parameter_path": "/deploy",
+            "pin_object_uris": ["s3://configs/pins.txt"],
+            "pin_from_ecs": True,
+            "pin_from_lambda": True,
+            "pin_from_eks": True,
+        },
+        {"PIN_ROLE_ARNS": ROLE},
+    )
+    places = [f"{ACCOUNT}/us-east-1", "222222222222/us-east-1"]
+    names = [s.name for s in pins.sources(settings, client)]
+    assert names == [f"ssm@{p}" for p in places] + ["s3"] + [
+        f"{source}@{p}" for source in ("ecs", "lambda", "eks") for p in places
+    ]
