@@ -821,6 +821,11 @@ ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, s
         _each("serviceRevisions", _containers("containerImages", _without("imageDigest"))),
         lambda w: [(d, s) for d, s in w.pins() if not (d == w.latest and "revision" in s)],
     ),
+    "a-revision-image-without-its-reference": (
+        "DescribeServiceRevisions",
+        _each("serviceRevisions", _containers("containerImages", _without("image"))),
+        EcsWorld.pins,
+    ),
     "a-task-without-resolved-digests": (
         "DescribeTasks",
         _each("tasks", _containers("containers", _without("imageDigest"))),
@@ -1190,3 +1195,21 @@ def test_sources_read_in_workload_accounts_are_named_after_their_source_and_plac
     assert names == [f"ssm@{p}" for p in places] + ["s3"] + [
         f"{source}@{p}" for source in ("ecs", "lambda", "eks") for p in places
     ]
+
+
+def test_a_tag_held_by_a_revision_image_without_a_container_name_says_so(
+    ecs_world: EcsWorld,
+) -> None:
+    unnamed = _each("serviceRevisions", _containers("containerImages", _without("containerName")))
+    with AwsEvents() as events:
+        events.on("after-call.ecs.DescribeServiceRevisions", lambda parsed, **_: unnamed(parsed))
+        source = EcsPins(client("ecs"))
+        source.read()
+    revision = f"ecs:service-revision/{ecs_world.revision}"
+    assert sorted(source.held, key=repr) == sorted(
+        [
+            HeldTag(HOST, REPO, "latest", "ecs:task-definition/web:1 container c0"),
+            HeldTag(HOST, REPO, "latest", f"{revision} container ?"),
+        ],
+        key=repr,
+    )
