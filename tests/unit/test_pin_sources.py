@@ -824,7 +824,8 @@ ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, s
     "a-revision-image-without-its-reference": (
         "DescribeServiceRevisions",
         _each("serviceRevisions", _containers("containerImages", _without("image"))),
-        EcsWorld.pins,
+        # Only the resolved digest is left: `repo@A` is in no registry here, so none resolved.
+        lambda w: [(d, s) for d, s in w.pins() if not (d == A and "service-revision" in s)],
     ),
     "a-task-without-resolved-digests": (
         "DescribeTasks",
