@@ -1064,6 +1064,8 @@ def test_eks_pins_say_where_they_run_whatever_an_object_leaves_out(aws: Workload
         api.add("cronjobs", {"metadata": {"name": "odd"}, "spec": {"jobTemplate": ["x"]}})
         aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
         found = EksPins(client).read()
+    # Every list is read in pages of PAGE_LIMIT items (a large cluster's pods are not one answer).
+    assert {r.query.get("limit") for r in api.requests} == {str(pins.eks.PAGE_LIMIT)}
     assert sorted((p.digest, p.source) for p in found) == [
         (A, "eks:prod/prod/pod/web container app"),
         (B, "eks:prod/prod/pod/web container app"),
