@@ -1078,7 +1078,9 @@ def test_eks_reads_no_longer_than_its_timeout(aws: Workloads) -> None:
     with KubernetesApi(delay=1.0) as api:
         api.add("pods", pod("web", [f"repo@{A}"]))
         aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
-        with pytest.raises(PinSourceError, match=r"GET /api/v1/pods: .*read timeout=0.2") as raised:
+        with pytest.raises(
+            PinSourceError, match=r"GET /api/v1/pods: MaxRetryError: .*read timeout=0.2"
+        ) as raised:
             EksPins(client, timeout=0.2).read()
     assert raised.value.source == "eks:prod"
 
@@ -1216,3 +1218,14 @@ def test_a_tag_held_by_a_revision_image_without_a_container_name_says_so(
         ],
         key=repr,
     )
+
+
+def test_an_eks_cluster_that_refuses_says_what_its_api_server_answered(aws: Workloads) -> None:
+    # An endpoint given with a trailing slash is the same endpoint.
+    with KubernetesApi(status=403) as api:
+        aws.create_eks_cluster("prod", api.endpoint + "/", api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert [r.path for r in api.requests] == ["/api/v1/pods"]
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == 'GET /api/v1/pods: HTTP 403: {"kind": "Status", "code": 403}'
