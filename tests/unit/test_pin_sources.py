@@ -1229,3 +1229,20 @@ def test_an_eks_cluster_that_refuses_says_what_its_api_server_answered(aws: Work
     assert [r.path for r in api.requests] == ["/api/v1/pods"]
     assert raised.value.source == "eks:prod"
     assert raised.value.message == 'GET /api/v1/pods: HTTP 403: {"kind": "Status", "code": 403}'
+
+
+@pytest.mark.parametrize("field", ["endpoint", "certificateAuthority"])
+def test_an_eks_cluster_without_its_endpoint_or_ca_fails_closed_naming_it(
+    aws: Workloads, field: str
+) -> None:
+    # A cluster still being created has neither yet: what it runs cannot be read.
+    def without(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["cluster"].pop(field)
+
+    aws.create_eks_cluster("prod", "https://prod.eks.invalid", b"never read")
+    with AwsEvents() as events:
+        events.on("after-call.eks.DescribeCluster", without)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == "DescribeCluster: no endpoint or CA (status ACTIVE)"
