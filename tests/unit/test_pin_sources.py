@@ -952,6 +952,9 @@ def test_the_accounts_own_identity_unreadable_fails_closed_naming_sts(aws: Workl
 
 
 HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
+HERE = (ACCOUNT, "us-east-1")
+ROLE = "arn:aws:iam::222222222222:role/pins"
+EXPIRES = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def test_tags_in_ssm_and_s3_are_held_naming_where_they_were_found(aws: Workloads) -> None:
@@ -1008,11 +1011,6 @@ def test_held_tags_are_this_registrys_from_every_tag_source() -> None:
     found, counts = pins.held_tags([StaticPins((Pin(A, "setting"),)), ssm, eks, again], *HERE)
     assert found == [ssm.held[0], eks.held[0], again.held[0]]
     assert counts == {"ssm": 1, "eks": 1}  # distinct repository:tag per source name
-
-
-HERE = ("123456789012", "us-east-1")
-ROLE = "arn:aws:iam::222222222222:role/pins"
-EXPIRES = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def test_a_workload_roles_credentials_are_kept_until_ten_minutes_before_they_expire(
