@@ -827,6 +827,12 @@ ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, s
         # Only the resolved digest is left: `repo@A` is in no registry here, so none resolved.
         lambda w: [(d, s) for d, s in w.pins() if not (d == A and "service-revision" in s)],
     ),
+    "a-task-container-without-its-image-reference": (
+        "DescribeTasks",
+        _each("tasks", _containers("containers", _without("image"))),
+        # Only the resolved digest is left: `repo@A` is in no registry here, so none resolved.
+        lambda w: [(d, s) for d, s in w.pins() if not (d == A and s.startswith(_task(w)))],
+    ),
     "a-task-without-resolved-digests": (
         "DescribeTasks",
         _each("tasks", _containers("containers", _without("imageDigest"))),
@@ -1244,3 +1250,33 @@ def test_an_eks_cluster_without_its_endpoint_or_ca_fails_closed_naming_it(
             EksPins(client).read()
     assert raised.value.source == "eks:prod"
     assert raised.value.message == "DescribeCluster: no endpoint or CA (status ACTIVE)"
+
+
+def test_every_running_task_of_a_cluster_is_described_once(aws: Workloads) -> None:
+    job = aws.register_task_definition("job", [f"repo@{A}"])
+    tasks = [aws.run_task("batch", job) for _ in range(3)]
+    found = _found(EcsPins(client("ecs")))
+    assert found == sorted(
+        [(A, "ecs:task-definition/job:1 container c0")]
+        + [(A, f"ecs:task/{task} container c0") for task in tasks]
+    )
+
+
+def test_an_eks_token_that_cannot_be_signed_fails_closed_naming_the_cluster(
+    aws: Workloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.create_eks_cluster("prod", "https://prod.eks.invalid", b"never read")
+    eks = client("eks")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    unsigned = boto3.session.Session().client("sts", region_name="us-east-1")
+    source = EksPins(lambda service: eks if service == "eks" else unsigned)
+    with pytest.raises(PinSourceError) as raised:
+        source.read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == (
+        "STS GetCallerIdentity (token): NoCredentialsError: Unable to locate credentials"
+    )
