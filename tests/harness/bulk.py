@@ -245,7 +245,7 @@ def later_builds(
     (what an older build shared may be gone), are neither pulled nor archived, and carry a tag
     each (unless, as in `realistic_registry`, another tool deleted the index). Returns the
     pushes, in order; append them to `estate.pushes` so that `model` describes them."""
-    rng = random.Random(f"{seed}:later:{now.isoformat()}")
+    rng = random.Random(f"{seed}:later:{len(estate.pushes)}")
     names = sorted(n for n in present if n in estate.habits)
     tags = _build_tags(estate)
     total = sum(len(digests) for digests in present.values())
