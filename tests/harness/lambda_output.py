@@ -40,13 +40,19 @@ def captured() -> Iterator[io.StringIO]:
     }
     previous = [(handler, handler.stream) for handler in handlers]
     for handler in handlers:
-        handler.setStream(buffer)
+        if getattr(handler.stream, "closed", False):
+            # The capture file of an earlier pytest session in this process (mutmut runs the
+            # tests twice in one): closed, so setStream's flush of it would raise.
+            handler.stream = buffer
+        else:
+            handler.setStream(buffer)
     try:
         with redirect_stdout(buffer):
             yield buffer
     finally:
         for handler, stream in previous:
-            handler.setStream(stream)
+            handler.flush()
+            handler.stream = stream
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,12 @@ def function(template: Mapping[str, Any]) -> dict[str, Any]:
     return properties
 
 
+def role_policies(template: Mapping[str, Any]) -> list[Any]:
+    """The inline policies of the function's role (written out in the template, not by SAM)."""
+    policies: list[Any] = template["Resources"]["SweeperFunctionRole"]["Properties"]["Policies"]
+    return policies
+
+
 # The manifest store's grants (its bucket's prefix only: tests/template/test_manifest_store_bucket)
 STORE_SIDS = {"ManifestStoreObjects", "ManifestStoreListing"}
 
@@ -87,12 +93,12 @@ def actions(document: Mapping[str, Any]) -> list[str]:
 def conditional_policies(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """condition -> the policy document the function gets only under that condition."""
     found: dict[str, dict[str, Any]] = {}
-    for policy in function(template)["Policies"]:
+    for policy in role_policies(template):
         if isinstance(policy, dict) and "Fn::If" in policy:
-            condition, document, otherwise = policy["Fn::If"]
+            condition, granted, otherwise = policy["Fn::If"]
             assert otherwise == NO_VALUE, f"{condition}: the other branch must grant nothing"
             assert condition not in found, f"{condition}: one conditional policy per source"
-            found[condition] = document
+            found[condition] = granted["PolicyDocument"]
     return found
 
 
@@ -108,8 +114,12 @@ def test_each_source_gets_exactly_its_actions_only_when_configured(
 def test_no_unconditional_statement_grants_a_pin_source_action(template: dict[str, Any]) -> None:
     every_pin_action = {a for acts in pins.REQUIRED_IAM_ACTIONS.values() for a in acts}
     unconditional = [
-        {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] not in STORE_SIDS]}
-        for policy in function(template)["Policies"]
+        {
+            "Statement": [
+                s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] not in STORE_SIDS
+            ]
+        }
+        for policy in role_policies(template)
         if not (isinstance(policy, dict) and "Fn::If" in policy)
     ]
     granted = [a for policy in unconditional for a in actions(policy)]
@@ -392,7 +402,7 @@ def test_object_uris_pattern_is_the_settings_rule(
 
 
 def test_sam_translation_keeps_each_source_policy_conditional() -> None:
-    """SAM turns each conditional entry of Policies into an Fn::If in the function's role."""
+    """The role's conditional policies stay Fn::Ifs through SAM's translation."""
 
     class NoManagedPolicies:
         def load(self) -> dict[str, str]:

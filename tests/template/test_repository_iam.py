@@ -28,10 +28,10 @@ def ecr_statements(
 ) -> list[dict[str, Any]]:
     """Every statement granting an ECR action, as deployed with `parameters`: the function's
     policies (the pin sources' conditional ones included when configured) and the delete grant."""
-    documents: list[Any] = [
-        evaluate(sam, policy, parameters, here)
-        for policy in sam["Resources"][FUNCTION]["Properties"]["Policies"]
-    ]
+    policies = evaluate(
+        sam, sam["Resources"]["SweeperFunctionRole"]["Properties"]["Policies"], parameters, here
+    )
+    documents: list[Any] = [policy["PolicyDocument"] for policy in policies]
     delete = sam["Resources"]["DeleteImagesPolicy"]["Properties"]
     document = evaluate(sam, delete["PolicyDocument"], parameters, here)
     documents.append(json.loads(document) if isinstance(document, str) else document)

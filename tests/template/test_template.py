@@ -29,6 +29,7 @@ from .cfn import (
     REGION,
     ROOT,
     Template,
+    evaluate,
     load_sam,
     parameter_defaults,
     resolve_sub,
@@ -192,10 +193,73 @@ def test_iam_grants_exactly_the_ecr_actions_the_registry_calls(cfn: Template) ->
     assert not [action for action in actions if "*" in action]
     assert sorted(a for a in actions if a.startswith("ecr:")) == sorted(REQUIRED_IAM_ACTIONS)
     managed = cfn["Resources"][f"{FUNCTION}Role"]["Properties"]["ManagedPolicyArns"]
-    assert sorted(managed) == [  # logs and X-Ray segments only
+    assert sorted(evaluate(cfn, managed)) == [  # logs and X-Ray segments only
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     ]
+
+
+VPC = {"VpcSubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b", "VpcSecurityGroupIds": "sg-0123abcd"}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "parameters", "vpc_config", "eni_grant"),
+    [
+        ("outside-any-vpc-by-default", {}, None, False),
+        (
+            "in-the-subnets-given",
+            VPC,
+            {
+                "SubnetIds": ["subnet-0a1b2c3d", "subnet-4e5f6a7b"],
+                "SecurityGroupIds": ["sg-0123abcd"],
+            },
+            True,
+        ),
+    ],
+)
+def test_the_function_runs_in_a_vpc_only_when_given_subnets_and_only_then_may_make_enis(
+    cfn: Template,
+    scenario: str,
+    parameters: dict[str, str],
+    vpc_config: dict[str, list[str]] | None,
+    eni_grant: bool,
+) -> None:
+    """A deployment outside a VPC must not carry the network-interface grant: SAM would attach
+    AWSLambdaVPCAccessExecutionRole to a role it generates whenever VpcConfig is present, even
+    behind an Fn::If, so the template writes the role out and attaches it only under InVpc."""
+    function = cfn["Resources"][FUNCTION]["Properties"]
+    assert evaluate(cfn, {"v": function.get("VpcConfig", {"Ref": "AWS::NoValue"})}, parameters).get(
+        "v"
+    ) == (vpc_config)
+    managed = evaluate(
+        cfn, cfn["Resources"][f"{FUNCTION}Role"]["Properties"]["ManagedPolicyArns"], parameters
+    )
+    vpc_policy = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+    assert (vpc_policy in managed) is eni_grant
+    assert function["Role"] == {"Fn::GetAtt": [f"{FUNCTION}Role", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("scenario", "subnets", "groups", "accepted"),
+    [
+        ("neither", "", "", True),
+        ("both", "subnet-0a1b2c3d", "sg-0123abcd", True),
+        ("subnets-without-groups", "subnet-0a1b2c3d", "", False),
+        ("groups-without-subnets", "", "sg-0123abcd", False),
+    ],
+)
+def test_subnets_and_security_groups_are_given_together(
+    cfn: Template, scenario: str, subnets: str, groups: str, accepted: bool
+) -> None:
+    """CloudFormation's Rules refuse half a network before anything is created."""
+    parameters = {"VpcSubnetIds": subnets, "VpcSecurityGroupIds": groups}
+    failed = [
+        name
+        for name, rule in cfn["Rules"].items()
+        if evaluate(cfn, rule.get("RuleCondition", True), parameters)
+        and not all(evaluate(cfn, a["Assert"], parameters) for a in rule["Assertions"])
+    ]
+    assert (failed == []) is accepted
 
 
 def test_ecr_actions_are_scoped_by_the_repository_arn_pattern(cfn: Template) -> None:

@@ -347,3 +347,111 @@ def test_an_unevaluable_rule_is_reported_and_an_archived_pinned_image_is_a_hazar
     found = hazards("app", images, {}, policy, {archived: Pin(archived, PIN_SOURCE)}, SETTINGS, NOW)
     assert rows(found) == [(archived, 1, "pinned")]
     assert "may expire (not evaluated: sinceImageTransitioned)" in found[0].cause
+
+
+# --- what mutation testing found unguarded in code merged from issues 19 and 20 -----------------
+
+OLD = NOW - timedelta(days=30)
+
+
+def accessory(subject: str) -> str:
+    return "sha256-" + subject.removeprefix("sha256:") + ".sig"
+
+
+def audit(images: list[Image], text: str, *pinned: str, **manifests: Manifest) -> list[Hazard]:
+    return hazards(
+        "app",
+        images,
+        {d(name): manifest for name, manifest in manifests.items()},
+        parse_policy_text(text),
+        {p: Pin(p, PIN_SOURCE) for p in pinned},
+        SETTINGS,
+        NOW,
+    )
+
+
+def test_a_rule_over_archived_images_may_expire_only_archived_images_it_selects() -> None:
+    selected, other, standard = d("archived ci"), d("archived release"), d("standard ci")
+    images = [
+        Image(selected, ("ci-1",), OLD, 1, OCI_MANIFEST, archived=True),
+        Image(other, ("release",), OLD, 1, OCI_MANIFEST, archived=True),
+        Image(standard, ("ci-2",), OLD, 1, OCI_MANIFEST),
+    ]
+    rule = {
+        "rulePriority": 1,
+        "selection": {
+            "tagStatus": "tagged",
+            "tagPatternList": ["ci-*"],
+            "storageClass": "archive",
+            "countType": "sinceImageTransitioned",
+            "countUnit": "days",
+            "countNumber": 90,
+        },
+        "action": {"type": "expire"},
+    }
+    found = audit(images, json.dumps({"rules": [rule]}), selected, other, standard)
+    assert rows(found) == [(selected, 1, "pinned")]
+
+
+def test_a_tag_naming_the_images_own_digest_is_another_tag_not_a_subject() -> None:
+    # A mirror's convention: the image is no accessory of itself (model.accessory_of).
+    image = d("mirrored")
+    own = "sha256-" + image.removeprefix("sha256:")
+    images = [Image(image, ("ci-1", own), OLD, 1, OCI_MANIFEST)]
+    found = audit(
+        images, ecr_policy(selection("tagged", 3, "sinceImagePushed", tagPrefixList=["ci-"]))
+    )
+    assert rows(found) == [(image, 1, "other-tag")]
+    assert found[0].cause.startswith(f"tag {own} is not one the rule selects; ")
+
+
+def test_the_expired_signature_of_an_image_whose_tag_stays_says_so() -> None:
+    image, signature = d("release"), d("signature")
+    images = [
+        Image(image, ("release",), OLD, 1, OCI_MANIFEST),
+        Image(signature, (accessory(image),), OLD, 1, OCI_MANIFEST),
+    ]
+    found = audit(
+        images, ecr_policy(selection("tagged", 3, "sinceImagePushed", tagPrefixList=["sha256-"]))
+    )
+    assert rows(found) == [(signature, 1, "signature-of-in-use")]
+    assert found[0].cause.startswith(f"describes {image}, tag release stays; ")
+
+
+def test_a_signature_and_the_image_it_describes_expiring_together_is_no_hazard() -> None:
+    image, signature = d("ci"), d("ci signature")
+    images = [
+        Image(image, ("ci-1",), OLD, 1, OCI_MANIFEST),
+        Image(signature, (accessory(image),), OLD, 1, OCI_MANIFEST),
+    ]
+    text = ecr_policy(
+        selection("tagged", 3, "sinceImagePushed", tagPrefixList=["ci-"]),
+        selection("tagged", 3, "sinceImagePushed", tagPrefixList=["sha256-"]),
+    )
+    assert set(predict(parse_policy_text(text), images, {}, NOW)) == {image, signature}
+    assert audit(images, text) == []
+
+
+def test_a_referrer_whose_subject_only_its_bytes_name_describes_it() -> None:
+    image, signature = d("signed"), d("signature")
+    images = [
+        Image(image, ("v1",), OLD, 1, OCI_MANIFEST),
+        Image(signature, (), OLD, 1, OCI_MANIFEST),
+    ]
+    bytes_say = Manifest(Kind.REFERRER, OCI_MANIFEST, subject=image)
+    found = audit(images, ecr_policy(UNTAGGED_AFTER_3_DAYS), image, signature=bytes_say)
+    assert rows(found) == [(signature, 1, "signature-of-in-use")]
+    assert found[0].cause.startswith(f"describes {image}, pinned by {PIN_SOURCE}; ")
+
+
+def test_a_signature_whose_first_subject_is_gone_still_describes_the_next() -> None:
+    image, signature = d("signed"), d("signature")
+    images = [
+        Image(image, ("v1",), OLD, 1, OCI_MANIFEST),
+        Image(signature, (accessory(image),), OLD, 1, OCI_MANIFEST),
+    ]
+    bytes_say = Manifest(Kind.REFERRER, OCI_MANIFEST, subject=d("gone"))
+    text = ecr_policy(selection("tagged", 3, "sinceImagePushed", tagPrefixList=["sha256-"]))
+    found = audit(images, text, image, signature=bytes_say)
+    assert rows(found) == [(signature, 1, "signature-of-in-use")]
+    assert found[0].cause.startswith(f"describes {image}, pinned by {PIN_SOURCE}; ")

@@ -679,3 +679,129 @@ def test_a_cycle_gives_way_only_on_its_own_edges() -> None:
     assert wave[looped] < wave[subject]  # index before child, on the cycle
     assert wave[image] < wave[signature]  # subject before referrer, everywhere else
     assert plan.referrers[image] == (signature,)
+
+
+# --- what mutation testing found unguarded in code merged from issues 19 and 20 -----------------
+
+
+def test_an_expired_index_whose_tag_is_in_use_keeps_what_it_lists_live() -> None:
+    r = Repo()
+    img, att = r.image("img"), r.attestation("att")
+    idx = r.index("idx", [img, att], attestations=(att,), tags=("ci-7",))
+    held = {idx: "tag ci-7 in use (ecs:task-definition/web:3 container c0)"}
+    images = list(r.images.values())
+    plan = make_plan(
+        "repo", images, r.manifests, {}, Policy(), NOW, expired={idx: "rule 1"}, held=held
+    )
+    assert plan.deletions == []
+    kept = plan.decisions[idx]
+    assert (kept.reason, kept.cause, kept.live) == (Reason.TAG_IN_USE, held[idx], True)
+    for child in (img, att):
+        listed = plan.decisions[child]
+        assert (listed.reason, listed.cause, listed.live) == (
+            Reason.LISTED_BY_KEPT_INDEX,
+            idx,
+            True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("tags", "rule_selects", "cause"),
+    [
+        (("v2", "latest"), None, "v2"),  # no retention: the first tag, as listed
+        (("ci-9", "release"), "ci-", "release"),  # the tag no rule selects, though listed second
+        (("release", "ci-9"), "ci-", "release"),
+        (("ci-9", "ci-1"), "ci-", "ci-9"),  # every tag selected: the first, as listed
+    ],
+    ids=["without-retention", "selected-first", "selected-second", "all-selected"],
+)
+def test_a_tagged_root_names_the_tag_that_keeps_it(
+    tags: tuple[str, ...], rule_selects: str | None, cause: str
+) -> None:
+    r = Repo()
+    img = r.image("img", tags=tags)
+    rule_tags = None if rule_selects is None else (lambda tag: tag.startswith(rule_selects))
+    images = list(r.images.values())
+    plan = make_plan("repo", images, r.manifests, {}, Policy(), NOW, rule_tags=rule_tags)
+    assert (plan.decisions[img].reason, plan.decisions[img].cause) == (Reason.TAGGED, cause)
+
+
+def test_an_image_tagged_with_its_own_digest_is_a_tagged_root_not_an_accessory() -> None:
+    # A mirror's convention, in a repository that holds a real accessory: the own-digest tag is
+    # an ordinary tag (model.accessory_of), so the image is a root and no accessory of itself.
+    r = Repo()
+    mirrored = r.image("mirrored")
+    own = accessory_tag(mirrored, "")
+    r.images[mirrored] = replace(r.images[mirrored], tags=(own,))
+    subject = r.image("subject")
+    signature = r.image("signature", tags=(accessory_tag(subject),))
+    plan = r.plan()
+    kept = plan.decisions[mirrored]
+    assert (kept.verdict, kept.reason, kept.cause, kept.accessory) == (
+        Verdict.KEEP,
+        Reason.TAGGED,
+        own,
+        "",
+    )
+    assert set(plan.deletions) == {subject, signature}
+
+
+def test_a_subject_with_a_signature_and_a_looping_referrer_index_goes_in_order() -> None:
+    """The looping referrer is the subject's second describer: the cycle is found however many
+    edges leave the subject before the one that closes it."""
+    r = Repo()
+    subject = r.image("subject")
+    signature = referrer(r, "signature", subject)
+    looped = r.index("referrer index", [subject])
+    r.manifests[looped] = Manifest(
+        Kind.REFERRER, OCI_INDEX, references=(Descriptor(subject, OCI_MANIFEST),), subject=subject
+    )
+    plan = r.plan()
+    wave = {digest: n for n, members in enumerate(plan.waves) for digest in members}
+    assert set(plan.deletions) == {subject, signature, looped}
+    assert wave[looped] < wave[subject] < wave[signature]
+
+
+def test_components_finished_earlier_are_not_joined_by_a_later_edge_into_them() -> None:
+    """A cycle elsewhere makes the planner look for cycles: an index listing an image whose
+    signature was ordered first must still be its own component, and go before its child."""
+    r = Repo()
+    image = r.image("image")
+    signature = referrer(r, "signature", image)
+    index = r.index("index", [image])
+    index_signature = referrer(r, "index signature", index)
+    subject = r.image("subject")
+    looped = r.index("referrer index", [subject])
+    r.manifests[looped] = Manifest(
+        Kind.REFERRER, OCI_INDEX, references=(Descriptor(subject, OCI_MANIFEST),), subject=subject
+    )
+    plan = r.plan()
+    wave = {digest: n for n, members in enumerate(plan.waves) for digest in members}
+    assert set(plan.deletions) == {image, signature, index, index_signature, subject, looped}
+    assert wave[index] < wave[image] < wave[signature]
+    assert wave[index] < wave[index_signature]
+    assert wave[looped] < wave[subject]
+
+
+def test_referrers_naming_each_other_go_together_and_neither_claims_the_other_went_first() -> None:
+    r = Repo()
+    first, second = d("first"), d("second")
+    referrer(r, "first", second)
+    referrer(r, "second", first)
+    plan = r.plan()
+    assert set(plan.deletions) == {first, second}
+    assert plan.waves == (tuple(sorted((first, second))),)
+    for digest in (first, second):
+        assert "deleted first" not in plan.decisions[digest].cause
+
+
+def test_an_accessory_a_mirror_also_tagged_with_its_own_digest_is_a_tagged_root() -> None:
+    r = Repo()
+    subject = r.image("subject")
+    signature = r.image("signature")
+    own = accessory_tag(signature, "")
+    r.images[signature] = replace(r.images[signature], tags=(accessory_tag(subject), own))
+    plan = r.plan()
+    kept = plan.decisions[signature]
+    assert (kept.verdict, kept.reason, kept.cause) == (Verdict.KEEP, Reason.TAGGED, own)
+    assert plan.deletions == [subject]

@@ -687,3 +687,563 @@ def test_every_pin_says_where_it_came_from() -> None:
         (OTHER, f"env:other@{OTHER}"),
         (DIGEST, f"event:{uri}"),
     ]
+
+
+# --- every error, word for word -----------------------------------------------------------------
+# The contract of bad input is a clear error naming the field: these are the errors, in full,
+# so that a change to what one says (a limit, the value shown, the field named) is a decision.
+
+ROLE = "arn:aws:iam::222222222222:role/r"
+KNOWN_FIELDS = (
+    "audit_lifecycle_policies, concurrency, dry_run, eks_clusters, eks_skip_clusters, "
+    "exclude_repositories, keep_pulled_within_days, max_deletions, min_age_hours, pin_from_ecs, "
+    "pin_from_eks, pin_from_inspector, pin_from_lambda, pin_object_uris, pin_parameter_path, "
+    "pin_regions, pin_role_arns, pins, repositories, required_repository_tag, retention, scope"
+)
+PATTERN_WORDS = "use lower-case repository names with the globs * ? [...]"
+DIGEST_WORDS = "does not contain a valid digest (sha256:[0-9a-f]{64})"
+OBJECT_WORDS = (
+    "is not s3://bucket/key (a bucket name and an object key, without white space, commas, "
+    "control characters or the wildcards * and ?)"
+)
+ROLE_WORDS = "is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>, no wildcards)"
+SKIP_WORDS = (
+    "a request may not leave out a cluster the deployment reads (EKS_SKIP_CLUSTERS is the "
+    "deployment's)"
+)
+YOUNG_WORDS = "must be at least 1 (children of an in-flight push arrive before their index)"
+RULE = RETENTION_ENTRY["rules"][0]
+
+# scenario, request, environment, the full error
+ERRORS: list[tuple[str, Any, dict[str, str], str]] = [
+    ("an event that is a list", ["dry_run"], {}, "event: must be a JSON object, got list"),
+    (
+        "two unknown fields",
+        {"dryrun": True, "zz": 1},
+        {},
+        f"dryrun: unknown field (known: {KNOWN_FIELDS})",
+    ),
+    (
+        "dry_run as a string",
+        {"dry_run": "false"},
+        {},
+        'dry_run: must be true or false (a JSON boolean), got a string ("false")',
+    ),
+    (
+        "dry_run as a number",
+        {"dry_run": 0},
+        {},
+        "dry_run: must be true or false (a JSON boolean), got 0",
+    ),
+    ("DRY_RUN misspelt", {}, {"DRY_RUN": "maybe"}, "DRY_RUN: must be true or false, got 'maybe'"),
+    (
+        "REGISTER_PULL_TIME_EXCLUSION misspelt",
+        {},
+        {"REGISTER_PULL_TIME_EXCLUSION": "y"},
+        "REGISTER_PULL_TIME_EXCLUSION: must be true or false, got 'y'",
+    ),
+    (
+        "grace period as a string",
+        {"min_age_hours": "72"},
+        {},
+        "min_age_hours: must be a number, got '72'",
+    ),
+    (
+        "grace period NaN",
+        {"min_age_hours": float("nan")},
+        {},
+        "min_age_hours: must be a number, got nan",
+    ),
+    (
+        "grace period negative",
+        {"min_age_hours": -1},
+        {},
+        "min_age_hours: must be between 0 and 87600, got -1",
+    ),
+    (
+        "grace period past any float",
+        {"min_age_hours": 10**400},
+        {},
+        "min_age_hours: must be between 0 and 87600, got 10000000000000000000... (401 digits)",
+    ),
+    (
+        "grace period of 40 digits",
+        {"min_age_hours": 10**39},
+        {},
+        "min_age_hours: must be between 0 and 87600, got 1" + "0" * 39,
+    ),
+    (
+        "grace period of 41 digits",
+        {"min_age_hours": 10**40},
+        {},
+        "min_age_hours: must be between 0 and 87600, got 10000000000000000000... (41 digits)",
+    ),
+    (
+        "grace period under an hour",
+        {"min_age_hours": 0.5},
+        {},
+        f"min_age_hours: {YOUNG_WORDS}, got 0.5",
+    ),
+    (
+        "MIN_AGE_HOURS not a number",
+        {},
+        {"MIN_AGE_HOURS": "soon"},
+        "MIN_AGE_HOURS: must be a number, got 'soon'",
+    ),
+    (
+        "MIN_AGE_HOURS under an hour",
+        {},
+        {"MIN_AGE_HOURS": "0.5"},
+        f"MIN_AGE_HOURS: {YOUNG_WORDS}, got 0.5",
+    ),
+    (
+        "pull window too long",
+        {"keep_pulled_within_days": 3650.5},
+        {},
+        "keep_pulled_within_days: must be between 0 and 3650, got 3650.5",
+    ),
+    (
+        "KEEP_PULLED_WITHIN_DAYS negative",
+        {},
+        {"KEEP_PULLED_WITHIN_DAYS": "-1"},
+        "KEEP_PULLED_WITHIN_DAYS: must be between 0 and 3650, got -1",
+    ),
+    (
+        "max_deletions fractional",
+        {"max_deletions": 1.5},
+        {},
+        "max_deletions: must be a whole number, got 1.5",
+    ),
+    (
+        "max_deletions negative",
+        {"max_deletions": -1},
+        {},
+        "max_deletions: must be between 0 and 1000000, got -1",
+    ),
+    (
+        "MAX_DELETIONS fractional",
+        {},
+        {"MAX_DELETIONS": "2.5"},
+        "MAX_DELETIONS: must be a whole number, got 2.5",
+    ),
+    (
+        "MAX_DELETIONS not a number",
+        {},
+        {"MAX_DELETIONS": "lots"},
+        "MAX_DELETIONS: must be a number, got 'lots'",
+    ),
+    ("concurrency zero", {"concurrency": 0}, {}, "concurrency: must be between 1 and 64, got 0"),
+    (
+        "CONCURRENCY too many",
+        {},
+        {"CONCURRENCY": "65"},
+        "CONCURRENCY: must be between 1 and 64, got 65",
+    ),
+    (
+        "JOURNAL_RETENTION_DAYS zero",
+        {},
+        {"JOURNAL_RETENTION_DAYS": "0"},
+        "JOURNAL_RETENTION_DAYS: must be between 1 and 3650, got 0",
+    ),
+    (
+        "JOURNAL_RETENTION_DAYS not a number",
+        {},
+        {"JOURNAL_RETENTION_DAYS": "month"},
+        "JOURNAL_RETENTION_DAYS: must be a number, got 'month'",
+    ),
+    (
+        "scope unknown",
+        {"scope": "everything"},
+        {},
+        "scope: must be 'attestations' or 'orphans', got 'everything'",
+    ),
+    (
+        "SCOPE unknown",
+        {},
+        {"SCOPE": "all"},
+        "SCOPE: must be 'attestations' or 'orphans', got 'all'",
+    ),
+    (
+        "repositories not a list",
+        {"repositories": "app"},
+        {},
+        "repositories: must be a list of strings, got str",
+    ),
+    (
+        "repositories too many",
+        {"repositories": ["a"] * 101},
+        {},
+        "repositories: at most 100 entries, got 101",
+    ),
+    (
+        "a repository not a string",
+        {"repositories": ["a", 1]},
+        {},
+        "repositories[1]: must be a string, got 1",
+    ),
+    (
+        "repositories empty",
+        {"repositories": []},
+        {},
+        "repositories: an empty list: omit the field for every repository",
+    ),
+    (
+        "pattern too long",
+        {"exclude_repositories": ["a" * 257]},
+        {},
+        "exclude_repositories[0]: a pattern has 1 to 256 characters",
+    ),
+    (
+        "pattern with a control character",
+        {"exclude_repositories": ["a\x01"]},
+        {},
+        "exclude_repositories[0]: 'a\\x01': control characters are not allowed",
+    ),
+    (
+        "pattern in upper case",
+        {"exclude_repositories": ["ok", "App"]},
+        {},
+        f"exclude_repositories[1]: 'App': {PATTERN_WORDS}",
+    ),
+    (
+        "pattern with nested brackets",
+        {"exclude_repositories": ["[a[b]]"]},
+        {},
+        "exclude_repositories[0]: '[a[b]]': nested '['",
+    ),
+    (
+        "pattern closing a bracket it did not open",
+        {"exclude_repositories": ["a]"]},
+        {},
+        "exclude_repositories[0]: 'a]': ']' without '['",
+    ),
+    (
+        "pattern with an unclosed bracket",
+        {"exclude_repositories": ["a[b"]},
+        {},
+        "exclude_repositories[0]: 'a[b': unclosed '['",
+    ),
+    (
+        "REPOSITORIES with a bad one",
+        {},
+        {"REPOSITORIES": "ok, Bad"},
+        f"REPOSITORIES[1]: 'Bad': {PATTERN_WORDS}",
+    ),
+    (
+        "EXCLUDE_REPOSITORIES with a bad one",
+        {},
+        {"EXCLUDE_REPOSITORIES": "ok Bad"},
+        f"EXCLUDE_REPOSITORIES[1]: 'Bad': {PATTERN_WORDS}",
+    ),
+    ("pin without a digest", {"pins": ["app:latest"]}, {}, f"pins[0]: 'app:latest' {DIGEST_WORDS}"),
+    (
+        "pin with a short digest",
+        {"pins": [DIGEST, "app@sha256:abc"]},
+        {},
+        f"pins[1]: 'app@sha256:abc' {DIGEST_WORDS}",
+    ),
+    (
+        "PINS with a short digest",
+        {},
+        {"PINS": f"{DIGEST},sha256:abc"},
+        f"PINS[1]: 'sha256:abc' {DIGEST_WORDS}",
+    ),
+    (
+        "PINS too many",
+        {},
+        {"PINS": " ".join([DIGEST] * 10_001)},
+        "PINS: at most 10000 entries, got 10001",
+    ),
+    (
+        "parameter path not a string",
+        {"pin_parameter_path": 7},
+        {},
+        "pin_parameter_path: must be a path (or a list of paths), got 7",
+    ),
+    (
+        "parameter path with a control character",
+        {"pin_parameter_path": "/a\x01"},
+        {},
+        "pin_parameter_path: '/a\\x01': control characters are not allowed",
+    ),
+    (
+        "parameter path without '/'",
+        {"pin_parameter_path": "deploy"},
+        {},
+        "pin_parameter_path: 'deploy': an SSM parameter path starts with '/'",
+    ),
+    (
+        "parameter path too long",
+        {"pin_parameter_path": "/" + "p" * 2048},
+        {},
+        "pin_parameter_path: at most 2048 characters, got 2049",
+    ),
+    (
+        "parameter path ending in '/'",
+        {"pin_parameter_path": ["/a", "/b/"]},
+        {},
+        "pin_parameter_path[1]: '/b/': use names of letters, digits, '_', '.' and '-' separated "
+        "by '/', without a trailing '/'",
+    ),
+    (
+        "parameter paths too many",
+        {"pin_parameter_path": [f"/p{i}" for i in range(11)]},
+        {},
+        "pin_parameter_path: at most 10 entries, got 11",
+    ),
+    (
+        "PIN_PARAMETER_PATH without '/'",
+        {},
+        {"PIN_PARAMETER_PATH": "deploy"},
+        "PIN_PARAMETER_PATH: 'deploy': an SSM parameter path starts with '/'",
+    ),
+    (
+        "object uri with a wildcard",
+        {"pin_object_uris": ["s3://bucket/*"]},
+        {},
+        f"pin_object_uris[0]: 's3://bucket/*' {OBJECT_WORDS}",
+    ),
+    (
+        "PIN_OBJECT_URIS with a bad one",
+        {},
+        {"PIN_OBJECT_URIS": "s3://bucket/k, s3:/bucket/k"},
+        f"PIN_OBJECT_URIS[1]: 's3:/bucket/k' {OBJECT_WORDS}",
+    ),
+    (
+        "role arn with a wildcard",
+        {"pin_role_arns": [ROLE, "arn:aws:iam::222222222222:role/*"]},
+        {},
+        f"pin_role_arns[1]: 'arn:aws:iam::222222222222:role/*' {ROLE_WORDS}",
+    ),
+    (
+        "PIN_ROLE_ARNS with a bad one",
+        {},
+        {"PIN_ROLE_ARNS": f"{ROLE},role/r"},
+        f"PIN_ROLE_ARNS[1]: 'role/r' {ROLE_WORDS}",
+    ),
+    (
+        "region misspelt",
+        {"pin_regions": ["eu-west"]},
+        {},
+        "pin_regions[0]: 'eu-west' is not an AWS region (eu-west-1)",
+    ),
+    (
+        "PIN_REGIONS with a bad one",
+        {},
+        {"PIN_REGIONS": "eu-west-1 mars-1"},
+        "PIN_REGIONS[1]: 'mars-1' is not an AWS region (eu-west-1)",
+    ),
+    (
+        "eks cluster with a slash",
+        {"eks_clusters": ["a/b"]},
+        {},
+        "eks_clusters[0]: 'a/b' is not an EKS cluster name (letters, digits, '-' and '_')",
+    ),
+    (
+        "EKS_SKIP_CLUSTERS with a bad one",
+        {},
+        {"EKS_SKIP_CLUSTERS": "lab,a/b"},
+        "EKS_SKIP_CLUSTERS[1]: 'a/b' is not an EKS cluster name (letters, digits, '-' and '_')",
+    ),
+    (
+        "required tag without '='",
+        {"required_repository_tag": "enabled"},
+        {},
+        "required_repository_tag: 'enabled' is not key=value (letters, digits and _ . : / + @ -; "
+        "a key not starting with 'aws:')",
+    ),
+    (
+        "required tag not a string",
+        {"required_repository_tag": 1},
+        {},
+        "required_repository_tag: must be a string, got 1",
+    ),
+    (
+        "retention not a list",
+        {"retention": {"rules": [RULE]}},
+        {},
+        "retention: must be a list of policies, got dict",
+    ),
+    (
+        "retention too many policies",
+        {"retention": [RETENTION_ENTRY] * 101},
+        {},
+        "retention: at most 100 policies, got 101",
+    ),
+    (
+        "retention policy not an object",
+        {"retention": ["keep"]},
+        {},
+        'retention[0]: must be an object {"repositories": [...], "rules": [...]}, got \'keep\'',
+    ),
+    (
+        "retention policy with misspelt keys",
+        {"retention": [{"zz": 1, "rule": [RULE]}]},
+        {},
+        "retention[0]: unknown field 'rule' (known: repositories, rules)",
+    ),
+    (
+        "retention rule without a priority",
+        {"retention": [{"rules": [{**RULE, "rulePriority": None}]}]},
+        {},
+        "retention[0].rules[0]: rulePriority must be a whole number from 1, got None",
+    ),
+    (
+        "RETENTION not JSON",
+        {},
+        {"RETENTION": "keep 25"},
+        "RETENTION: must be JSON (a list of policies): Expecting value: line 1 column 1 (char 0)",
+    ),
+    (
+        "RETENTION with a bad pattern",
+        {},
+        {"RETENTION": json.dumps([{"repositories": ["Web"], "rules": [RULE]}])},
+        f"RETENTION[0].repositories[0]: 'Web': {PATTERN_WORDS}",
+    ),
+    (
+        "retention with scope attestations",
+        {"scope": "attestations", "retention": [RETENTION_ENTRY]},
+        {},
+        "retention: needs scope 'orphans', but scope is 'attestations': set \"scope\": "
+        '"orphans" or leave retention out',
+    ),
+    (
+        "SWEEPER_ROLE_ARN not an ARN",
+        {},
+        {"SWEEPER_ROLE_ARN": "sweeper"},
+        "SWEEPER_ROLE_ARN: 'sweeper' is not an IAM role or user ARN "
+        "(arn:aws:iam::<account>:role/<name>)",
+    ),
+    (
+        "REPOSITORY_ARN_PATTERN with a wildcard account",
+        {},
+        {"REPOSITORY_ARN_PATTERN": "arn:aws:ecr:us-east-1:*:repository/*"},
+        "REPOSITORY_ARN_PATTERN: 'arn:aws:ecr:us-east-1:*:repository/*' is not an ECR "
+        "repository ARN with wildcards (* ?) only in the repository name",
+    ),
+    (
+        "MANIFEST_STORE with a trailing '/'",
+        {},
+        {"MANIFEST_STORE": "s3://bucket/prefix/"},
+        "MANIFEST_STORE: 's3://bucket/prefix/' is not s3://bucket or s3://bucket/prefix (no "
+        "trailing '/', white space or wildcards)",
+    ),
+    # a request meeting the deployment
+    (
+        "a real run on a dry-run deployment",
+        {"dry_run": False},
+        {"DRY_RUN": "true"},
+        "dry_run: the deployment is a dry run (DRY_RUN=true): a request cannot make it delete; "
+        "deploy with DryRun=false for real runs",
+    ),
+    (
+        "orphans on an attestations deployment",
+        {"scope": "orphans"},
+        {"SCOPE": "attestations"},
+        "scope: the deployment's scope is 'attestations' (SCOPE): a request may not widen it to "
+        "'orphans'",
+    ),
+    (
+        "a grace period below the deployment's",
+        {"min_age_hours": 71.5},
+        {"MIN_AGE_HOURS": "72"},
+        "min_age_hours: may not be below the deployment's 72 (MIN_AGE_HOURS) in a request, "
+        "got 71.5",
+    ),
+    (
+        "a pull window below the deployment's",
+        {"keep_pulled_within_days": 7},
+        {"KEEP_PULLED_WITHIN_DAYS": "30"},
+        "keep_pulled_within_days: may not be below the deployment's 30 "
+        "(KEEP_PULLED_WITHIN_DAYS) in a request, got 7",
+    ),
+    (
+        "another required tag",
+        {"required_repository_tag": "team=a"},
+        {"REQUIRED_REPOSITORY_TAG": "ecr-sweeper=enabled"},
+        "required_repository_tag: the deployment requires 'ecr-sweeper=enabled' "
+        "(REQUIRED_REPOSITORY_TAG); a request cannot change it",
+    ),
+    (
+        "retention rules in a real run",
+        {"dry_run": False, "retention": [RETENTION_ENTRY]},
+        {"DRY_RUN": "false"},
+        "retention: a request may give retention rules in a dry run only; a real run applies "
+        "the deployment's (RETENTION)",
+    ),
+    (
+        "fewer eks clusters than every one",
+        {"eks_clusters": ["prod"]},
+        {"PIN_FROM_EKS": "true"},
+        "eks_clusters: the deployment reads every EKS cluster (PIN_FROM_EKS, no EKS_CLUSTERS): a "
+        "request may not read fewer",
+    ),
+    (
+        "skipping a cluster the deployment reads",
+        {"eks_skip_clusters": ["prod"]},
+        {"PIN_FROM_EKS": "true"},
+        f"eks_skip_clusters: {SKIP_WORDS}",
+    ),
+    (
+        "skipping more clusters than the deployment",
+        {"eks_skip_clusters": ["lab", "prod"]},
+        {"EKS_SKIP_CLUSTERS": "lab"},
+        f"eks_skip_clusters: 'prod': {SKIP_WORDS}",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_", "environ", "message"),
+    [case[1:] for case in ERRORS],
+    ids=[case[0] for case in ERRORS],
+)
+def test_each_bad_input_is_refused_with_its_whole_message(
+    request_: Any, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidSettings) as raised:
+        load(request_, environ)
+    assert str(raised.value) == message
+    assert raised.value.field == message.partition(": ")[0]
+
+
+def test_a_deployment_that_sets_no_scope_drops_its_retention_when_a_request_narrows() -> None:
+    # No SCOPE: the deployment's scope is the default, orphans, and a request narrowing it to
+    # attestations runs without the deployment's rules, as with SCOPE=orphans.
+    env = {"RETENTION": json.dumps([RETENTION_ENTRY])}
+    settings = load({"scope": "attestations"}, env)
+    assert (settings.scope, settings.retention) == (Scope.ATTESTATIONS, ())
+
+
+def test_a_deployment_with_retention_and_scope_attestations_is_refused_whatever_the_request() -> (
+    None
+):
+    # Dropping rules is for a request that narrows; repeating the deployment's own scope narrows
+    # nothing: the deployment's contradiction is still an error.
+    env = {"SCOPE": "attestations", "RETENTION": json.dumps([RETENTION_ENTRY])}
+    for request in ({}, {"scope": "attestations"}):
+        with pytest.raises(InvalidSettings) as raised:
+            load(request, env)
+        assert str(raised.value).startswith("retention: needs scope 'orphans'")
+
+
+def test_the_deployments_own_settings_come_from_its_environment_alone() -> None:
+    env = {
+        "MANIFEST_STORE": "s3://sweeper-bucket/journal",
+        "JOURNAL_RETENTION_DAYS": "3650",
+        "SWEEPER_ROLE_ARN": FUNCTION_PRINCIPAL,
+        "REPOSITORY_ARN_PATTERN": "arn:aws:ecr:us-east-1:123456789012:repository/team-*",
+        "REGISTER_PULL_TIME_EXCLUSION": "false",
+    }
+    settings = load({}, env)
+    assert settings.manifest_store == "s3://sweeper-bucket/journal"
+    assert settings.journal_retention_days == 3650
+    assert settings.sweeper_role_arn == FUNCTION_PRINCIPAL
+    assert settings.granted_repositories == "team-*"
+    assert settings.register_pull_time_exclusion is False
+    assert load({}, {"JOURNAL_RETENTION_DAYS": "1.0"}).journal_retention_days == 1
+    assert (
+        load({}, {"MANIFEST_STORE": "s3://sweeper-bucket"}).manifest_store == "s3://sweeper-bucket"
+    )
+    with pytest.raises(InvalidSettings, match="unknown field"):
+        load({"manifest_store": "s3://elsewhere"}, env)

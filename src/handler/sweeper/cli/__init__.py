@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from .. import pins
 from ..settings import InvalidSettings
-from .commands import COMMANDS
+from . import commands, explaining, undo
 from .parser import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -62,6 +62,9 @@ __all__ = [
     "main",
     "settings_from",
 ]
+
+# Each command module names its own commands.
+COMMANDS = {**commands.COMMANDS, **explaining.COMMANDS, **undo.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,11 @@
-"""The commands: plan, sweep, explain, validate. Each reads its settings, connects, runs the same
-orchestration the Lambda runs, and hands what it found to `render`."""
+"""The commands plan, sweep, audit and validate, and what every command shares: the session and
+registry, the pins, the store, the run id, where output goes. Each reads its settings, connects,
+runs the same orchestration the Lambda runs, and hands what it found to `render`. `explain` is in
+`explaining`, `restore` and `journal` in `undo`."""
 
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,10 +21,8 @@ import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from .. import clock, pins, store
-from ..explain import path, render, short
-from ..manifests import parse
-from ..model import Decision, HeldTag, Kind, Pin, Verdict
-from ..ports import REPOSITORY_NOT_FOUND, ManifestStore, Registry, RegistryError, StoreError
+from ..model import HeldTag, Pin
+from ..ports import ManifestStore, RegistryError
 from ..registry import EcrRegistry, client_config, make_client
 from ..run import (
     NO_REPOSITORY_MATCHED,
@@ -39,7 +38,6 @@ from ..run import (
     unmatched_patterns,
     warnings_for,
 )
-from ..run.restore import NOT_RESTORABLE, Restored, restore
 from ..settings import Settings
 from ..validate import MISSING_SUBJECT
 from .parser import (
@@ -59,10 +57,8 @@ from .parser import (
 from .pull_times import ensure_exclusion
 from .render import (
     counted,
-    decision_dict,
     failure_text,
     freed,
-    human_bytes,
     print_failures,
     print_hazards,
     print_json,
@@ -70,14 +66,9 @@ from .render import (
     print_summary,
     print_tables,
     print_totals,
-    pushed,
-    readable,
     write_csv,
 )
 from .terminal import Interrupts, Progress
-
-_DIGEST_PREFIX = re.compile(r"^(sha256:)?([0-9a-f]{6,64})$")
-_MIN_PREFIX = 6
 
 # botocore's service models, parsed once per process rather than once per command: main() runs
 # several times in one process in the demo and the tests.
@@ -387,112 +378,6 @@ def _sweep(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if report.complete and not report.broken else EXIT_FAILURES
 
 
-def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = settings_from(args, dry_run=True)
-    wanted = _DIGEST_PREFIX.match(args.digest.lower())
-    if wanted is None:
-        raise UsageError(
-            f"DIGEST: {args.digest!r} is not sha256:<hex> or a prefix of {_MIN_PREFIX}+ hex digits"
-        )
-    prefix = "sha256:" + wanted.group(2)
-    session, registry = connect(args)
-    exclusion = ensure_exclusion(args, session, registry, err)
-    now = clock.now()
-    pinned, _, held, _ = pins_from(session, settings)
-    options = RunOptions(
-        pins=pinned,
-        held_tags=held,
-        exclusion=exclusion,
-        retain_decisions=True,
-        store=store_from(args, session),
-        run_id=new_run_id(),
-    )
-    repo = Sweeper(registry, settings, now, options).plan_one(args.repository_name)
-    matches = sorted(d for d in repo.images if d.startswith(prefix))
-    if not matches:
-        if any(f.code == REPOSITORY_NOT_FOUND for f in repo.failures):
-            print(f"{PROG}: no repository {args.repository_name!r} in this registry", file=err)
-            return EXIT_FAILURES
-        for failure in repo.failures:
-            print(f"{PROG}: {failure_text(failure)}", file=err)
-        print(f"{PROG}: {prefix} is not in repository {args.repository_name!r}", file=err)
-        return EXIT_FAILURES
-    if len(matches) > 1:
-        raise UsageError(
-            f"DIGEST: {args.digest!r} matches {len(matches)} manifests: "
-            + ", ".join(short(d) for d in matches[:5])
-        )
-    digest = matches[0]
-    chain = path(repo.decisions, digest, repo.children)
-    decision = chain[0]
-    read_as = _read_kind(registry, repo, decision)
-    image = repo.images[digest]
-    selected = bool(
-        select_repositories(
-            [args.repository_name], settings.repositories, settings.exclude_repositories
-        )
-    )
-    if args.json:
-        print_json(
-            out,
-            {
-                "repository": args.repository_name,
-                "digest": digest,
-                "kind": decision.kind.value,
-                "kind_read": read_as.value if read_as else None,
-                "verdict": decision.verdict.value,
-                "reason": decision.reason.value,
-                "cause": decision.cause,
-                "tags": list(image.tags),
-                "size": image.size,
-                "pushed_at": image.pushed_at.isoformat() if image.pushed_at else None,
-                "path": [decision_dict(d) for d in chain],
-                "explanation": render(chain),
-                "selected": selected,
-                "complete": repo.complete,
-                "failures": [f.as_dict() for f in repo.failures],
-            },
-        )
-    else:
-        verdict = "deletable" if decision.verdict is Verdict.DELETE else "kept"
-        print(f"{args.repository_name}@{digest}", file=out)
-        kind = decision.kind.value
-        if read_as is not None:
-            kind += f" (the plan did not need to read it; its bytes say {read_as.value})"
-        print(f"  kind:    {kind}", file=out)
-        print(f"  tags:    {', '.join(image.tags) or '(untagged)'}", file=out)
-        print(f"  pushed:  {pushed(image, now)}", file=out)
-        print(f"  size:    {human_bytes(image.size)}", file=out)
-        readable_chain = [readable(d, repo.images.get(d.digest), now) for d in chain]
-        print(f"  verdict: {verdict} ({decision.reason.value})", file=out)
-        print(f"  why:     {render(readable_chain)}", file=out)
-        if not selected:
-            print(
-                "  note:    --repository/--exclude leave this repository out: a run with these "
-                "settings does not touch it",
-                file=out,
-            )
-        print_failures(out, [f.as_dict() for f in repo.failures])
-    return EXIT_OK if repo.complete else EXIT_FAILURES
-
-
-def _read_kind(registry: Registry, repo: RepositoryRun, decision: Decision) -> Kind | None:
-    """What the bytes of a manifest the plan did not read say it is (a kept manifest's kind did
-    not matter to the plan). Said beside the plan's kind, never instead of it: `plan` and
-    `explain` give a manifest the same kind."""
-    if decision.kind is not Kind.UNCLASSIFIED:
-        return None
-    try:
-        fetched = registry.manifests(repo.repository, [decision.digest])
-    except RegistryError:
-        return None  # the explanation stands without it
-    data = fetched.content.get(decision.digest)
-    if data is None:
-        return None
-    media_type = repo.images[decision.digest].media_type
-    return parse(data, media_type=media_type, digest=decision.digest).kind
-
-
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_from(args, dry_run=True)
     session, registry = connect(args)
@@ -550,129 +435,9 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if not problems and not failures else EXIT_FAILURES
 
 
-def _restore(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Put back what a run deleted; exit 1 when something could not be."""
-    session, registry = connect(args)
-    journal = store_from(args, session)
-    if journal is None:
-        raise UsageError("--manifest-store: restore reads the journal of a manifest store")
-    digest = args.digest.lower() if args.digest else None
-    if digest and not digest.startswith("sha256:"):
-        digest = "sha256:" + digest
-    try:
-        results = restore(
-            registry,
-            journal,
-            args.run,
-            repositories=args.repositories or (),
-            digest=digest,
-            dry_run=args.dry_run,
-        )
-    except (StoreError, RegistryError) as exc:
-        print(f"{PROG}: {exc}", file=err)
-        return EXIT_FAILURES
-    if not results:
-        print(f"{PROG}: the journal holds nothing of run {args.run!r} for that selection", file=err)
-        return EXIT_FAILURES
-    failed = [r for r in results if r.outcome == NOT_RESTORABLE]
-    if args.json:
-        print_json(
-            out,
-            {
-                "run_id": args.run,
-                "dry_run": args.dry_run,
-                "complete": not failed,
-                "manifests": [r.as_dict() for r in results],
-            },
-        )
-    else:
-        _print_restored(out, results)
-    return EXIT_OK if not failed else EXIT_FAILURES
-
-
-def _print_restored(out: TextIO, results: Sequence[Restored]) -> None:
-    for result in results:
-        line = f"{result.repository}@{short(result.digest)}  {result.outcome}"
-        if result.tags:
-            line += f"  tags: {', '.join(result.tags)}"
-        print(line, file=out)
-        for missing in result.missing:
-            print(f"    missing: {missing}", file=out)
-        for tag, now in result.tags_not_moved.items():
-            print(f"    tag {tag!r} not moved: it names {now} now", file=out)
-    outcomes: dict[str, int] = {}
-    for result in results:
-        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-    print(", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) + ".", file=out)
-
-
-def _journal(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Recent runs and what they deleted (or, with --run, that run's deletions)."""
-    try:
-        session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    except ProfileNotFound as exc:
-        raise UsageError(f"--profile: {exc}") from None
-    journal = store_from(args, session)
-    if journal is None:
-        raise UsageError("--manifest-store: the journal lives in a manifest store")
-    try:
-        runs = [args.run] if args.run else journal.runs()
-        records = {run: journal.records(run) for run in runs}
-    except StoreError as exc:
-        print(f"{PROG}: {exc}", file=err)
-        return EXIT_FAILURES
-    ordered = sorted(
-        records,
-        key=lambda run: min((r.recorded_at for r in records[run]), default=""),
-        reverse=True,
-    )
-    if args.json:
-        print_json(
-            out,
-            [
-                {
-                    "run_id": run,
-                    "recorded_at": min((r.recorded_at for r in records[run]), default=None),
-                    "deleted": [
-                        {
-                            "repository": r.repository,
-                            "digest": r.digest,
-                            "media_type": r.media_type,
-                            "tags": list(r.tags),
-                            "reason": r.reason,
-                            "cause": r.cause,
-                        }
-                        for r in records[run]
-                    ],
-                }
-                for run in ordered
-            ],
-        )
-        return EXIT_OK
-    if not ordered:
-        print("The journal is empty.", file=out)
-    for run in ordered:
-        entries = records[run]
-        when = min((r.recorded_at for r in entries), default="?")
-        repositories = sorted({r.repository for r in entries})
-        print(
-            f"{run}  {when}  {counted(len(entries), 'manifest')} in "
-            f"{counted(len(repositories), 'repository', 'repositories')}",
-            file=out,
-        )
-        if args.run:
-            for r in entries:
-                tags = f" [{', '.join(r.tags)}]" if r.tags else ""
-                print(f"  {r.repository}@{short(r.digest)}{tags}  {r.reason}: {r.cause}", file=out)
-    return EXIT_OK
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "plan": _plan,
     "sweep": _sweep,
-    "explain": _explain,
     "validate": _validate,
     "audit": _audit,
-    "restore": _restore,
-    "journal": _journal,
 }

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from ..lifecycle import PolicyError, RetentionPolicy, parse_rules
@@ -103,15 +104,14 @@ def _integer(name: str, value: object, minimum: int, maximum: int) -> int:
     return value
 
 
-def _env_number(parse: Any) -> Any:
-    def convert(name: str, value: str) -> Any:
-        try:
-            number = float(value)
-        except ValueError:
-            raise InvalidSettings(name, f"must be a number, got {value!r}") from None
-        return parse(name, int(number) if number.is_integer() else number)
-
-    return convert
+def _env_number(parse: Any, name: str, value: str) -> Any:
+    """A number variable, parsed by `parse` as its request field is (`FIELDS` binds `parse`
+    with `partial`: a plain function, not a closure, so each call can be mutation-tested)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidSettings(name, f"must be a number, got {value!r}") from None
+    return parse(name, int(number) if number.is_integer() else number)
 
 
 def _hours(name: str, value: object) -> float:
@@ -214,11 +214,10 @@ def _pin_strings(name: str, values: list[str], source: str) -> tuple[Pin, ...]:
     return tuple(pins)
 
 
-def _env_list(parse: Any) -> Any:
-    def convert(name: str, value: str) -> Any:
-        return parse(name, [item for item in _SEPARATORS.split(value) if item])
-
-    return convert
+def _env_list(parse: Any, name: str, value: str) -> Any:
+    """A list variable (separated by commas or white space), parsed by `parse` as its request
+    field is (bound with `partial`, as `_env_number`)."""
+    return parse(name, [item for item in _SEPARATORS.split(value) if item])
 
 
 def _env_pins(name: str, value: str) -> tuple[Pin, ...]:
@@ -347,23 +346,23 @@ def _required_tag(name: str, value: object) -> str:
 # field -> (request parser, environment parser)
 FIELDS: dict[str, tuple[Any, Any]] = {
     "dry_run": (_bool, _env_bool),
-    "repositories": (_selection, _env_list(_patterns)),
-    "exclude_repositories": (_patterns, _env_list(_patterns)),
-    "min_age_hours": (_hours, _env_number(_hours)),
+    "repositories": (_selection, partial(_env_list, _patterns)),
+    "exclude_repositories": (_patterns, partial(_env_list, _patterns)),
+    "min_age_hours": (_hours, partial(_env_number, _hours)),
     "scope": (_scope, _scope),
     "pins": (_pins, _env_pins),
-    "keep_pulled_within_days": (_days, _env_number(_days)),
-    "max_deletions": (_max_deletions, _env_number(_max_deletions)),
-    "concurrency": (_concurrency, _env_number(_concurrency)),
+    "keep_pulled_within_days": (_days, partial(_env_number, _days)),
+    "max_deletions": (_max_deletions, partial(_env_number, _max_deletions)),
+    "concurrency": (_concurrency, partial(_env_number, _concurrency)),
     "pin_parameter_path": (_parameter_paths, _parameter_paths),
-    "pin_object_uris": (_object_uris, _env_list(_object_uris)),
+    "pin_object_uris": (_object_uris, partial(_env_list, _object_uris)),
     "pin_from_ecs": (_bool, _env_bool),
     "pin_from_lambda": (_bool, _env_bool),
-    "pin_role_arns": (_role_arns, _env_list(_role_arns)),
-    "pin_regions": (_regions, _env_list(_regions)),
+    "pin_role_arns": (_role_arns, partial(_env_list, _role_arns)),
+    "pin_regions": (_regions, partial(_env_list, _regions)),
     "pin_from_eks": (_bool, _env_bool),
-    "eks_clusters": (_clusters, _env_list(_clusters)),
-    "eks_skip_clusters": (_clusters, _env_list(_clusters)),
+    "eks_clusters": (_clusters, partial(_env_list, _clusters)),
+    "eks_skip_clusters": (_clusters, partial(_env_list, _clusters)),
     "pin_from_inspector": (_bool, _env_bool),
     "required_repository_tag": (_required_tag, _required_tag),
     "retention": (_retention, _env_retention),
@@ -390,9 +389,7 @@ def _repository_arn_pattern(name: str, value: str) -> str:
     return value
 
 
-def _manifest_store(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise InvalidSettings(name, f"must be a string, got {value!r}")
+def _manifest_store(name: str, value: str) -> str:
     if value and not _MANIFEST_STORE.fullmatch(value):
         raise InvalidSettings(
             name,
@@ -412,7 +409,7 @@ DEPLOYMENT_FIELDS: dict[str, Any] = {
     "repository_arn_pattern": _repository_arn_pattern,
     # Where the journal of undo lives, and for how long: the deployment's (the stack's bucket).
     "manifest_store": _manifest_store,
-    "journal_retention_days": _env_number(_journal_days),
+    "journal_retention_days": partial(_env_number, _journal_days),
 }
 
 
