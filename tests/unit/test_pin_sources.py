@@ -664,6 +664,33 @@ def test_ecs_answers_failures_fail_the_source_unless_the_item_is_gone(
     )
 
 
+@pytest.mark.parametrize(
+    ("operation", "key", "asked"),
+    [
+        ("DescribeServices", "services", "service/prod/"),
+        ("DescribeServiceRevisions", "serviceRevisions", "service-revision/prod/api/"),
+    ],
+    ids=["a-service-left-out-of-the-answer", "a-current-revision-left-out-of-the-answer"],
+)
+def test_an_item_ecs_leaves_out_of_its_answer_without_a_failure_fails_the_source(
+    ecs_world: EcsWorld, operation: str, key: str, asked: str
+) -> None:
+    """ECS answers every item asked about, or reports it among `failures`. An answer that drops
+    one silently would pin nothing of it and say nothing: the source fails closed, naming it."""
+
+    def drop_every_item(parsed: dict[str, Any], **_: Any) -> None:
+        parsed[key] = []
+
+    with AwsEvents() as events:
+        events.on(f"after-call.ecs.{operation}", drop_every_item)
+        with pytest.raises(PinSourceError) as raised:
+            EcsPins(client("ecs")).read()
+    assert raised.value.source == "ecs"
+    assert raised.value.message.startswith(f"{operation} {CLUSTER}: arn:aws:ecs:")
+    assert asked in raised.value.message
+    assert raised.value.message.endswith(": neither described nor reported as a failure")
+
+
 Answer = Callable[[dict[str, Any]], None]
 
 
