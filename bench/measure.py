@@ -11,6 +11,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -48,7 +49,11 @@ MIB = 1024 * 1024
 class CallMeter:
     """Counts every HTTP attempt per operation, and the ids it carried (a `before-send` hook,
     so botocore's retries are counted like any other attempt), and every logical call (a
-    `before-call` hook). Thread-safe: the hooks only append (atomic); `tally` counts."""
+    `before-call` hook). Thread-safe: the hooks only append (atomic) or write under a lock;
+    `tally` counts.
+
+    What was sent is noted in a temporary file, not in memory: the run's peak memory is
+    measured while it runs, and a meter holding every request it saw would count there."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
@@ -56,7 +61,8 @@ class CallMeter:
         self.logical: Counter[str] = Counter()
         self.fetched: set[tuple[str, str]] = set()
         self.fetched_twice = 0  # manifests whose bytes were asked for more than once
-        self._sent: list[tuple[str, Any]] = []
+        self._sent = tempfile.TemporaryFile()  # noqa: SIM115 (read and closed by `tally`)
+        self._lock = threading.Lock()
         self._asked: list[str] = []
         self._stored: list[str] = []
 
@@ -73,11 +79,22 @@ class CallMeter:
         self._asked.append(model.name)
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
-        self._sent.append((event_name, request.body))
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else bytes(body)
+        with self._lock:
+            self._sent.write(b"%s %d\n" % (event_name.encode(), len(body)) + body)
+
+    def _read_sent(self) -> Iterator[tuple[str, bytes]]:
+        self._sent.seek(0)
+        while header := self._sent.readline():
+            event_name, size = header.decode().split()
+            yield event_name, self._sent.read(int(size))
+        self._sent.close()
+        self._sent = tempfile.TemporaryFile()  # noqa: SIM115
 
     def tally(self) -> None:
         """Count what was sent (call once the run is over)."""
-        sent, self._sent = self._sent, []
+        sent = self._read_sent()
         self.logical.update(self._asked)
         self._asked = []
         stored, self._stored = self._stored, []

@@ -92,6 +92,7 @@ from .measure import (
     LIST_EXCLUSIONS,
     OPERATIONS,
     REGISTER_EXCLUSION,
+    STORE,
     VERIFY,
     CallMeter,
     Latency,
@@ -115,6 +116,8 @@ class Bound:
     repositories: int = 0
     manifests: int = 0
     must_read: int = 0
+    unseen: int = 0  # of what must be read, what no earlier night read (with a store)
+    reads_without_store: int = 0  # the BatchGetImage calls of the bound without a store
     deletions: int = 0
     waves: int = 0  # the most waves any one repository needs
     calls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
@@ -152,40 +155,69 @@ SCOPE_KINDS: Mapping[str, frozenset[str]] = {
 }
 
 
-def lower_bound(described: Model, scope: str, *, dry_run: bool = False) -> Bound:
+def lower_bound(
+    described: Model,
+    scope: str,
+    *,
+    dry_run: bool = False,
+    present: Mapping[str, set[str]] | None = None,
+    seen: Mapping[str, set[str]] | None = None,
+    exclusion_registered: bool = False,
+) -> Bound:
     """The oracle: harness.generated's, over the generator's own description of the registry
-    (harness.bulk.model), sharing no code with `sweeper`; the bound is counted from it."""
+    (harness.bulk.model), sharing no code with `sweeper`; the bound is counted from it.
+
+    `present`: the manifests in the registry now, by repository (default: every one the model
+    describes; after a night, what it left, and what was pushed since). `seen`: with a manifest
+    store, what earlier nights read from ECR, by repository (the store holds it: None means no
+    store). `exclusion_registered`: an earlier night registered the sweeper's pull-time
+    exclusion."""
     oracle = Oracle(described)
-    repositories = described.repositories
+    by_repo: dict[str, dict[str, Node]] = {}
+    for node in described.nodes:
+        by_repo.setdefault(node.repo, {})[node.digest] = node
+    repositories = sorted(by_repo)
     bound = Bound(repositories=len(repositories))
     bound.calls["DescribeRepositories"] = max(1, math.ceil(bound.repositories / ECR_PAGE))
     bound.calls["GetAccountSetting"] = 1 if bound.repositories > 1 else 0
     # The audit of ECR's own lifecycle policies reads each repository's (on by default).
     bound.calls["GetLifecyclePolicy"] = bound.repositories
     bound.calls[LIST_EXCLUSIONS] = 1
-    bound.calls[REGISTER_EXCLUSION] = 1  # the registry is new: nobody registered the sweeper yet
+    # A new registry: nobody registered the sweeper yet, until a night before did.
+    bound.calls[REGISTER_EXCLUSION] = 0 if exclusion_registered else 1
     for name in repositories:
-        nodes = {node.digest: node for node in described.in_repo(name)}
-        present = set(nodes)
-        garbage = oracle.garbage(name, present, scope)  # type: ignore[arg-type]
+        here = set(by_repo[name]) if present is None else present.get(name, set())
+        nodes = {digest: by_repo[name][digest] for digest in here}
+        garbage = oracle.garbage(name, here, scope)  # type: ignore[arg-type]
         must_read = _must_read(oracle, name, nodes, scope)
-        waves = _waves(oracle.edges(name, present), garbage)
-        bound.manifests += len(present)
+        waves = _waves(oracle.edges(name, here), garbage)
+        bound.manifests += len(here)
         bound.must_read += len(must_read)
         bound.deletions += len(garbage)
         bound.waves = max(bound.waves, len(waves))
         bound.expected[name] = garbage
-        bound.calls[LIST] += max(1, math.ceil(len(present) / ECR_PAGE))
-        reads = len(must_read)
+        bound.calls[LIST] += max(1, math.ceil(len(here) / ECR_PAGE))
+        read = must_read
         if garbage:
             # Bytes freed: every manifest of a repository that deletes is read once (its blobs
             # may be shared). The post-sweep check lists the repository again (real runs).
-            reads = len(present)
+            read = here
             if not dry_run:
-                survivors = len(present) - len(garbage)
+                survivors = len(here) - len(garbage)
                 bound.calls[LIST] += max(1, math.ceil(survivors / ECR_PAGE))
-        bound.calls["BatchGetImage"] += math.ceil(reads / ECR_BATCH)
         deletes = sum(math.ceil(len(wave) / ECR_BATCH) for wave in waves)
+        unseen = read
+        if seen is not None:
+            held = seen.get(name, set())
+            unseen = read - held
+            # The store: one load; one save when something new was read or something it holds
+            # is gone; where something is deleted, one more load (the bytes the journal
+            # records) and one journal write before each delete call.
+            journal = 1 + deletes if deletes and not dry_run else 0
+            bound.calls[STORE] += 1 + bool(unseen or held - here) + journal
+        bound.unseen += len(unseen)
+        bound.reads_without_store += math.ceil(len(read) / ECR_BATCH)
+        bound.calls["BatchGetImage"] += math.ceil(len(unseen) / ECR_BATCH)
         bound.calls["BatchDeleteImage"] += deletes
         bound.calls[VERIFY] += deletes
         bound.deletes_naive += math.ceil(len(garbage) / ECR_BATCH)
@@ -389,6 +421,8 @@ def measure(
         meter = CallMeter()
         stack.enter_context(decision_log())
 
+        # What the harness derives from the stored bytes, it keeps: not the run's memory.
+        registry.derive_details()
         gc.collect()  # the baseline without the garbage of seeding
         rss_before = rss_mib()
         latency = Latency(args.latency_ms / 1000)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from moto.ecr.models import Repository, ecr_backends
@@ -30,7 +30,7 @@ from . import ecr, oci
 from .ecr import FakeRegistry
 from .generated import Kind, Model, Node
 
-__all__ = ["Push", "SyntheticRegistry", "load", "model", "realistic_registry"]
+__all__ = ["Push", "SyntheticRegistry", "later_builds", "load", "model", "realistic_registry"]
 
 PLATFORMS: tuple[tuple[str, ...], ...] = (
     ("linux/amd64",),
@@ -59,6 +59,8 @@ class SyntheticRegistry:
     repositories: list[str]
     pushes: list[Push]
     pins: list[str] = field(default_factory=list)
+    # Each repository's habits (platforms, attestation form, ...), for `later_builds`.
+    habits: dict[str, _Repo] = field(default_factory=dict, repr=False)
 
     @property
     def manifests(self) -> int:
@@ -162,6 +164,7 @@ class _Repo:
     pushes: list[Push] = field(default_factory=list)
     previous: dict[str, oci.Manifest] = field(default_factory=dict)  # last build's platform images
     releases: int = 0
+    builds: int = 0  # builds so far: a later build's number, so its bytes are new
 
 
 def realistic_registry(
@@ -211,6 +214,7 @@ def realistic_registry(
                 if form == "switched":
                     form = "legacy" if when < switch_at else "artifact"
                 _buildx_build(repo, number_in_repo, when, form, now)
+        repo.builds = count
         _extras(repo, times[0], now)
         if rng.random() < 0.03:
             old = [p for p in repo.pushes if p.manifest.media_type == oci.OCI_INDEX]
@@ -221,7 +225,62 @@ def realistic_registry(
                     f"{pinned.manifest.digest}"
                 )
         result.pushes.extend(repo.pushes)
+        repo.pushes = []
+        result.habits[repo.name] = repo
     return result
+
+
+def later_builds(
+    estate: SyntheticRegistry,
+    present: Mapping[str, set[str]],
+    *,
+    now: datetime,
+    share: float,
+    seed: int = 0,
+) -> list[Push]:
+    """Builds pushed in the day before `now`, each made as its repository makes them and moving
+    a tag that a build of the repository carries (`latest`, a release's), until `share` of the
+    `present` manifests (repository -> digests, the registry as it is) are new. The tree a tag
+    moves from is left behind, untagged. New builds share no platform image with older ones
+    (what an older build shared may be gone), are neither pulled nor archived, and carry a tag
+    each (unless, as in `realistic_registry`, another tool deleted the index). Returns the
+    pushes, in order; append them to `estate.pushes` so that `model` describes them."""
+    rng = random.Random(f"{seed}:later:{len(estate.pushes)}")
+    names = sorted(n for n in present if n in estate.habits)
+    tags = _build_tags(estate)
+    total = sum(len(digests) for digests in present.values())
+    pushes: list[Push] = []
+    seen = {(p.repository, p.manifest.digest) for p in estate.pushes}
+    while len(pushes) < share * total:
+        repo = estate.habits[rng.choice(names)]
+        tag = rng.choice(sorted(tags.get(repo.name, ())) or ["latest"])
+        when = now - timedelta(hours=rng.uniform(1, 20))
+        number, repo.builds = repo.builds, repo.builds + 1
+        if repo.docker:
+            _docker_build(repo, number, when, tags=(tag,))
+        else:
+            # A repository that switched attestation forms makes the newer one now.
+            form = "artifact" if repo.attestation == "switched" else repo.attestation
+            _buildx_build(repo, number, when, form, now, tags=(tag,), share=False)
+        for push in repo.pushes:
+            if (push.repository, push.manifest.digest) not in seen:
+                seen.add((push.repository, push.manifest.digest))
+                pushes.append(replace(push, last_pulled=None, archived=False))
+        repo.pushes = []
+    return pushes
+
+
+def _build_tags(estate: SyntheticRegistry) -> dict[str, set[str]]:
+    """repository -> the tags its builds (indexes, images) carry once every push is done."""
+    owner: dict[tuple[str, str], Push] = {}
+    for push in estate.pushes:
+        for tag in push.tags:
+            owner[(push.repository, tag)] = push
+    found: dict[str, set[str]] = {}
+    for (repository, tag), push in owner.items():
+        if push.kind in ("index", "image"):
+            found.setdefault(repository, set()).add(tag)
+    return found
 
 
 def _push(repo: _Repo, kind: Kind, manifest: oci.Manifest, when: datetime, **kw: object) -> None:
@@ -235,10 +294,22 @@ def _tags(repo: _Repo) -> tuple[str, ...]:
     return ("latest",)
 
 
-def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: datetime) -> None:
-    """What ``docker buildx build --push`` stores, plus the referrers a pipeline adds."""
+def _buildx_build(
+    repo: _Repo,
+    number: int,
+    when: datetime,
+    form: str,
+    now: datetime,
+    *,
+    tags: tuple[str, ...] | None = None,
+    share: bool = True,
+) -> None:
+    """What ``docker buildx build --push`` stores, plus the referrers a pipeline adds. `tags`:
+    the index's (default: `latest`, sometimes a release's); `share`: whether it may be an
+    identical rebuild of the last build's platform images."""
     rng, bid = repo.rng, f"{repo.name}#{number}"
-    shared = bool(repo.previous) and rng.random() < 0.15  # identical rebuild of the platforms
+    # an identical rebuild of the platforms
+    shared = share and bool(repo.previous) and rng.random() < 0.15
     images: dict[str, oci.Manifest] = {}
     for platform in repo.platforms:
         if shared:
@@ -268,7 +339,7 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
         "index",
         index,
         when,
-        tags=_tags(repo),
+        tags=_tags(repo) if tags is None else tags,
         last_pulled=pulled,
         archived=rng.random() < 0.01,
     )
@@ -279,19 +350,23 @@ def _buildx_build(repo: _Repo, number: int, when: datetime, form: str, now: date
         _push(repo, "referrer", oci.sbom_referrer(first, seed=bid), when)
 
 
-def _docker_build(repo: _Repo, number: int, when: datetime) -> None:
+def _docker_build(
+    repo: _Repo, number: int, when: datetime, *, tags: tuple[str, ...] | None = None
+) -> None:
     """Classic Docker builds: a plain image, or (multi-platform) a manifest list of images."""
     bid = f"{repo.name}#{number}"
     if len(repo.platforms) == 1:
         image = oci.image_manifest(bid, docker=True, platform=repo.platforms[0])
-        _push(repo, "image", image, when, tags=_tags(repo))
+        _push(repo, "image", image, when, tags=_tags(repo) if tags is None else tags)
         return
     entries = []
     for platform in repo.platforms:
         image = oci.image_manifest(f"{bid}:{platform}", docker=True, platform=platform)
         _push(repo, "image", image, when)
         entries.append(image.descriptor(platform=platform))
-    _push(repo, "index", oci.manifest_list(entries), when, tags=_tags(repo))
+    _push(
+        repo, "index", oci.manifest_list(entries), when, tags=_tags(repo) if tags is None else tags
+    )
 
 
 def _extras(repo: _Repo, first: datetime, now: datetime) -> None:

@@ -1608,6 +1608,15 @@ class FakeRegistry:
         """Every stored manifest digest, archived ones included."""
         return set(_state(self._repo(repo)).by_digest)
 
+    def derive_details(self) -> None:
+        """Work out now, for every stored manifest, what the harness derives from its bytes for
+        a listing (size, children, artifact type), which it otherwise does at the first listing
+        and keeps: a benchmark measuring a run's memory calls this first, so that the harness's
+        bookkeeping is not counted as the run's."""
+        for repo in self._backend.repositories.values():
+            for image in _state(repo).by_digest.values():
+                _info(image)
+
     def tags(self, repo: str) -> dict[str, str]:
         """tag -> digest."""
         return {tag: img.get_image_digest() for tag, img in _state(self._repo(repo)).by_tag.items()}

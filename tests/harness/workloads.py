@@ -41,6 +41,10 @@ definitions``, ``list_clusters``,               (``maxResults`` 1..100, default 
                                                 published version; so does the harness (a
                                                 missing image is ``InvalidParameterValueException``
                                                 as in Lambda). Stub mode is forced on.
+``ssm.models.Parameter.encrypt``, ``decrypt``   moto answers a SecureString asked for without
+                                                decryption with its plain text behind a
+                                                ``kms:<key>:`` prefix; SSM gives ciphertext, in
+                                                which no digest can be read. So here (base64).
 ==============================================  ===============================================
 
 Paging tokens are offsets into the current listing: good enough for tests that do not change
@@ -83,6 +87,7 @@ from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.eks.models import eks_backends
+from moto.ssm.models import Parameter as SsmParameter
 
 from .ecr import FakeRegistry
 
@@ -401,7 +406,24 @@ def _get_code(self: LambdaFunction) -> dict[str, Any]:
     return response
 
 
+def _ssm_encrypt(self: SsmParameter, value: str) -> str:
+    """A SecureString's value as SSM gives it without decryption: ciphertext, in which no digest
+    can be read (moto gives the plain text behind a `kms:<key>:` prefix)."""
+    return f"kms:{self.keyid}:" + base64.b64encode(value.encode()).decode()
+
+
+def _ssm_decrypt(self: SsmParameter, value: str) -> str | None:
+    plain = _original_ssm_decrypt(self, value)
+    if self.parameter_type != "SecureString" or plain is None:
+        return plain
+    return base64.b64decode(plain).decode()
+
+
+_original_ssm_decrypt = SsmParameter.decrypt
+
 _PATCHES: list[tuple[Any, str, Any]] = [
+    (SsmParameter, "encrypt", _ssm_encrypt),
+    (SsmParameter, "decrypt", _ssm_decrypt),
     (EC2ContainerServiceResponse, "list_task_definitions", _ecs_list_task_definitions),
     (EC2ContainerServiceResponse, "list_clusters", _ecs_list_clusters),
     (EC2ContainerServiceResponse, "list_tasks", _ecs_list_tasks),
@@ -857,6 +879,14 @@ class InspectorCoverage:
         self.calls += 1
         body = json.loads(request.body or b"{}")
         criteria = body.get("filterCriteria", {})
+        for wanted in criteria.get("resourceType", []):
+            # What Inspector accepts (a StringFilter's comparison); botocore checks no enum.
+            if wanted.get("comparison") not in {"EQUALS", "PREFIX", "NOT_EQUALS"}:
+                return error_response(
+                    "inspector2",
+                    "ValidationException",
+                    f"comparison {wanted.get('comparison')!r}: EQUALS, PREFIX or NOT_EQUALS",
+                )
         found = [image for image in self.images if _covers(image, criteria)]
         page, token = _page(
             found,

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from harness import FakeRegistry, oci
-from harness.workloads import AwsEvents, Workloads, resolve_image
+from harness.workloads import AwsEvents, InspectorCoverage, Workloads, resolve_image
 
 REPO = "app"
 
@@ -171,3 +171,30 @@ def test_ecs_services_page_by_ten_by_default(aws: Workloads) -> None:
     assert len(first["serviceArns"]) == 10
     second = ecs.list_services(cluster="prod", nextToken=first["nextToken"])
     assert len(second["serviceArns"]) == 2 and "nextToken" not in second
+
+
+def test_a_secure_string_read_without_decryption_is_ciphertext(aws: Workloads) -> None:
+    value = "repo@sha256:" + "a" * 64
+    aws.put_parameter("/deploy/web", value, secure=True)
+    ssm = aws.client("ssm")
+    for decrypt, readable in ((True, True), (False, False)):
+        parameter = ssm.get_parameter(Name="/deploy/web", WithDecryption=decrypt)["Parameter"]
+        by_path = ssm.get_parameters_by_path(Path="/deploy", WithDecryption=decrypt)
+        for found in (parameter["Value"], by_path["Parameters"][0]["Value"]):
+            assert (found == value) is readable
+            assert (value in found) is readable
+
+
+def test_inspector_rejects_a_comparison_it_does_not_know(aws: Workloads) -> None:
+    coverage = InspectorCoverage(aws.account_id, aws.region)
+    coverage.add(REPO, "sha256:" + "a" * 64, in_use=1)
+    with AwsEvents() as events:
+        coverage.install(events)
+        inspector = boto3.client("inspector2", region_name=aws.region)
+        wanted = {"comparison": "EQUALS", "value": "AWS_ECR_CONTAINER_IMAGE"}
+        found = inspector.list_coverage(filterCriteria={"resourceType": [wanted]})
+        assert len(found["coveredResources"]) == 1
+        with pytest.raises(ClientError, match="ValidationException"):
+            inspector.list_coverage(
+                filterCriteria={"resourceType": [{**wanted, "comparison": "equals"}]}
+            )

@@ -17,6 +17,7 @@ from sweeper.store.codec import (
     digest_of,
     encode_manifests,
     encode_records,
+    iter_manifests,
     verified,
 )
 
@@ -67,6 +68,55 @@ def test_an_object_that_is_not_one_fails_as_the_store_failing(data: bytes) -> No
         decode_manifests(data)
 
 
+def test_entries_read_one_at_a_time_are_the_whole_objects_even_past_a_chunk() -> None:
+    # One manifest larger than what is decompressed at a time, in UTF-8 beyond ASCII.
+    large = json.dumps({"annotations": {"note": "é" * 100_000}})
+    entries = {
+        IMAGE.digest: Stored(TEXT, oci.OCI_MANIFEST),
+        digest_of(large): Stored(large),
+        OTHER.digest: Stored(OTHER_TEXT),
+    }
+    data = encode_manifests(entries)
+    assert dict(iter_manifests(data)) == entries
+    assert dict(iter_manifests(data, {OTHER.digest})) == {OTHER.digest: Stored(OTHER_TEXT)}
+
+
+def test_an_object_written_another_way_is_read_whole() -> None:
+    document = {"format": 1, "manifests": {IMAGE.digest: [None, TEXT]}}
+    data = gzip.compress(json.dumps(document, indent=2).encode())
+    assert dict(iter_manifests(data)) == {IMAGE.digest: Stored(TEXT)}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not gzip",
+        gzip.compress(b'{"format": 2, "manifests": {}}'),
+        gzip.compress(b'{"format":1,"manifests":{"a":[null,"x"]'),
+        gzip.compress(b'{"format":1,"manifests":{"a":[null,"x"]}}')[:-12],
+        gzip.compress(b'{"format":1,"manifests":{"a" [null,"x"]}}'),
+        gzip.compress(b'{"format":1,"manifests":{"a":[null,"x"] "b":[null,"y"]}}'),
+        gzip.compress(b'{"format":1,"manifests":{}}{}'),
+    ],
+    ids=[
+        "empty",
+        "not-gzip",
+        "another-format",
+        "not-closed",
+        "cut-short",
+        "no-colon",
+        "no-comma",
+        "more-after",
+    ],
+)
+def test_an_object_read_one_entry_at_a_time_that_is_not_one_fails_as_the_store_failing(
+    data: bytes,
+) -> None:
+    with pytest.raises(StoreError):
+        list(iter_manifests(data))
+
+
 def test_journal_records_round_trip() -> None:
     record = JournalRecord(
         "run", "app", IMAGE.digest, oci.OCI_MANIFEST, ("v1",), "unreachable", "image", "t", TEXT
@@ -82,6 +132,7 @@ def test_a_directory_store_keeps_repositories_and_journal_batches_apart(tmp_path
     store.save("team", {OTHER.digest: Stored(OTHER_TEXT)})
     assert set(store.load("team/app")) == {IMAGE.digest}
     assert set(store.load("team")) == {OTHER.digest}
+    assert store.load("team/app", {OTHER.digest}) == {}  # only what is wanted
     for n in range(2):
         store.journal(
             [JournalRecord("r1", "team/app", f"sha256:{n}", None, (), "unreachable", "", "", "")]

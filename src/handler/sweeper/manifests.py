@@ -105,9 +105,11 @@ def parse_all(
     content: Mapping[str, bytes | str], images: Mapping[str, Image]
 ) -> dict[str, Manifest]:
     """`parse` each manifest of `content` (digest -> bytes or text, one call's answer) that `images`
-    lists, with the media type the registry lists for it; the others are not asked about."""
+    lists, with the media type the registry lists for it; the others are not asked about. Keyed
+    by the listing's own digest strings: a run keeps some of these keys, and one copy of a
+    digest is enough."""
     return {
-        digest: parse(data, media_type=images[digest].media_type, digest=digest)
+        images[digest].digest: parse(data, media_type=images[digest].media_type, digest=digest)
         for digest, data in content.items()
         if digest in images
     }

@@ -280,6 +280,7 @@ def make_plan(
         for ref in refs
         if wave_of[subject] < wave_of[ref]  # not on a cycle, whose own edges were broken
     }
+    causes: dict[str, str] = {}
     for wave in waves:
         for digest in wave:
             rule = expired.get(digest, "")
@@ -300,6 +301,9 @@ def make_plan(
                 cause = f"{notes[digest]}; subject {missing[0]} not in the repository"
             else:
                 cause = notes[digest]
+            # The children of one index share a cause: one copy of it (a run holds every
+            # planned deletion's decision until the sweep).
+            cause = causes.setdefault(cause, cause)
             decisions[digest] = Decision(
                 digest,
                 kinds[digest],

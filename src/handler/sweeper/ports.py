@@ -7,7 +7,7 @@ the orchestration can be read, and tested, without an AWS client in sight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -150,8 +150,9 @@ class ManifestStore(Protocol):
     """Manifests by repository (content-addressed, so never stale), and the journal of
     deletions. Every method may raise StoreError; every method is safe from several threads."""
 
-    def load(self, repository: str) -> dict[str, Stored]:
-        """What the store holds for the repository (nothing yet: empty), unverified."""
+    def load(self, repository: str, wanted: Container[str] | None = None) -> dict[str, Stored]:
+        """What the store holds for the repository (nothing yet: empty), unverified; only the
+        entries of `wanted` digests, when given."""
         ...
 
     def save(self, repository: str, entries: Mapping[str, Stored]) -> None:

@@ -473,6 +473,24 @@ class EcrRegistry:
             raise _error("RegisterPullTimeUpdateExclusion", exc) from exc
 
 
+# A run holds an Image for every planned deletion, and the parser gives each listed image its own
+# copy of the same few media types: one copy of each is kept instead (bounded, since any string
+# may be a media type).
+_MEDIA_TYPES: dict[str, str] = {}
+_MEDIA_TYPES_KEPT = 1000
+
+
+def _one_copy(value: str | None) -> str | None:
+    if value is None:
+        return None
+    found = _MEDIA_TYPES.get(value)
+    if found is not None:
+        return found
+    if len(_MEDIA_TYPES) >= _MEDIA_TYPES_KEPT:
+        return value
+    return _MEDIA_TYPES.setdefault(value, value)
+
+
 def image_from_detail(detail: Any) -> Image:
     """An ECR ImageDetail in the core's words."""
     return Image(
@@ -480,8 +498,8 @@ def image_from_detail(detail: Any) -> Image:
         tags=tuple(detail.get("imageTags") or ()),
         pushed_at=_utc(detail.get("imagePushedAt")),
         size=int(detail.get("imageSizeInBytes") or 0),
-        media_type=detail.get("imageManifestMediaType"),
-        artifact_media_type=detail.get("artifactMediaType"),
+        media_type=_one_copy(detail.get("imageManifestMediaType")),
+        artifact_media_type=_one_copy(detail.get("artifactMediaType")),
         subject=detail.get("subjectManifestDigest"),
         last_pulled=_utc(detail.get("lastRecordedPullTime")),
         archived=detail.get("imageStatus", "ACTIVE") not in ("ACTIVE",),

@@ -113,6 +113,12 @@ class EcsPins:
             except (ClientError, BotoCoreError) as exc:
                 raise error("ecs", f"DescribeServices {cluster}", exc) from exc
             self._check_failures(f"DescribeServices {cluster}", response)
+            self._check_answered(
+                f"DescribeServices {cluster}",
+                batch,
+                [service.get("serviceArn") for service in response.get("services", [])],
+                response,
+            )
             for service in response.get("services", []):
                 current = [r["arn"] for r in service.get("currentServiceRevisions", [])]
                 revisions.extend(current)
@@ -127,6 +133,12 @@ class EcsPins:
                 raise error("ecs", f"DescribeServiceRevisions {cluster}", exc) from exc
             # A revision a service lists as current is kept by ECS: any failure is unexplained.
             self._check_failures(f"DescribeServiceRevisions {cluster}", response, missing=False)
+            self._check_answered(
+                f"DescribeServiceRevisions {cluster}",
+                batch,
+                [r.get("serviceRevisionArn") for r in response.get("serviceRevisions", [])],
+                response,
+            )
             for revision in response.get("serviceRevisions", []):
                 where = f"ecs:service-revision/{revision.get('serviceRevisionArn', '?')}"
                 for image in revision.get("containerImages", []):
@@ -152,6 +164,20 @@ class EcsPins:
                     f"{operation}: {failure.get('arn', '?')}: "
                     f"{failure.get('reason', '?')} {failure.get('detail', '')}".rstrip(),
                 )
+
+    @staticmethod
+    def _check_answered(
+        operation: str, asked: list[str], answered: list[Any], response: dict[str, Any]
+    ) -> None:
+        """Every item asked about is described or reported as a failure: one the answer leaves
+        out silently would pin nothing and say nothing (unknown means keep: fail closed). An
+        item described without its ARN (the API model allows it) stands for one asked about."""
+        told = {*answered, *(f.get("arn") for f in response.get("failures", []))}
+        left_out = [arn for arn in dict.fromkeys(asked) if arn not in told]
+        if len(left_out) > sum(1 for arn in answered if not arn):
+            raise PinSourceError(
+                "ecs", f"{operation}: {left_out[0]}: neither described nor reported as a failure"
+            )
 
     def _tasks(self, cluster: str) -> list[Pin]:
         tasks = list(

@@ -449,10 +449,16 @@ class _Scan:
             for d, t in self.fresh.items()
             if d in self.images and d not in self.stored and digest_of(t) == d
         }
+        # Past the save the scan needs only the parsed manifests: the bytes go now, not when
+        # the scan ends (up to `concurrency` scans run at once).
+        self.fresh = {}
         if store is None or self.store_failed_here or not (fresh or self.store_changed):
+            self.stored = {}
             return
         entries = {d: e for d, e in self.stored.items() if d not in self.already_gone}
+        self.stored = {}
         entries.update(fresh)
+        del fresh
         try:
             store.save(self.repo.repository, entries)
         except StoreError as exc:

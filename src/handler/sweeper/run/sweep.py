@@ -232,6 +232,8 @@ class _Sweep:
             except StoreError as exc:
                 error = str(exc)
         if not error:
+            for digest in ready:
+                del content[digest]  # journaled: its bytes are no longer needed here
             return True
         for digest in ready:
             repo.fail(
@@ -241,13 +243,15 @@ class _Sweep:
         return False
 
     def load_content(self, store: ManifestStore) -> dict[str, Stored]:
-        """The planned deletions' bytes from the store, each checked against its digest (once)."""
+        """The planned deletions' bytes from the store, each checked against its digest (once),
+        and only theirs: the rest of the repository's object is never held."""
         if self.content is None:
             self.content = {}
+            planned = dict.fromkeys(self.repo.planned)
             try:
-                entries = store.load(self.repo.repository)
+                entries = store.load(self.repo.repository, planned)
             except StoreError as exc:
                 self.content_error = str(exc)
             else:
-                self.content, _ = verified(entries, dict.fromkeys(self.repo.planned))
+                self.content, _ = verified(entries, planned)
         return self.content

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Protocol
 
 from ..ports import JournalRecord, Stored, StoreError
@@ -36,9 +36,9 @@ class ObjectStore:
         self._lock = threading.Lock()
         self._batches: dict[tuple[str, str], int] = {}
 
-    def load(self, repository: str) -> dict[str, Stored]:
+    def load(self, repository: str, wanted: Container[str] | None = None) -> dict[str, Stored]:
         data = self.objects.get(MANIFESTS + repository + SUFFIX)
-        return {} if data is None else codec.decode_manifests(data)
+        return {} if data is None else dict(codec.iter_manifests(data, wanted))
 
     def save(self, repository: str, entries: Mapping[str, Stored]) -> None:
         self.objects.put(MANIFESTS + repository + SUFFIX, codec.encode_manifests(entries))
