@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -367,11 +367,11 @@ class UnreadableAtTheSweep(DirectoryStore):
         super().__init__(root)
         self.loads = 0
 
-    def load(self, repository: str) -> dict[str, Stored]:
+    def load(self, repository: str, wanted: Container[str] | None = None) -> dict[str, Stored]:
         self.loads += 1
         if self.loads > 1:
             raise StoreError("GetObject: AccessDenied: the bucket policy changed")
-        return super().load(repository)
+        return super().load(repository, wanted)
 
 
 # scenario -> the store, and what the journal's failure says after its first digest is known
