@@ -664,6 +664,50 @@ def test_ecs_answers_failures_fail_the_source_unless_the_item_is_gone(
     )
 
 
+def test_a_service_ecs_answers_as_missing_is_gone_and_the_others_still_pin(
+    ecs_world: EcsWorld,
+) -> None:
+    """A service deleted between ListServices and DescribeServices is answered among `failures`
+    (MISSING), not described: it starts nothing any more, so the source reads on without it."""
+
+    def old_is_gone(parsed: dict[str, Any], **_: Any) -> None:
+        gone = [s for s in parsed["services"] if s["serviceName"] == "old"]
+        parsed["services"] = [s for s in parsed["services"] if s["serviceName"] != "old"]
+        parsed["failures"] = [{"arn": s["serviceArn"], "reason": "MISSING"} for s in gone]
+
+    with AwsEvents() as events:
+        events.on("after-call.ecs.DescribeServices", old_is_gone)
+        found = _found(EcsPins(client("ecs")))
+    assert found == [p for p in ecs_world.pins() if "legacy" not in p[1]]
+
+
+def test_revisions_described_without_their_arns_stand_for_as_many_asked_about(
+    ecs_world: EcsWorld,
+) -> None:
+    """The API model lets a revision come without its ARN: such a revision stands for one that
+    was asked about, never for two (one left out silently still fails the source)."""
+
+    def a_second_current_revision(parsed: dict[str, Any], **_: Any) -> None:
+        for service in parsed["services"]:
+            if service.get("currentServiceRevisions"):
+                service["currentServiceRevisions"].append({"arn": ecs_world.revision + "0"})
+
+    def without_arns(parsed: dict[str, Any], **_: Any) -> None:
+        for revision in parsed.get("serviceRevisions", []):
+            revision.pop("serviceRevisionArn", None)
+        parsed["failures"] = []
+
+    with AwsEvents() as events:
+        events.on("after-call.ecs.DescribeServices", a_second_current_revision)
+        events.on("after-call.ecs.DescribeServiceRevisions", without_arns)
+        with pytest.raises(PinSourceError) as raised:
+            EcsPins(client("ecs")).read()
+    assert raised.value.message == (
+        f"DescribeServiceRevisions {CLUSTER}: {ecs_world.revision}: "
+        "neither described nor reported as a failure"
+    )
+
+
 @pytest.mark.parametrize(
     ("operation", "key", "asked"),
     [
