@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conftest import Invoke
+from harness import oci
 from harness.faults import (
     Attempt,
     Inject,
@@ -19,7 +20,9 @@ from harness.faults import (
     intercept_clients,
 )
 from harness.fresh import fresh_registry
-from harness.generated import build_history, lost_children, snapshot
+from harness.generated import OLD, build_history, lost_children, snapshot
+from harness.lambda_output import captured, log_lines
+from harness.workloads import AwsEvents
 from sweeper import registry as ecr
 
 BROKEN = "team-a/api"
@@ -106,6 +109,48 @@ def test_a_failed_read_stops_only_its_repository(
     assert report["deleted"]["manifests"] == sum(
         len(history.orphans[r]) for r in history.repos if r != BROKEN
     )
+
+
+@pytest.mark.parametrize("code", ["KmsError", "UpstreamUnavailable", "Missing"])
+def test_a_would_be_deletion_whose_bytes_ecr_will_not_give_is_kept_as_unreadable(
+    invoke: Invoke, code: str
+) -> None:
+    """Every would-be deletion is classified from its own bytes. One whose read ECR refuses per
+    item (or leaves out of its answer) is kept as unreadable, though its listing alone looks
+    like an ordinary image: its bytes could name a subject or be other than they are listed."""
+    now = datetime.now(UTC)
+    with fresh_registry() as registry:
+        kept = registry.push("app", oci.image_manifest("kept"), tags=["v1"], pushed_at=now - OLD)
+        refused = registry.push("app", oci.image_manifest("refused"), pushed_at=now - OLD)
+        registry.push("app", oci.image_manifest("orphan"), pushed_at=now - OLD)
+
+        def refuse(parsed: dict[str, Any], **_: Any) -> None:
+            images = parsed.get("images", [])
+            parsed["images"] = [i for i in images if i["imageId"].get("imageDigest") != refused]
+            if code != "Missing" and len(parsed["images"]) < len(images):
+                parsed["failures"] = [
+                    *parsed.get("failures", []),
+                    {
+                        "imageId": {"imageDigest": refused},
+                        "failureCode": code,
+                        "failureReason": "no",
+                    },
+                ]
+
+        with AwsEvents() as events, captured() as out:
+            events.on("after-call.ecr.BatchGetImage", refuse)
+            report = invoke(dry_run=False, scope="orphans")
+        assert registry.digests("app") == {kept, refused}
+    assert report["kept"]["unreadable"] == 1
+    assert report["deleted"]["manifests"] == 1
+    decided = {
+        line["digest"]: (line["verdict"], line["reason"], line["cause"])
+        for line in log_lines(out.getvalue())
+        if line["message"] == "decision"
+    }
+    # The cause is what ECR answered for it (or that it answered nothing), not a guess.
+    cause = "Missing: neither returned nor reported" if code == "Missing" else f"{code}: no"
+    assert decided[refused] == ("keep", "unreadable", cause)
 
 
 def _small_batches(items: Any, size: int = 8) -> Any:
