@@ -131,6 +131,10 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_lifecycle_policy_reads.py",  # the audit's reads
             "tests/integration/test_manifest_store.py",  # bytes from the store, and back to it
             "tests/integration/test_observability.py",  # the survivors read for bytes freed
+            # The promise's scenarios cross the scan too (what it reads, keeps and passes on).
+            "tests/integration/test_promise_holds.py",
+            "tests/integration/test_review_holes.py",
+            "tests/integration/test_accessories.py",
         ],
     ),
 }
