@@ -82,6 +82,7 @@ from harness.fast_responses import fast_responses
 from harness.generated import Model, Node, Oracle
 from harness.oci import ATTESTATION_MANIFEST, DOCKER_MANIFEST
 from log_format import DecisionLinesFormatter
+from sweeper.ports import ManifestStore
 from sweeper.registry import EcrRegistry, make_client
 from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
@@ -328,14 +329,17 @@ def sweep(
     settings: Settings,
     now: datetime,
     latency: Latency | None = None,
+    store: ManifestStore | None = None,
+    run_id: str = "",
 ) -> dict[str, Any]:
-    """One run as the Lambda makes it, from the client to the report (the one place this
-    benchmark calls the sweeper). `latency`, if any, is hooked onto the run's own client."""
+    """One run as the Lambda makes it, from the client to the report (the one place the
+    benchmarks call the sweeper). `latency`, if any, is hooked onto the run's own client;
+    `store` and `run_id` are the run's manifest store and journal name (store_bench)."""
     client = make_client(session)
     meter.attach(client)
     if latency is not None:
         latency.attach(client)
-    options = RunOptions(principal=SWEEPER_ROLE)
+    options = RunOptions(principal=SWEEPER_ROLE, store=store, run_id=run_id)
     return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
 
 
@@ -478,14 +482,22 @@ def _check(
 
 
 def summarise(
-    size: str, bound: Bound, measured: Measured, settings: Settings, moto: str
+    size: str,
+    bound: Bound,
+    measured: Measured,
+    settings: Settings,
+    moto: str,
+    benchmark: str = "registry",
+    memory_targets: Mapping[str, float] = MEMORY_TARGET_MIB,
 ) -> dict[str, Any]:
+    """One run's figures against its bound and the targets (store_bench: one night's, under its
+    own name and memory target, to which it adds the store's figures)."""
     report = measured.report
-    memory_target = MEMORY_TARGET_MIB.get(size)
+    memory_target = memory_targets.get(size)
     result: dict[str, Any] = {
-        "benchmark": "registry",
+        "benchmark": benchmark,
         "size": size,
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench.registry_bench"])
+        "command": " ".join([os.path.basename(sys.executable), "-m", f"bench.{benchmark}_bench"])
         + " "
         + " ".join(sys.argv[1:]),
         "machine": machine(),

@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Container, Mapping, Sequence
@@ -52,37 +50,34 @@ from harness import FakeRegistry
 from harness.bulk import later_builds, load, model, realistic_registry
 from harness.fast_responses import fast_responses
 from sweeper.ports import JournalRecord, Stored
-from sweeper.registry import EcrRegistry, make_client
-from sweeper.run import RunOptions, Sweeper
 from sweeper.settings import Settings
 from sweeper.store import DirectoryStore
 
+from . import registry_bench
 from .measure import (
     OPERATIONS,
     CallMeter,
     Latency,
     growth,
-    machine,
     rss_mib,
 )
 from .registry_bench import (
+    CALL_TARGET,
     GRACE,
     PULLED_WITHIN,
-    SWEEPER_ROLE,
     Bound,
     Timing,
     _check,
     decision_log,
     lower_bound,
-    rounded,
     settings_for,
+    sweep,
 )
 
 SIZES: Mapping[str, tuple[int, int]] = {  # repositories, average builds per repository
     "small": (30, 6),
     "large": (1000, 28),
 }
-CALL_TARGET = 1.1
 # The run's peak above the baseline: with the store, within what a run without one measured.
 MEMORY_TARGET_MIB: Mapping[str, float] = {"large": 120.0}
 NEW_SHARE = 0.05  # the second night: this share of the registry's manifests is new
@@ -110,44 +105,12 @@ class CountedStore(DirectoryStore):
         super().journal(records)
 
 
-def sweep(
-    session: boto3.Session,
-    meter: CallMeter,
-    settings: Settings,
-    now: datetime,
-    store: CountedStore,
-    run_id: str,
-    latency: Latency | None = None,
-) -> dict[str, Any]:
-    """One run as the Lambda makes it, from the client to the report (the one place this
-    benchmark calls the sweeper). `latency`, if any, is hooked onto the run's own client."""
-    client = make_client(session)
-    meter.attach(client)
-    store.meter = meter
-    if latency is not None:
-        latency.attach(client)
-    options = RunOptions(principal=SWEEPER_ROLE, store=store, run_id=run_id)
-    return Sweeper(EcrRegistry(client), settings, now, options).run().as_dict()
-
-
 @dataclass
-class Measured:
-    seed_seconds: float
-    calls: dict[str, int]
-    ids: dict[str, int]
-    retries: int
-    fetched_twice: int
-    rss_before_mib: float | None
-    peak_growth_mib: float | None
-    report: dict[str, Any]
-    surprises: list[str]
-    timing: Timing
+class Measured(registry_bench.Measured):
+    """A night's figures, and what the store changed about its reads."""
+
     new_manifests: int = 0  # pushed since the night before
     read_again: int = 0  # read from ECR though the store held them
-
-    @property
-    def total_calls(self) -> int:
-        return sum(self.calls.values())
 
 
 def measure(
@@ -199,8 +162,15 @@ def measure(
                 # Tracing every allocation slows the run down: timing runs may leave it out.
                 grown = traced.enter_context(growth()) if args.memory else None
                 wall, cpu = time.perf_counter(), time.process_time()
+                store.meter = meter
                 report = sweep(
-                    session, meter, settings, when, store, f"bench-night-{night}", latency
+                    session,
+                    meter,
+                    settings,
+                    when,
+                    latency,
+                    store=store,
+                    run_id=f"bench-night-{night}",
                 )
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             meter.tally()
@@ -281,83 +251,19 @@ def summarise(
 def summarise_night(
     size: str, bound: Bound, measured: Measured, settings: Settings, moto: str
 ) -> dict[str, Any]:
+    """registry_bench's figures of the night, and what the store changed."""
+    result = registry_bench.summarise(
+        size, bound, measured, settings, moto, "store", MEMORY_TARGET_MIB
+    )
     report = measured.report
-    memory_target = MEMORY_TARGET_MIB.get(size)
-    result: dict[str, Any] = {
-        "benchmark": "store",
-        "size": size,
-        "command": " ".join([os.path.basename(sys.executable), "-m", "bench.store_bench"])
-        + " "
-        + " ".join(sys.argv[1:]),
-        "machine": machine(),
-        "settings": {
-            "scope": settings.scope.value,
-            "dry_run": settings.dry_run,
-            "min_age_hours": settings.min_age_hours,
-            "keep_pulled_within_days": settings.keep_pulled_within_days,
-            "pins": len(settings.pins),
-            "concurrency": settings.concurrency,
-            "moto": moto,
-        },
-        "registry": {
-            "repositories": bound.repositories,
-            "manifests": bound.manifests,
-            "must_read": bound.must_read,
-            "unseen": bound.unseen,
-            "deletions": bound.deletions,
-            "max_waves": bound.waves,
-            "kept": report.get("kept", {}),
-            "seed_seconds": round(measured.seed_seconds, 2),
-        },
-        "bound": {
-            "calls": dict(bound.calls),
-            "wave_aware": bound.total,
-            "naive": bound.naive_total,
-            "strict": bound.strict_total,
-            "measured_against": "wave_aware",
-        },
-        "run": {
-            "concurrency": settings.concurrency,
-            "calls": measured.calls,
-            "calls_total": measured.total_calls,
-            "ids_sent": measured.ids,
-            "retries": measured.retries,
-            "fetched_twice": measured.fetched_twice,
+    result["registry"]["unseen"] = bound.unseen
+    result["run"].update(
+        {
             "read_again_though_stored": measured.read_again,
-            "calls_vs_bound": round(measured.total_calls / max(1, bound.total), 4),
-            "calls_vs_strict_bound": round(measured.total_calls / max(1, bound.strict_total), 4),
-            "complete": report["complete"],
-            "stopped_early": report["stopped_early"],
             "store": report["store"],
             "manifests_from_store": report["manifests_from_store"],
-            "deleted": report["deleted"]["manifests"],
-            "bytes": {
-                "deleted_nominal": report["deleted"]["bytes"],
-                "freed": report["deleted"]["bytes_freed"],
-                "freed_unknown_repositories": report["bytes_freed_unknown"],
-            },
-            "memory_mib": {
-                "rss_before_run": rounded(measured.rss_before_mib),
-                "peak_growth": rounded(measured.peak_growth_mib),
-                "measured_by": "tracemalloc peak of the run"
-                if measured.peak_growth_mib is not None
-                else "not measured (--no-memory)",
-                "target": memory_target,
-            },
-            "as_predicted": not measured.surprises,
-            "surprises": measured.surprises[:10],
-            "timing": measured.timing.as_dict(),
-        },
-    }
-    run = result["run"]
-    result["targets"] = {
-        "calls_at_most_1_1_x_bound": run["calls_vs_bound"] <= CALL_TARGET,
-        "deleted_as_predicted": run["as_predicted"],
-    }
-    if memory_target is not None and measured.peak_growth_mib is not None:
-        result["targets"][f"memory_at_most_{memory_target:g}_mib"] = (
-            measured.peak_growth_mib <= memory_target
-        )
+        }
+    )
     return result
 
 
