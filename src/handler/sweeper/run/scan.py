@@ -286,9 +286,23 @@ class _Scan:
         if unreadable:
             return
         present = [i for i in images if i.digest not in self.already_gone]
-        repo.hazards = audit.hazards(name, present, parsed, audited, ctx.pins, ctx.policy, ctx.now)
+        # The same judgement as a dry run's audit (`run`): tags in use, and the rules it cannot
+        # evaluate, said rather than silently left out.
+        repo.hazards = audit.hazards(
+            name,
+            present,
+            parsed,
+            audited,
+            ctx.pins,
+            ctx.policy,
+            ctx.now,
+            tags_in_use=ctx.tags_in_use.get(name, {}),
+        )
         for hazard in repo.hazards:
             log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
+        repo.unevaluated = audit.unevaluated(name, audited)
+        for rule in repo.unevaluated:
+            log.warning(audit.UNEVALUATED_MESSAGE, extra=rule.as_dict())
         repo.scanned = True
 
     def read_lifecycle_policy(self) -> lifecycle.LifecyclePolicy | None:
