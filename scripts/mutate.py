@@ -135,8 +135,6 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_promise_holds.py",
             "tests/integration/test_review_holes.py",
             "tests/integration/test_accessories.py",
-            # The scan's edges: unscanned, failed or stopped scans, the audit alone, its reads.
-            "tests/integration/test_scan_reads.py",
         ],
     ),
 }

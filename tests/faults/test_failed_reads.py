@@ -3,13 +3,16 @@ repository (and only it), and the report says which one and why."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from conftest import OLD as LONG_AGO
 from conftest import Invoke
-from harness import oci
+from harness import FakeRegistry, oci
 from harness.faults import (
     Attempt,
     Inject,
@@ -26,6 +29,7 @@ from harness.workloads import AwsEvents
 from sweeper import registry as ecr
 
 BROKEN = "team-a/api"
+SIGNED = "app"  # signatures, one of them of an image no repository holds
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
 
 
@@ -202,3 +206,125 @@ def test_an_archived_index_that_cannot_be_read_keeps_all_that_was_pushed_before_
     for repo in history.repos:
         if repo != BROKEN:
             assert after[repo] == history.live[repo]
+
+
+# --- a scan that failed: its repository keeps everything; the others' signatures ----------
+
+
+class Boom(RuntimeError):
+    """An exception nobody foresaw."""
+
+
+def explode(operation: str) -> Wire:
+    def on_attempt(attempt: Attempt) -> None:
+        if attempt.operation == operation and attempt.repository == BROKEN:
+            raise Boom(f"unexpected answer to {operation}")
+
+    return Wire(on_attempt=on_attempt)
+
+
+def refuse(operation: str, code: str = "ServerException", status: int = 500) -> Wire:
+    return Wire(Inject(operation, ServerError(status, code), repository=BROKEN))
+
+
+@dataclass(frozen=True)
+class Failed:
+    wire: Callable[[], Wire]
+    code: str
+    message: str
+    cause: str  # of every manifest of BROKEN, kept as unreadable
+    listed: bool  # BROKEN's listing came whole: a subject absent from it is absent
+
+
+FAILED = {
+    "its manifests cannot be read": Failed(
+        lambda: refuse("BatchGetImage"),
+        "ServerException",
+        "BatchGetImage: ServerException: injected",
+        "repository incomplete",
+        True,
+    ),
+    "its listing is refused": Failed(
+        lambda: refuse("DescribeImages", "AccessDeniedException", 400),
+        "AccessDeniedException",
+        "DescribeImages: AccessDeniedException: injected",
+        "repository incomplete",
+        False,
+    ),
+    "an unexpected exception while reading its manifests": Failed(
+        lambda: explode("BatchGetImage"),
+        "Internal",
+        "Boom: unexpected answer to BatchGetImage",
+        "planning failed",
+        True,
+    ),
+    "an unexpected exception while listing it": Failed(
+        lambda: explode("DescribeImages"),
+        "Internal",
+        "Boom: unexpected answer to DescribeImages",
+        "planning failed",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FAILED.values(), ids=FAILED.keys())
+def test_a_repository_whose_scan_failed_keeps_everything_and_the_others_know_if_it_was_listed(
+    registry: FakeRegistry, invoke: Invoke, case: Failed
+) -> None:
+    """A failed scan keeps its whole repository, each manifest with the cause. Another
+    repository's signature whose subject no repository holds goes, unless a repository could
+    not be listed: its subject may be there (a listing that came whole, then a failed read, is
+    evidence that it is not)."""
+    registry.push_buildx(BROKEN, tag="v1", pushed_at=LONG_AGO)
+    registry.push_buildx(BROKEN, tag="v1", pushed_at=LONG_AGO)
+    live = registry.push_buildx(SIGNED, tag="v1", pushed_at=LONG_AGO)
+    registry.push(
+        SIGNED,
+        oci.cosign_legacy(live.index),
+        tags=[oci.accessory_tag(live.index)],
+        pushed_at=LONG_AGO,
+    )
+    elsewhere = oci.sha256_digest("an image no repository holds")
+    waiting = registry.push(
+        SIGNED,
+        oci.cosign_legacy(elsewhere),
+        tags=[oci.accessory_tag(elsewhere)],
+        pushed_at=LONG_AGO,
+    )
+    broken = registry.digests(BROKEN)
+
+    with intercept_clients(case.wire()), fast_retries(), captured() as out:
+        report = invoke(**REQUEST, concurrency=1)
+    lines = log_lines(out.getvalue())
+
+    assert registry.digests(BROKEN) == broken
+    assert [
+        (f["repository"], f["digest"], f["code"], f["message"]) for f in report["failures"]
+    ] == [(BROKEN, "", case.code, case.message)]
+    assert report["complete"] is False
+    decided = {
+        (line["repository"], line["digest"]): (line["verdict"], line["reason"], line["cause"])
+        for line in lines
+        if line["message"] == "decision"
+    }
+    if case.listed:
+        assert {d for r, d in decided if r == BROKEN} == broken
+    for digest in broken & {d for r, d in decided if r == BROKEN}:
+        assert decided[BROKEN, digest] == ("keep", "unreadable", case.cause)
+    if case.code == "Internal":
+        [failed] = [line for line in lines if line["message"] == "planning failed"]
+        assert failed["repository"] == BROKEN
+        assert failed["level"] == "ERROR"
+    if case.listed:
+        assert not registry.exists(SIGNED, waiting)
+        assert report["deleted"]["manifests"] == 1
+    else:
+        assert registry.exists(SIGNED, waiting)
+        assert report["deleted"]["manifests"] == 0
+        assert decided[SIGNED, waiting] == (
+            "keep",
+            "unreadable",
+            f"subject {elsewhere} may be in {BROKEN}, not listed",
+        )
+    assert registry.exists(SIGNED, live.index)

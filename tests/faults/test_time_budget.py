@@ -3,24 +3,27 @@ say so, and cover every repository over successive nights."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from conftest import FUNCTION_PRINCIPAL, Invoke, LambdaContext
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext
 from harness import FakeRegistry
-from harness.faults import Attempt, Wire, intercept_clients
+from harness.faults import Attempt, Wire, fast_retries, intercept_clients
 from harness.fresh import fresh_registry
 from harness.generated import History, build_history, lost_children, snapshot
+from sweeper import ports
 from sweeper import registry as ecr
 from sweeper.clock import use_clock
 from sweeper.model import Scope
-from sweeper.registry import EcrRegistry, client_config
+from sweeper.registry import EcrRegistry, client_config, make_client
 from sweeper.run import (
     SWEEP_SHARE,
     TIME_MARGIN_SECONDS,
+    Report,
     RunOptions,
     StopReason,
     Sweeper,
@@ -266,3 +269,123 @@ def test_a_scan_that_runs_out_of_time_between_manifest_fetches_is_abandoned(
             "BatchGetImage: TimeBudget: stopped between batches",
         )
         assert report["stopped_early"] == "time budget"
+
+
+# --- a repository the run has no time or room for, and a scan stopped between its reads -----
+
+
+def run_over(registry: FakeRegistry, wire: Wire | None = None, **options: Any) -> Report:
+    """One real run over `registry` (moto), driven as the edges drive it."""
+    settings = Settings(dry_run=False, scope=Scope.ORPHANS, concurrency=1)
+    run_options = RunOptions(principal=FUNCTION_PRINCIPAL, **options)
+    with intercept_clients(wire or Wire()), fast_retries():
+        return Sweeper(EcrRegistry(make_client()), settings, NOW, run_options).run()
+
+
+def failures_of(report: Report) -> list[tuple[str, str, str, str]]:
+    return [(f.repository, f.digest, f.code, f.message) for f in report.all_failures]
+
+
+TIME_UP = "the time budget ran out first"
+
+
+@dataclass(frozen=True)
+class Unscanned:
+    options: dict[str, Any]
+    code: str
+    message: str
+    stopped: StopReason
+    left: int  # how many of the two repositories are not scanned
+
+
+UNSCANNED = {
+    "the time budget ran out before the scan": Unscanned(
+        {"remaining_seconds": lambda: 0.0},
+        "TimeBudget",
+        f"not scanned: {TIME_UP}",
+        StopReason.TIME_BUDGET,
+        2,
+    ),
+    "the time budget ran out before the audit": Unscanned(
+        {"remaining_seconds": lambda: 0.0, "audit_only": True},
+        "TimeBudget",
+        f"not audited: {TIME_UP}",
+        StopReason.TIME_BUDGET,
+        2,
+    ),
+    "an operator stopped the run before the audit": Unscanned(
+        {"interrupted": lambda: True, "audit_only": True},
+        "Interrupted",
+        f"not audited: {TIME_UP}",
+        StopReason.INTERRUPTED,
+        2,
+    ),
+    "the first repository's plan filled the run's planned deletions": Unscanned(
+        {"planned_deletions_limit": 1},
+        "PlannedDeletionsLimit",
+        "not scanned: the run holds 1 planned deletions already",
+        StopReason.PLANNED_LIMIT,
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNSCANNED.values(), ids=UNSCANNED.keys())
+def test_a_repository_the_run_leaves_unscanned_deletes_nothing_and_says_why(
+    registry: FakeRegistry, case: Unscanned
+) -> None:
+    for name in ("web", "api"):
+        registry.push_buildx(name, tag="latest", pushed_at=OLD)
+        registry.push_buildx(name, tag="latest", pushed_at=OLD)
+    before = {name: registry.digests(name) for name in ("web", "api")}
+
+    report = run_over(registry, **case.options)
+
+    left = [r.repository for r in report.repositories if not r.scanned]
+    assert len(left) == case.left
+    for name in left:
+        assert registry.digests(name) == before[name]
+    # Each one left says so, with no digest: the repository, not a manifest of it, was left.
+    assert failures_of(report) == [(name, "", case.code, case.message) for name in left]
+    # The run says it stopped early, and why: the next run starts where this one stopped.
+    assert report.stopped_early is case.stopped
+    assert report.complete is False
+
+
+STOPS: dict[str, tuple[str, StopReason]] = {
+    "the time budget": ("TimeBudget", StopReason.TIME_BUDGET),
+    "an operator's stop": ("Interrupted", StopReason.INTERRUPTED),
+}
+
+
+@pytest.mark.parametrize("stop", STOPS, ids=STOPS.keys())
+def test_a_scan_stopped_between_its_reads_keeps_the_repository_and_says_why(
+    registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch, stop: str
+) -> None:
+    """Between two of the scan's manifest reads, the run's time ran out or its operator
+    stopped it: what the repository holds is not all known, so it deletes nothing."""
+    for _ in range(3):
+        registry.push_buildx("app", tag="latest", pushed_at=OLD, fast=True)
+    before = registry.digests("app")
+    monkeypatch.setattr(ports, "BATCH_SIZE", 2)  # several reads of the scan's own
+    wire = Wire()
+
+    def read_once() -> bool:
+        return wire.calls["BatchGetImage"] > 0
+
+    code, reason = STOPS[stop]
+    options: dict[str, Any] = (
+        {"remaining_seconds": lambda: 0.0 if read_once() else 900.0}
+        if code == "TimeBudget"
+        else {"interrupted": read_once}
+    )
+    report = run_over(registry, wire, **options)
+
+    assert registry.digests("app") == before
+    assert wire.calls["BatchDeleteImage"] == 0
+    assert failures_of(report) == [
+        ("app", "", code, f"BatchGetImage: {code}: stopped between batches")
+    ]
+    assert report.stopped_early is reason
+    [repo] = report.repositories
+    assert repo.kept == {"unreadable": len(before)}

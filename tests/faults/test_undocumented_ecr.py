@@ -167,3 +167,30 @@ def test_a_candidate_deleted_by_someone_else_still_counts_as_gone(
     assert report["already_gone"]["manifests"] == 1
     assert report["deleted"]["manifests"] == 2
     assert report["complete"] is True
+
+
+def test_a_manifest_deleted_by_someone_else_before_the_scan_reads_it_counts_as_gone(
+    registry: FakeRegistry, invoke: Invoke
+) -> None:
+    """Listed, then gone when the scan asks for its bytes (ECR answers `ImageNotFound` for it):
+    it counts as already gone, and the rest of its tree is planned without it."""
+    old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
+    deleted: list[str] = []
+
+    def someone_deletes(**_: Any) -> None:
+        if not deleted:
+            deleted.append(old.index)
+            registry.client.batch_delete_image(
+                repositoryName=REPO, imageIds=[{"imageDigest": old.index}]
+            )
+
+    with AwsEvents() as events:
+        events.on("before-parameter-build.ecr.BatchGetImage", someone_deletes)
+        report = invoke(dry_run=False, scope="orphans")
+
+    assert deleted == [old.index]
+    assert registry.digests(REPO) == new.all
+    assert report["complete"] is True, report["failures"]
+    assert report["already_gone"]["manifests"] == 1
+    assert report["deleted"]["manifests"] == len(old.all) - 1
