@@ -296,7 +296,7 @@ class _Scan:
             ctx.pins,
             ctx.policy,
             ctx.now,
-            tags_in_use=ctx.tags_in_use.get(name, {}),
+            tags_in_use=ctx.tags_in_use.get(name),
         )
         for hazard in repo.hazards:
             log.warning(audit.HAZARD_MESSAGE, extra=hazard.as_dict())
