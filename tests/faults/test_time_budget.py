@@ -313,10 +313,17 @@ UNSCANNED = {
         StopReason.TIME_BUDGET,
         2,
     ),
+    "an operator stopped the run before the scan": Unscanned(
+        {"interrupted": lambda: True},
+        "Interrupted",
+        "not scanned: the run was interrupted first",
+        StopReason.INTERRUPTED,
+        2,
+    ),
     "an operator stopped the run before the audit": Unscanned(
         {"interrupted": lambda: True, "audit_only": True},
         "Interrupted",
-        f"not audited: {TIME_UP}",
+        "not audited: the run was interrupted first",
         StopReason.INTERRUPTED,
         2,
     ),

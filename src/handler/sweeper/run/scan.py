@@ -33,13 +33,17 @@ from .decision_log import log, log_decisions
 from .state import RepositoryRun
 
 STORE_UNAVAILABLE = "store unavailable"  # the log line's message (once per run)
+# Why a repository was not scanned (or audited) at all: the failure's words, by its code.
+TIME_UP = "the time budget ran out first"
+STOPPED = "the run was interrupted first"
 
 
 def plan_repository(ctx: Context, name: str) -> RepositoryRun:
     repo = RepositoryRun(name)
     if ctx.budget.out_for_scanning():
         repo.out_of_time = True
-        repo.fail("", ctx.budget.code, "not scanned: the time budget ran out first")
+        code = ctx.budget.code
+        repo.fail("", code, f"not scanned: {TIME_UP if code == TIME_BUDGET else STOPPED}")
         return repo
     if ctx.planned.full:
         # Left to the next run, as if out of time (run.rotation takes it first then).
@@ -82,7 +86,8 @@ def audit_repository(ctx: Context, name: str) -> RepositoryRun:
     repo = RepositoryRun(name)
     if ctx.budget.out_for_scanning():
         repo.out_of_time = True
-        repo.fail("", ctx.budget.code, "not audited: the time budget ran out first")
+        code = ctx.budget.code
+        repo.fail("", code, f"not audited: {TIME_UP if code == TIME_BUDGET else STOPPED}")
         return repo
     try:
         _Scan(ctx, repo).audit()
