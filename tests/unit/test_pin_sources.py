@@ -1577,3 +1577,28 @@ def test_sources_that_read_no_aws_service_of_a_place_make_no_client_for_one() ->
     settings = load({"pins": [A], "pin_object_uris": ["s3://configs/pins.txt"]}, {})
     assert [s.name for s in pins.sources(settings, factory)] == ["setting", "s3"]
     assert made == ["s3"]
+
+
+def test_an_eks_answer_that_is_not_json_fails_closed_naming_the_cluster(aws: Workloads) -> None:
+    # A proxy in front of the API server answering its own page: nothing can be read from it.
+    with KubernetesApi(body=b"<html><body>Sign in</body></html>") as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == (
+        "GET /api/v1/pods: not JSON: Expecting value: line 1 column 1 (char 0)"
+    )
+
+
+def test_an_eks_refusal_is_quoted_to_its_first_300_bytes_undecodable_ones_replaced(
+    aws: Workloads,
+) -> None:
+    # Not UTF-8 at first, then 200 two-byte characters: the 300th byte cuts the 150th in two.
+    refusal = b"\xff" + "é".encode() * 200
+    with KubernetesApi(status=502, body=refusal) as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == "GET /api/v1/pods: HTTP 502: \ufffd" + "é" * 149 + "\ufffd"
