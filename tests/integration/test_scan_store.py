@@ -199,10 +199,13 @@ class Failing(DirectoryStore):
     """A directory store whose loads and saves fail as told (the first `loads` loads, every
     save when `saves`)."""
 
-    def __init__(self, root: Path, *, loads: int = 0, saves: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, loads: int = 0, saves: bool = False, silent: bool = False
+    ) -> None:
         super().__init__(root)
         self.failing_loads = loads
         self.failing_saves = saves
+        self.silent = silent  # an error without words, as a third-party store may raise
 
     def load(self, repository: str, wanted: Container[str] | None = None) -> dict[str, Stored]:
         if self.failing_loads > 0:
@@ -212,7 +215,9 @@ class Failing(DirectoryStore):
 
     def save(self, repository: str, entries: Mapping[str, Stored]) -> None:
         if self.failing_saves:
-            raise StoreError("PutObject: AccessDenied: the bucket policy changed")
+            raise StoreError(
+                "" if self.silent else "PutObject: AccessDenied: the bucket policy changed"
+            )
         super().save(repository, entries)
 
 
@@ -279,6 +284,12 @@ STORE_TROUBLES: list[tuple[str, Callable[[Path], DirectoryStore], bool, dict[str
             "repository": REPO,
             "error": "PutObject: AccessDenied: the bucket policy changed",
         },
+    ),
+    (
+        "its save fails with an error that says nothing",
+        lambda root: Failing(root, saves=True, silent=True),
+        False,
+        {"message": "store unavailable", "repository": REPO, "error": ""},
     ),
     (
         "twelve entries are not their digest",
