@@ -8,11 +8,12 @@ CronJobs, all namespaces), paged with `limit` and `continue` as the API server p
 
 Faults a cluster may have: `status=403` (no access entry), `delay` seconds before every answer (a
 cluster slower than the source's timeout), `fail_page` (the n-th page answers 500), `body` (every
-answer is these bytes as they are, with `status`: a proxy's HTML page, text cut short, bytes that
-are not UTF-8). Every request is recorded (`requests`: path as sent, query, the Authorization
-header), so tests can check the token. A path the API server does not serve is answered 404, as
-the API server answers it; `//api/v1/pods` is not `/api/v1/pods` (the standard library's handler
-reduces leading slashes to one: the path is read from the request line instead).
+answer is these bytes as they are, with `status` and `headers`: a proxy's HTML page, text cut
+short, bytes that are not UTF-8, a redirect, a 503 with `Retry-After`). Every request is recorded
+(`requests`: path as sent, query, the Authorization header), so tests can check the token. A path
+the API server does not serve is answered 404, as the API server answers it; `//api/v1/pods` is
+not `/api/v1/pods` (the standard library's handler reduces leading slashes to one: the path is
+read from the request line instead).
 
 The CA and the server's certificate (for IP 127.0.0.1) are made once per process with the
 `cryptography` package, an ECDSA P-256 key each.
@@ -154,6 +155,7 @@ class KubernetesApi:
     delay: float = 0.0
     fail_page: int | None = None
     body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # sent with `body`
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -210,7 +212,7 @@ class KubernetesApi:
         if self.delay:
             time.sleep(self.delay)
         if self.body is not None:
-            self._send_bytes(handler, self.status, self.body, "text/html")
+            self._send_bytes(handler, self.status, self.body, "text/html", self.headers)
             return
         if self.status != 200:
             self._send(handler, self.status, {"kind": "Status", "code": self.status})
@@ -235,11 +237,17 @@ class KubernetesApi:
 
     @staticmethod
     def _send_bytes(
-        handler: BaseHTTPRequestHandler, status: int, data: bytes, content_type: str
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
     ) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)

@@ -63,3 +63,11 @@ def test_a_path_it_does_not_serve_is_not_found_and_recorded_as_it_was_sent() -> 
     assert json.loads(doubled.data)["reason"] == "NotFound"
     assert [r.path for r in api.requests] == ["//api/v1/pods", "/api/v1/secrets", "/api/v1/pods"]
     assert api.requests[0].query == {"limit": "500"}
+
+
+def test_a_configured_body_is_answered_with_the_headers_given() -> None:
+    moved = {"Location": "/api/v1/pods?limit=1"}
+    with KubernetesApi(status=301, body=b"", headers=moved) as api:
+        answer = _get(api, "/api/v1/pods?limit=500")
+    assert (answer.status, answer.headers["Location"]) == (301, "/api/v1/pods?limit=1")
+    assert len(api.requests) == 1  # retries=False: the redirect is not followed

@@ -1602,3 +1602,35 @@ def test_an_eks_refusal_is_quoted_to_its_first_300_bytes_undecodable_ones_replac
             EksPins(client).read()
     assert raised.value.source == "eks:prod"
     assert raised.value.message == "GET /api/v1/pods: HTTP 502: \ufffd" + "é" * 149 + "\ufffd"
+
+
+# status, headers -> why urllib3 would ask again, and the words of its refusal to
+UNANSWERED = {
+    "a-redirect": (301, {"Location": "/api/v1/pods?limit=500"}, "too many redirects"),
+    "busy-with-a-retry-after": (503, {"Retry-After": "0"}, "too many 503 error responses"),
+}
+
+
+@pytest.mark.parametrize(("status", "headers", "why"), UNANSWERED.values(), ids=UNANSWERED)
+def test_an_eks_api_server_that_redirects_or_asks_to_retry_is_asked_once_and_fails_closed(
+    aws: Workloads, status: int, headers: dict[str, str], why: str
+) -> None:
+    # The source follows no redirect (the token would go where the cluster's answer says) and
+    # does not wait for a busy cluster: a run's time is bounded, and it deletes nothing.
+    with KubernetesApi(status=status, body=b"", headers=headers) as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert len(api.requests) == 1
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message.startswith("GET /api/v1/pods: MaxRetryError: ")
+    assert raised.value.message.endswith(f"(Caused by ResponseError('{why}'))")
+
+
+def test_an_eks_read_slower_than_the_timeout_is_not_tried_again(aws: Workloads) -> None:
+    with KubernetesApi(delay=1.0) as api:
+        api.add("pods", pod("web", [f"repo@{A}"]))
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError, match=r"read timeout=0\.2"):
+            EksPins(client, timeout=0.2).read()
+    assert len(api.requests) == 1  # no longer than its timeout: asked once
