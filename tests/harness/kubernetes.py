@@ -13,7 +13,8 @@ short, bytes that are not UTF-8, a redirect, a 503 with `Retry-After`). Every re
 (`requests`: path as sent, query, the Authorization header), so tests can check the token. A path
 the API server does not serve is answered 404, as the API server answers it; `//api/v1/pods` is
 not `/api/v1/pods` (the standard library's handler reduces leading slashes to one: the path is
-read from the request line instead).
+read from the request line instead). An `Accept` header that allows no JSON is answered 406, as
+the API server answers a media type it cannot serve (media types ignore case).
 
 The CA and the server's certificate (for IP 127.0.0.1) are made once per process with the
 `cryptography` package, an ECDSA P-256 key each.
@@ -217,6 +218,9 @@ class KubernetesApi:
         if self.status != 200:
             self._send(handler, self.status, {"kind": "Status", "code": self.status})
             return
+        if not _accepts_json(handler.headers.get("Accept")):
+            self._send(handler, 406, {"kind": "Status", "reason": "NotAcceptable", "code": 406})
+            return
         if path not in PATHS.values():
             self._send(handler, 404, {"kind": "Status", "reason": "NotFound", "code": 404})
             return
@@ -253,6 +257,14 @@ class KubernetesApi:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass  # the client gave up (a timeout test): nothing to answer
+
+
+def _accepts_json(accept: str | None) -> bool:
+    """Whether an `Accept` header (none: anything) allows `application/json`."""
+    if accept is None:
+        return True
+    ranges = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(ranges & {"application/json", "application/*", "*/*"})
 
 
 # --- objects ---------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ import urllib3
 from harness.kubernetes import KubernetesApi, pod
 
 
-def _get(api: KubernetesApi, target: str) -> urllib3.BaseHTTPResponse:
+def _get(
+    api: KubernetesApi, target: str, headers: dict[str, str] | None = None
+) -> urllib3.BaseHTTPResponse:
     """GET `target` (path and query, as sent) over TLS verified against the test CA."""
     http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_cert_data=api.ca_pem.decode())
     try:
-        return http.request("GET", api.endpoint + target, retries=False)
+        return http.request("GET", api.endpoint + target, headers=headers, retries=False)
     finally:
         http.clear()
 
@@ -71,3 +73,23 @@ def test_a_configured_body_is_answered_with_the_headers_given() -> None:
         answer = _get(api, "/api/v1/pods?limit=500")
     assert (answer.status, answer.headers["Location"]) == (301, "/api/v1/pods?limit=1")
     assert len(api.requests) == 1  # retries=False: the redirect is not followed
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        (None, 200),
+        ("application/json", 200),
+        ("APPLICATION/JSON", 200),  # media types ignore case
+        ("application/vnd.kubernetes.protobuf, application/json;q=0.9", 200),
+        ("*/*", 200),
+        ("application/yaml", 406),
+        ("text/html", 406),
+    ],
+)
+def test_json_is_answered_when_accepted_and_406_when_not(accept: str | None, status: int) -> None:
+    with KubernetesApi() as api:
+        headers = {} if accept is None else {"Accept": accept}
+        answer = _get(api, "/api/v1/pods", headers)
+    assert answer.status == status
+    assert json.loads(answer.data)["kind"] == ("List" if status == 200 else "Status")
