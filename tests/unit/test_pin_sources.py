@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import boto3
 import pytest
@@ -1634,3 +1636,47 @@ def test_an_eks_read_slower_than_the_timeout_is_not_tried_again(aws: Workloads) 
         with pytest.raises(PinSourceError, match=r"read timeout=0\.2"):
             EksPins(client, timeout=0.2).read()
     assert len(api.requests) == 1  # no longer than its timeout: asked once
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the body a presigned GET sends
+
+
+def _sigv4_query_signature(method: str, url: str, headers: dict[str, str], secret: str) -> str:
+    """The SigV4 signature of a presigned URL for `method`, as STS computes it when EKS sends the
+    URL on (written from AWS's signing steps: no botocore)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "X-Amz-Signature"]
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query)
+    )
+    signed = dict(query)["X-Amz-SignedHeaders"]
+    values = {"host": parts.netloc, **{k.lower(): v for k, v in headers.items()}}
+    canonical_headers = "".join(f"{name}:{values[name]}\n" for name in signed.split(";"))
+    request = "\n".join(
+        [method, parts.path or "/", canonical_query, canonical_headers, signed, EMPTY_SHA256]
+    )
+    date, region, service, terminal = dict(query)["X-Amz-Credential"].split("/")[1:]
+    scope = f"{date}/{region}/{service}/{terminal}"
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    to_sign = f"AWS4-HMAC-SHA256\n{dict(query)['X-Amz-Date']}\n{scope}\n{digest}"
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, terminal):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def test_eks_token_is_signed_for_the_get_eks_sends_with_the_cluster_header(aws: Workloads) -> None:
+    # EKS authenticates a token by sending its URL to STS with GET and the header
+    # `x-k8s-aws-id: <cluster>`: a URL signed for another method is refused.
+    sts = client("sts", region_name="us-east-1")
+    pins.eks.register_token_header(sts)
+    encoded = pins.eks.token(sts, "prod").removeprefix("k8s-aws-v1.")
+    url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+    credentials = boto3.Session().get_credentials()  # moto's, as the client signs with
+    assert credentials is not None
+    secret = str(credentials.get_frozen_credentials().secret_key)
+    cluster = {"x-k8s-aws-id": "prod"}
+    assert _sigv4_query_signature("GET", url, cluster, secret) == signature
+    assert _sigv4_query_signature("POST", url, cluster, secret) != signature
+    assert _sigv4_query_signature("GET", url, {"x-k8s-aws-id": "other"}, secret) != signature
