@@ -7,8 +7,14 @@ CronJobs, all namespaces), paged with `limit` and `continue` as the API server p
         eks_cluster(aws, "prod", api)   # moto's EKS DescribeCluster now points at it
 
 Faults a cluster may have: `status=403` (no access entry), `delay` seconds before every answer (a
-cluster slower than the source's timeout), `fail_page` (the n-th page answers 500). Every request
-is recorded (`requests`: path, query, the Authorization header), so tests can check the token.
+cluster slower than the source's timeout), `fail_page` (the n-th page answers 500), `body` (every
+answer is these bytes as they are, with `status` and `headers`: a proxy's HTML page, text cut
+short, bytes that are not UTF-8, a redirect, a 503 with `Retry-After`). Every request is recorded
+(`requests`: path as sent, query, the Authorization header), so tests can check the token. A path
+the API server does not serve is answered 404, as the API server answers it; `//api/v1/pods` is
+not `/api/v1/pods` (the standard library's handler reduces leading slashes to one: the path is
+read from the request line instead). An `Accept` header that allows no JSON is answered 406, as
+the API server answers a media type it cannot serve (media types ignore case).
 
 The CA and the server's certificate (for IP 127.0.0.1) are made once per process with the
 `cryptography` package, an ECDSA P-256 key each.
@@ -30,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -149,6 +155,8 @@ class KubernetesApi:
     status: int = 200
     delay: float = 0.0
     fail_page: int | None = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # sent with `body`
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -197,18 +205,29 @@ class KubernetesApi:
             self._server = None
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.requests.append(Request(parts.path, query, handler.headers.get("Authorization", "")))
+        # The request line's target, as the client sent it (`handler.path` has its leading
+        # slashes reduced to one).
+        path, _, raw_query = handler.requestline.split(" ")[1].partition("?")
+        query = {k: v[0] for k, v in parse_qs(raw_query).items()}
+        self.requests.append(Request(path, query, handler.headers.get("Authorization", "")))
         if self.delay:
             time.sleep(self.delay)
+        if self.body is not None:
+            self._send_bytes(handler, self.status, self.body, "text/html", self.headers)
+            return
         if self.status != 200:
             self._send(handler, self.status, {"kind": "Status", "code": self.status})
+            return
+        if not _accepts_json(handler.headers.get("Accept")):
+            self._send(handler, 406, {"kind": "Status", "reason": "NotAcceptable", "code": 406})
+            return
+        if path not in PATHS.values():
+            self._send(handler, 404, {"kind": "Status", "reason": "NotFound", "code": 404})
             return
         if self.fail_page is not None and len(self.requests) == self.fail_page:
             self._send(handler, 500, {"kind": "Status", "code": 500})
             return
-        items = self.objects.get(parts.path, [])
+        items = self.objects.get(path, [])
         start = int(query.get("continue") or 0)
         size = min(int(query.get("limit") or len(items) or 1), self.page)
         page = items[start : start + size]
@@ -218,15 +237,34 @@ class KubernetesApi:
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        KubernetesApi._send_bytes(handler, status, json.dumps(body).encode(), "application/json")
+
+    @staticmethod
+    def _send_bytes(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         try:
             handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(data)))
             handler.end_headers()
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass  # the client gave up (a timeout test): nothing to answer
+
+
+def _accepts_json(accept: str | None) -> bool:
+    """Whether an `Accept` header (none: anything) allows `application/json`."""
+    if accept is None:
+        return True
+    ranges = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(ranges & {"application/json", "application/*", "*/*"})
 
 
 # --- objects ---------------------------------------------------------------------------------

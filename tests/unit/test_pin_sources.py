@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
+import hmac
+import logging
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import boto3
 import pytest
@@ -909,6 +915,32 @@ ECS_ANSWERS: dict[str, tuple[str, Answer, Callable[[EcsWorld], list[tuple[str, s
         _each("tasks", _containers("containers", _without("imageDigest"))),
         lambda w: [(d, s) for d, s in w.pins() if not (d == w.latest and s.startswith(_task(w)))],
     ),
+    "a-definitions-container-without-an-image": (
+        "DescribeTaskDefinition",
+        _definition(_containers("containerDefinitions", _without("image"))),
+        _less("ecs:task-definition/"),
+    ),
+    # A listing page may leave its empty list out: it lists nothing, and the rest is read.
+    "a-definitions-listing-without-its-list": (
+        "ListTaskDefinitions",
+        _without("taskDefinitionArns"),
+        _less("ecs:task-definition/web:"),  # legacy is still read: `old` names it
+    ),
+    "a-clusters-listing-without-its-list": (
+        "ListClusters",
+        _without("clusterArns"),
+        lambda w: _less(_task(w), "ecs:service-revision/", "ecs:task-definition/legacy:")(w),
+    ),
+    "a-services-listing-without-its-list": (
+        "ListServices",
+        _without("serviceArns"),
+        _less("ecs:service-revision/", "ecs:task-definition/legacy:"),
+    ),
+    "a-tasks-listing-without-its-list": (
+        "ListTasks",
+        _without("taskArns"),
+        lambda w: _less(_task(w))(w),
+    ),
 }
 
 
@@ -1351,3 +1383,300 @@ def test_an_eks_token_that_cannot_be_signed_fails_closed_naming_the_cluster(
     assert raised.value.message == (
         "STS GetCallerIdentity (token): NoCredentialsError: Unable to locate credentials"
     )
+
+
+# --- what the last survivors of pins' mutation run changed (issue 24) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ("AccessDenied", "AccessDenied"),
+        ("the object is empty.", "the object is empty"),  # one full stop, not two
+        ("no digest found. ", "no digest found"),
+        ("GetParameter /deploy/ONYX", "GetParameter /deploy/ONYX"),  # the name, whole
+    ],
+    ids=[
+        "a-plain-message",
+        "ending-with-a-full-stop",
+        "ending-with-a-stop-and-space",
+        "ending-in-x",
+    ],
+)
+def test_a_pin_source_error_says_its_message_once_ending_with_one_full_stop(
+    message: str, says: str
+) -> None:
+    failed = PinSourceError("ssm:/deploy", message)
+    assert failed.message == message
+    assert str(failed) == f"pin source ssm:/deploy cannot be read: {says}. Nothing was deleted."
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _logged() -> Iterator[list[logging.LogRecord]]:
+    """The records the sweeper's own logger takes meanwhile, whatever its level was."""
+    logger = logging.getLogger("ecr_sweeper")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_each_source_read_is_logged_with_its_distinct_pins_and_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The source's own clock: 1.1234 seconds pass while it reads.
+    ticks = iter([2.0, 3.1234])
+    monkeypatch.setattr(core, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    source = Listed("ssm", [Pin(A, "ssm:/deploy/web"), Pin(A, "ssm:/deploy/api"), Pin(B, "ssm:/b")])
+    with _logged() as records:
+        collect([source])
+    [line] = [r for r in records if r.getMessage() == "pin source"]
+    fields = {name: vars(line).get(name) for name in ("source", "pins", "seconds")}
+    assert line.levelno == logging.INFO
+    assert fields == {"source": "ssm", "pins": 2, "seconds": 1.123}
+
+
+# (workers, items): as many at once as there are workers, or items if fewer; never more.
+AT_ONCE = {
+    "two-workers-two-items": (2, 2),
+    "two-workers-three-items": (2, 3),
+    "three-of-five": (3, 5),
+}
+
+
+@pytest.mark.parametrize(("workers", "count"), AT_ONCE.values(), ids=AT_ONCE.keys())
+def test_a_sources_items_are_read_as_many_at_once_as_it_has_workers_and_no_more(
+    workers: int, count: int
+) -> None:
+    expected = min(workers, count)
+    changed = threading.Condition()
+    started = running = most = 0
+
+    def read(item: int) -> int:
+        nonlocal started, running, most
+        with changed:
+            started += 1
+            running += 1
+            most = max(most, running)
+            changed.notify_all()
+            # Every item that may run at once is started while this one runs...
+            assert changed.wait_for(lambda: started >= expected, timeout=10), "read one by one"
+            # ...and one more would be seen starting meanwhile.
+            changed.wait_for(lambda: running > expected, timeout=0.3)
+            running -= 1
+        return item * 10
+
+    assert core.parallel(workers, read, list(range(count))) == [i * 10 for i in range(count)]
+    assert most == expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "key", "arn_key"),
+    [
+        ("DescribeServices", "services", "serviceArn"),
+        ("DescribeServiceRevisions", "serviceRevisions", "serviceRevisionArn"),
+    ],
+    ids=["services", "revisions"],
+)
+@pytest.mark.parametrize("left_out", ["the-last-one-asked-about", "the-whole-list"])
+def test_the_item_ecs_leaves_out_silently_is_the_one_named(
+    ecs_world: EcsWorld, aws: Workloads, operation: str, key: str, arn_key: str, left_out: str
+) -> None:
+    """Two services with current revisions, each asked about in one call: the answer drops one
+    without a failure (or its whole list), and the error names the one it dropped."""
+    aws.create_service("prod", "worker", aws.register_task_definition("worker", [f"repo@{C}"]))
+    asked: list[str] = []
+    dropped: list[str] = []
+
+    def ask(params: dict[str, Any], **_: Any) -> None:
+        asked.extend(params.get("services") or params.get("serviceRevisionArns") or [])
+
+    def drop(parsed: dict[str, Any], **_: Any) -> None:
+        if left_out == "the-whole-list":
+            dropped.append(asked[0])
+            parsed.pop(key)
+        else:
+            dropped.append(parsed[key].pop()[arn_key])
+            assert dropped[-1] == asked[-1]
+
+    with AwsEvents() as events:
+        events.on(f"before-parameter-build.ecs.{operation}", ask)
+        events.on(f"after-call.ecs.{operation}", drop)
+        with pytest.raises(PinSourceError) as raised:
+            EcsPins(client("ecs")).read()
+    assert len(asked) == 3 if operation == "DescribeServices" else len(asked) == 2
+    assert raised.value.message == (
+        f"{operation} {CLUSTER}: {dropped[0]}: neither described nor reported as a failure"
+    )
+
+
+def test_a_task_definition_ecs_does_not_describe_fails_the_source_naming_it(
+    aws: Workloads,
+) -> None:
+    """An answer without the task definition asked for describes none: read as empty, it would
+    pin nothing of a definition that may run, and say nothing."""
+    web = aws.register_task_definition("web", [f"repo@{A}"])
+
+    def undescribed(parsed: dict[str, Any], **_: Any) -> None:
+        parsed.pop("taskDefinition")
+
+    with AwsEvents() as events:
+        events.on("after-call.ecs.DescribeTaskDefinition", undescribed)
+        with pytest.raises(PinSourceError) as raised:
+            EcsPins(client("ecs")).read()
+    assert raised.value.source == "ecs"
+    assert raised.value.message == f"DescribeTaskDefinition {web}: not described"
+
+
+def test_skipped_eks_clusters_are_not_read_and_a_warning_names_them(aws: Workloads) -> None:
+    with KubernetesApi() as read, KubernetesApi() as skipped:
+        read.add("pods", pod("web", [f"repo@{A}"]))
+        skipped.add("pods", pod("old", [f"repo@{B}"]))
+        aws.create_eks_cluster("prod", read.endpoint, read.ca_pem)
+        aws.create_eks_cluster("legacy", skipped.endpoint, skipped.ca_pem)
+        aws.create_eks_cluster("sandbox", skipped.endpoint, skipped.ca_pem)
+        with _logged() as records:
+            found = EksPins(client, skip=["legacy", "sandbox", "gone"]).read()
+    assert [(p.digest, p.source) for p in found] == [(A, "eks:prod/default/pod/web container c0")]
+    assert skipped.requests == []
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert [(r.getMessage(), vars(r).get("clusters")) for r in warnings] == [
+        ("eks clusters skipped", ["legacy", "sandbox"])
+    ]
+
+
+def test_no_warning_when_no_eks_cluster_is_skipped(aws: Workloads) -> None:
+    with KubernetesApi() as api:
+        api.add("pods", pod("web", [f"repo@{A}"]))
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with _logged() as records:
+            EksPins(client, skip=["legacy"]).read()
+    assert [r for r in records if r.levelno >= logging.WARNING] == []
+
+
+def test_sources_that_read_no_aws_service_of_a_place_make_no_client_for_one() -> None:
+    """Pins given in the settings and S3 objects (read with the function's own credentials)
+    need no connection to workload accounts or regions: only S3's client is made."""
+    made: list[str] = []
+
+    def factory(service: str, **arguments: Any) -> Any:
+        made.append(service)
+        return client(service, **arguments)
+
+    settings = load({"pins": [A], "pin_object_uris": ["s3://configs/pins.txt"]}, {})
+    assert [s.name for s in pins.sources(settings, factory)] == ["setting", "s3"]
+    assert made == ["s3"]
+
+
+def test_an_eks_answer_that_is_not_json_fails_closed_naming_the_cluster(aws: Workloads) -> None:
+    # A proxy in front of the API server answering its own page: nothing can be read from it.
+    with KubernetesApi(body=b"<html><body>Sign in</body></html>") as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == (
+        "GET /api/v1/pods: not JSON: Expecting value: line 1 column 1 (char 0)"
+    )
+
+
+def test_an_eks_refusal_is_quoted_to_its_first_300_bytes_undecodable_ones_replaced(
+    aws: Workloads,
+) -> None:
+    # Not UTF-8 at first, then 200 two-byte characters: the 300th byte cuts the 150th in two.
+    refusal = b"\xff" + "é".encode() * 200
+    with KubernetesApi(status=502, body=refusal) as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message == "GET /api/v1/pods: HTTP 502: \ufffd" + "é" * 149 + "\ufffd"
+
+
+# status, headers -> why urllib3 would ask again, and the words of its refusal to
+UNANSWERED = {
+    "a-redirect": (301, {"Location": "/api/v1/pods?limit=500"}, "too many redirects"),
+    "busy-with-a-retry-after": (503, {"Retry-After": "0"}, "too many 503 error responses"),
+}
+
+
+@pytest.mark.parametrize(("status", "headers", "why"), UNANSWERED.values(), ids=UNANSWERED)
+def test_an_eks_api_server_that_redirects_or_asks_to_retry_is_asked_once_and_fails_closed(
+    aws: Workloads, status: int, headers: dict[str, str], why: str
+) -> None:
+    # The source follows no redirect (the token would go where the cluster's answer says) and
+    # does not wait for a busy cluster: a run's time is bounded, and it deletes nothing.
+    with KubernetesApi(status=status, body=b"", headers=headers) as api:
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError) as raised:
+            EksPins(client).read()
+    assert len(api.requests) == 1
+    assert raised.value.source == "eks:prod"
+    assert raised.value.message.startswith("GET /api/v1/pods: MaxRetryError: ")
+    assert raised.value.message.endswith(f"(Caused by ResponseError('{why}'))")
+
+
+def test_an_eks_read_slower_than_the_timeout_is_not_tried_again(aws: Workloads) -> None:
+    with KubernetesApi(delay=1.0) as api:
+        api.add("pods", pod("web", [f"repo@{A}"]))
+        aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
+        with pytest.raises(PinSourceError, match=r"read timeout=0\.2"):
+            EksPins(client, timeout=0.2).read()
+    assert len(api.requests) == 1  # no longer than its timeout: asked once
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the body a presigned GET sends
+
+
+def _sigv4_query_signature(method: str, url: str, headers: dict[str, str], secret: str) -> str:
+    """The SigV4 signature of a presigned URL for `method`, as STS computes it when EKS sends the
+    URL on (written from AWS's signing steps: no botocore)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "X-Amz-Signature"]
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query)
+    )
+    signed = dict(query)["X-Amz-SignedHeaders"]
+    values = {"host": parts.netloc, **{k.lower(): v for k, v in headers.items()}}
+    canonical_headers = "".join(f"{name}:{values[name]}\n" for name in signed.split(";"))
+    request = "\n".join(
+        [method, parts.path or "/", canonical_query, canonical_headers, signed, EMPTY_SHA256]
+    )
+    date, region, service, terminal = dict(query)["X-Amz-Credential"].split("/")[1:]
+    scope = f"{date}/{region}/{service}/{terminal}"
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    to_sign = f"AWS4-HMAC-SHA256\n{dict(query)['X-Amz-Date']}\n{scope}\n{digest}"
+    key = f"AWS4{secret}".encode()
+    for part in (date, region, service, terminal):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def test_eks_token_is_signed_for_the_get_eks_sends_with_the_cluster_header(aws: Workloads) -> None:
+    # EKS authenticates a token by sending its URL to STS with GET and the header
+    # `x-k8s-aws-id: <cluster>`: a URL signed for another method is refused.
+    sts = client("sts", region_name="us-east-1")
+    pins.eks.register_token_header(sts)
+    encoded = pins.eks.token(sts, "prod").removeprefix("k8s-aws-v1.")
+    url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+    credentials = boto3.Session().get_credentials()  # moto's, as the client signs with
+    assert credentials is not None
+    secret = str(credentials.get_frozen_credentials().secret_key)
+    cluster = {"x-k8s-aws-id": "prod"}
+    assert _sigv4_query_signature("GET", url, cluster, secret) == signature
+    assert _sigv4_query_signature("POST", url, cluster, secret) != signature
+    assert _sigv4_query_signature("GET", url, {"x-k8s-aws-id": "other"}, secret) != signature

@@ -73,7 +73,10 @@ class EcsPins:
             definition = self._client.describe_task_definition(taskDefinition=arn)
         except (ClientError, BotoCoreError) as exc:
             raise error("ecs", f"DescribeTaskDefinition {arn}", exc) from exc
-        task = definition.get("taskDefinition", {})
+        task = definition.get("taskDefinition")
+        if task is None:
+            # Read as empty, it would pin nothing of a definition that may run: fail closed.
+            raise PinSourceError("ecs", f"DescribeTaskDefinition {arn}: not described")
         where = f"ecs:task-definition/{task.get('family', '?')}:{task.get('revision', '?')}"
         for container in task.get("containerDefinitions", []):
             # list.extend is atomic under the GIL: workers may append at once.
