@@ -157,6 +157,7 @@ class StoreTally:
     def __init__(self, configured: bool) -> None:
         self.configured = configured
         self.unavailable = ""  # the first error, when any load or save failed
+        self.failed = False  # apart from the words: a store may raise an error without any
         self.rejected = 0
         self.hits = 0  # manifests taken from the store instead of ECR
         self._lock = threading.Lock()
@@ -164,7 +165,8 @@ class StoreTally:
     def fail(self, error: str) -> bool:
         """Record an error; True the first time (the run logs that one)."""
         with self._lock:
-            first = not self.unavailable
+            first = not self.failed
+            self.failed = True
             self.unavailable = self.unavailable or error
             return first
 
@@ -177,7 +179,7 @@ class StoreTally:
     def status(self) -> str:
         if not self.configured:
             return "off"
-        return "unavailable" if self.unavailable else "ok"
+        return "unavailable" if self.failed else "ok"
 
 
 class PlannedTally:
