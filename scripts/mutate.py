@@ -137,6 +137,11 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
             "tests/integration/test_accessories.py",
             # The store's side of the scan, archived indexes, the survivors' reads.
             "tests/integration/test_scan_store.py",
+            # The scan's reads, keeps and log lines, and the retention and audit scenarios
+            # (tags in use, hazards) that judge what the scan passes to the plan.
+            "tests/integration/test_scan_run.py",
+            "tests/integration/test_held_tags.py",
+            "tests/integration/test_retention.py",
         ],
     ),
 }
