@@ -156,18 +156,18 @@ class StoreTally:
 
     def __init__(self, configured: bool) -> None:
         self.configured = configured
-        self.unavailable = ""  # the first error, when any load or save failed
-        self.failed = False  # apart from the words: a store may raise an error without any
+        # Whether any load or save failed; the error itself is logged where it happened (a store
+        # may raise one without words).
+        self.failed = False
         self.rejected = 0
         self.hits = 0  # manifests taken from the store instead of ECR
         self._lock = threading.Lock()
 
-    def fail(self, error: str) -> bool:
-        """Record an error; True the first time (the run logs that one)."""
+    def fail(self) -> bool:
+        """Record a failure; True the first time (the run logs that one)."""
         with self._lock:
             first = not self.failed
             self.failed = True
-            self.unavailable = self.unavailable or error
             return first
 
     def count(self, rejected: int = 0, hits: int = 0) -> None:

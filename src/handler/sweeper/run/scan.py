@@ -485,7 +485,7 @@ class _Scan:
 
     def store_failed(self, exc: StoreError) -> None:
         self.store_failed_here = True
-        if self.ctx.store.fail(str(exc)):
+        if self.ctx.store.fail():
             log.warning(
                 STORE_UNAVAILABLE, extra={"repository": self.repo.repository, "error": str(exc)}
             )
