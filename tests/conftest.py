@@ -107,6 +107,25 @@ def registry() -> Iterator[FakeRegistry]:
 
 
 @pytest.fixture
+def sealed() -> Iterator[FakeRegistry]:
+    """A registry whose ECR refuses archived manifests (BatchGetImage: ImageNotFound)."""
+    with fresh_registry(
+        archived_manifests_readable=False, archived_manifest_failure="ImageNotFound"
+    ) as fake:
+        yield fake
+
+
+def archived_history(registry: FakeRegistry, repository: str) -> dict[str, BuildxPush]:
+    """An orphan build pushed before an archived (orphan) index, one after it, and `latest`."""
+    before = registry.push_buildx(repository, tag=None, pushed_at=OLD - timedelta(days=3))
+    archived = registry.push_buildx(repository, tag=None, pushed_at=OLD - timedelta(days=2))
+    registry.set_archived(repository, archived.index)
+    after = registry.push_buildx(repository, tag=None, pushed_at=OLD)
+    kept = registry.push_buildx(repository, tag="latest", pushed_at=OLD)
+    return {"before": before, "archived": archived, "after": after, "kept": kept}
+
+
+@pytest.fixture
 def workloads(registry: FakeRegistry) -> Iterator[Workloads]:
     """SSM, S3, ECS and Lambda beside the registry (moto, corrected: harness.workloads)."""
     with Workloads(registry) as aws:

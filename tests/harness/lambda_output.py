@@ -55,6 +55,30 @@ def captured() -> Iterator[io.StringIO]:
             handler.stream = stream
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def recorded() -> Iterator[list[logging.LogRecord]]:
+    """The records the core's logger (`ecr_sweeper`) takes meanwhile, whatever its level was:
+    for code called without the handler, which formats nothing."""
+    logger = logging.getLogger("ecr_sweeper")
+    handler, level = _Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @dataclass(frozen=True)
 class EmittedMetric:
     """One value of one metric in one EMF blob, with the dimension set it was published under."""

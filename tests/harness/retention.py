@@ -21,10 +21,35 @@ from typing import Any
 
 from .ecr import BuildxPush, FakeRegistry
 
-__all__ = ["CI_POLICY", "CiRepository", "retention_request", "seed_ci_repositories"]
+__all__ = [
+    "CI_POLICY",
+    "TRANSITIONED_90_DAYS",
+    "CiRepository",
+    "retention_request",
+    "seed_ci_repositories",
+]
 
 KEEP_CI = 25
 UNTAGGED_DAYS = 3
+
+# A rule the audit cannot evaluate: `sinceImageTransitioned` counts from when an image was
+# archived, which the listing does not carry.
+TRANSITIONED_90_DAYS: dict[str, Any] = {
+    "rules": [
+        {
+            "rulePriority": 1,
+            "selection": {
+                "tagStatus": "any",
+                "storageClass": "archive",
+                "countType": "sinceImageTransitioned",
+                "countUnit": "days",
+                "countNumber": 90,
+            },
+            "action": {"type": "expire"},
+        }
+    ]
+}
+
 CI_POLICY: dict[str, Any] = {
     "rules": [
         {

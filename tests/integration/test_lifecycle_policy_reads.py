@@ -4,9 +4,7 @@ no policy is None, anything else that goes wrong is a RegistryError naming the o
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from conftest import FUNCTION_PRINCIPAL, NOW, OLD
 from harness import FakeRegistry
 from harness.faults import Inject, ServerError, Throttle, Wire, fast_retries, intercept_clients
+from harness.lambda_output import recorded
 from harness.workloads import AwsEvents
 from sweeper import audit
 from sweeper import registry as ecr
@@ -190,17 +189,7 @@ def failures_of(report: Report) -> list[tuple[str, str, str, str]]:
 
 AUDITED_POLICY = {
     "rules": [
-        {
-            "rulePriority": 1,
-            "description": "expire untagged after a day",
-            "selection": {
-                "tagStatus": "untagged",
-                "countType": "sinceImagePushed",
-                "countUnit": "days",
-                "countNumber": 1,
-            },
-            "action": {"type": "expire"},
-        },
+        EXPIRE_UNTAGGED["rules"][0],
         {
             "rulePriority": 2,
             "description": "keep one CI build",
@@ -257,27 +246,6 @@ def audited(registry: FakeRegistry) -> Iterator[Audited]:
         {pinned.index: Pin(pinned.index, "ecs")},
         [HeldTag(HOST, RULED, "ci-1", "ecs:task-definition/web:1")],
     )
-
-
-class Records(logging.Handler):
-    """The run's log records (the Lambda's formatter writes each as a JSON line)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def recorded() -> Iterator[list[logging.LogRecord]]:
-    handler, logger = Records(), logging.getLogger("ecr_sweeper")
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
 
 
 def test_the_audit_alone_reports_what_the_dry_runs_audit_reports(

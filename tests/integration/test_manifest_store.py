@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext, archived_history
 from harness import FakeRegistry, oci
-from harness.fresh import fresh_registry
 from harness.workloads import AwsEvents
 from sweeper.ports import JournalRecord, ManifestStore, Stored, StoreError
 from sweeper.registry import EcrRegistry
@@ -216,28 +215,10 @@ def test_every_deletion_is_journaled_before_it_with_its_bytes_tags_and_cause(
 # --- archived indexes ECR will not serve ---------------------------------------------------
 
 
-@pytest.fixture
-def sealed() -> Iterator[FakeRegistry]:
-    """ECR refusing archived manifests (BatchGetImage: ImageNotFound)."""
-    with fresh_registry(
-        archived_manifests_readable=False, archived_manifest_failure="ImageNotFound"
-    ) as fake:
-        yield fake
-
-
-def _archived_history(registry: FakeRegistry) -> dict[str, Any]:
-    before = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=3))
-    archived = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=2))
-    registry.set_archived(REPO, archived.index)
-    after = registry.push_buildx(REPO, tag=None, pushed_at=OLD)
-    kept = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    return {"before": before, "archived": archived, "after": after, "kept": kept}
-
-
 def test_an_archived_index_ecr_will_not_serve_is_read_from_the_store(
     sealed: FakeRegistry, tmp_path: Path
 ) -> None:
-    h = _archived_history(sealed)
+    h = archived_history(sealed, REPO)
     store = DirectoryStore(tmp_path)
     index = h["archived"].index
     store.save(REPO, {index: Stored(sealed.manifest(REPO, index).decode(), oci.OCI_INDEX)})
@@ -249,7 +230,7 @@ def test_an_archived_index_ecr_will_not_serve_is_read_from_the_store(
 def test_without_the_store_an_archived_index_keeps_only_what_was_pushed_before_it(
     sealed: FakeRegistry,
 ) -> None:
-    h = _archived_history(sealed)
+    h = archived_history(sealed, REPO)
     report = run(sealed, None)
     # What was pushed at or before it may be its child (unknown: kept); what came after cannot.
     assert sealed.digests(REPO) == h["before"].all | h["archived"].all | h["kept"].all
@@ -260,7 +241,7 @@ def test_without_the_store_an_archived_index_keeps_only_what_was_pushed_before_i
 def test_an_archived_index_pushed_last_keeps_everything_before_it(
     sealed: FakeRegistry,
 ) -> None:
-    h = _archived_history(sealed)
+    h = archived_history(sealed, REPO)
     sealed.set_pushed_at(REPO, h["archived"].index, NOW + timedelta(days=1))  # in the future
     before = sealed.digests(REPO)
     run(sealed, None)

@@ -16,6 +16,7 @@ from conftest import NOW, OLD, Invoke
 from harness import FakeRegistry, oci
 from harness.faults import Attempt, Inject, ServerError, Wire, intercept_clients
 from harness.fresh import fresh_registry
+from harness.retention import TRANSITIONED_90_DAYS
 
 REPO = "app"
 REQUEST: dict[str, Any] = {"dry_run": False, "scope": "orphans"}
@@ -243,23 +244,6 @@ def test_an_untagged_image_restored_for_a_rollback_is_young_again(
     assert registry.digests(REPO) == {restored}
     assert never not in registry.digests(REPO)
     assert report["kept"] == {"within-grace-period": 1}
-
-
-TRANSITIONED_90_DAYS = {
-    "rules": [
-        {
-            "rulePriority": 1,
-            "selection": {
-                "tagStatus": "any",
-                "storageClass": "archive",
-                "countType": "sinceImageTransitioned",
-                "countUnit": "days",
-                "countNumber": 90,
-            },
-            "action": {"type": "expire"},
-        }
-    ]
-}
 
 
 def test_a_lifecycle_rule_the_audit_cannot_evaluate_is_in_the_report(

@@ -25,6 +25,7 @@ from harness import FakeRegistry, oci
 from harness.faults import Attempt, Inject, ServerError, Wire, fast_retries, intercept_clients
 from harness.fresh import fresh_registry
 from harness.lambda_output import captured, log_lines
+from harness.retention import TRANSITIONED_90_DAYS
 from harness.workloads import AwsEvents
 from sweeper import ports
 from sweeper.cli.commands import Finished
@@ -394,23 +395,6 @@ def test_a_build_a_rule_selects_and_a_release_tag_names_is_kept_for_the_release_
     assert report["retention"] == {"expired": 1, "deleted": 1, "held": {}}
     (line,) = [line for line in decision_lines(out.getvalue()) if line["digest"] == promoted]
     assert (line["verdict"], line["reason"], line["cause"]) == ("keep", "tagged", "release-2")
-
-
-TRANSITIONED_90_DAYS = {
-    "rules": [
-        {
-            "rulePriority": 1,
-            "selection": {
-                "tagStatus": "any",
-                "storageClass": "archive",
-                "countType": "sinceImageTransitioned",
-                "countUnit": "days",
-                "countNumber": 90,
-            },
-            "action": {"type": "expire"},
-        }
-    ]
-}
 
 
 @pytest.mark.parametrize("audit", [True, False], ids=["audit on", "audit off"])

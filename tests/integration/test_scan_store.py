@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container, Iterator, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import FUNCTION_PRINCIPAL, NOW, OLD
+from conftest import FUNCTION_PRINCIPAL, NOW, OLD, archived_history
 from harness import FakeRegistry, oci
 from harness.breakage import remove_behind_ecr
 from harness.faults import Inject, ServerError, Wire, fast_retries
@@ -221,32 +220,13 @@ class Failing(DirectoryStore):
         super().save(repository, entries)
 
 
-@pytest.fixture
-def sealed() -> Iterator[FakeRegistry]:
-    """ECR refusing archived manifests (BatchGetImage: ImageNotFound)."""
-    with fresh_registry(
-        archived_manifests_readable=False, archived_manifest_failure="ImageNotFound"
-    ) as fake:
-        yield fake
-
-
-def _archived_history(registry: FakeRegistry) -> dict[str, Any]:
-    """An orphan tree pushed before an archived (orphan) index, one after it, and `latest`."""
-    before = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=3))
-    archived = registry.push_buildx(REPO, tag=None, pushed_at=OLD - timedelta(days=2))
-    registry.set_archived(REPO, archived.index)
-    after = registry.push_buildx(REPO, tag=None, pushed_at=OLD)
-    kept = registry.push_buildx(REPO, tag="latest", pushed_at=OLD)
-    return {"before": before, "archived": archived, "after": after, "kept": kept}
-
-
 def test_a_night_that_could_not_read_the_store_leaves_what_it_held(
     sealed: FakeRegistry, tmp_path: Path
 ) -> None:
     """The store holds an archived index's bytes, which ECR no longer serves. A night whose
     load fails reads from ECR as if there were no store, and must not save that over it: the
     next night still has the index, and sweeps what it does not list."""
-    h = _archived_history(sealed)
+    h = archived_history(sealed, REPO)
     index = h["archived"].index
     text = sealed.manifest(REPO, index).decode()
     DirectoryStore(tmp_path).save(REPO, {index: Stored(text, oci.OCI_INDEX)})
@@ -422,7 +402,7 @@ def test_an_index_ecr_will_not_serve_keeps_whatever_it_may_list(
     left: Callable[[dict[str, Any]], set[str]],
     failures: Callable[[dict[str, Any]], list[tuple[str, str]]],
 ) -> None:
-    h = _archived_history(sealed)
+    h = archived_history(sealed, REPO)
     if not archived:
         sealed.set_archived(REPO, _archived(h), False)
     for event, handler in answers:

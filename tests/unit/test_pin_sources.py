@@ -9,7 +9,6 @@ import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -23,6 +22,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from harness import FakeRegistry, oci
 from harness.kubernetes import KubernetesApi, pod
+from harness.lambda_output import recorded
 from harness.workloads import AwsEvents, InspectorCoverage, Workloads
 from sweeper import pins
 from sweeper.clock import use_clock
@@ -1411,29 +1411,6 @@ def test_a_pin_source_error_says_its_message_once_ending_with_one_full_stop(
     assert str(failed) == f"pin source ssm:/deploy cannot be read: {says}. Nothing was deleted."
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def _logged() -> Iterator[list[logging.LogRecord]]:
-    """The records the sweeper's own logger takes meanwhile, whatever its level was."""
-    logger = logging.getLogger("ecr_sweeper")
-    handler, level = _Records(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
 def test_each_source_read_is_logged_with_its_distinct_pins_and_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -1441,7 +1418,7 @@ def test_each_source_read_is_logged_with_its_distinct_pins_and_seconds(
     ticks = iter([2.0, 3.1234])
     monkeypatch.setattr(core, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
     source = Listed("ssm", [Pin(A, "ssm:/deploy/web"), Pin(A, "ssm:/deploy/api"), Pin(B, "ssm:/b")])
-    with _logged() as records:
+    with recorded() as records:
         collect([source])
     [line] = [r for r in records if r.getMessage() == "pin source"]
     fields = {name: vars(line).get(name) for name in ("source", "pins", "seconds")}
@@ -1548,7 +1525,7 @@ def test_skipped_eks_clusters_are_not_read_and_a_warning_names_them(aws: Workloa
         aws.create_eks_cluster("prod", read.endpoint, read.ca_pem)
         aws.create_eks_cluster("legacy", skipped.endpoint, skipped.ca_pem)
         aws.create_eks_cluster("sandbox", skipped.endpoint, skipped.ca_pem)
-        with _logged() as records:
+        with recorded() as records:
             found = EksPins(client, skip=["legacy", "sandbox", "gone"]).read()
     assert [(p.digest, p.source) for p in found] == [(A, "eks:prod/default/pod/web container c0")]
     assert skipped.requests == []
@@ -1562,7 +1539,7 @@ def test_no_warning_when_no_eks_cluster_is_skipped(aws: Workloads) -> None:
     with KubernetesApi() as api:
         api.add("pods", pod("web", [f"repo@{A}"]))
         aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
-        with _logged() as records:
+        with recorded() as records:
             EksPins(client, skip=["legacy"]).read()
     assert [r for r in records if r.levelno >= logging.WARNING] == []
 
