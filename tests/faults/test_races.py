@@ -149,8 +149,16 @@ def test_a_dangling_referrer_whose_subject_turns_out_present_stays(
     assert report["deletions"][0]["cause"] == subject.digest
 
 
+@pytest.mark.parametrize(
+    ("added", "said"),
+    [
+        (["hotfix"], "'hotfix'"),
+        (["hotfix", "hotfix-2"], "'hotfix', 'hotfix-2'"),
+    ],
+    ids=["one tag added", "two tags added"],
+)
 def test_a_tag_added_between_the_re_read_and_the_delete_is_reported_as_lost(
-    registry: FakeRegistry, invoke: Invoke
+    registry: FakeRegistry, invoke: Invoke, added: list[str], said: str
 ) -> None:
     old = registry.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
     new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD, fast=True)
@@ -158,17 +166,17 @@ def test_a_tag_added_between_the_re_read_and_the_delete_is_reported_as_lost(
     def deleting(attempt: Attempt) -> bool:
         return attempt.operation == "BatchDeleteImage" and old.index in attempt.digests
 
-    def tag_twice() -> None:
-        registry.tag(REPO, "hotfix", old.index)
-        registry.tag(REPO, "hotfix-2", old.index)
+    def tag() -> None:
+        for name in added:
+            registry.tag(REPO, name, old.index)
 
-    tag_it = once(tag_twice, deleting)
+    tag_it = once(tag, deleting)
     with intercept_clients(tag_it):
         report = invoke(**REQUEST)
 
     # No collector can close that window; the index went with its tags, and it is said.
     failures = [(f["digest"], f["code"], f["message"]) for f in report["failures"]]
-    message = "deleted with tag 'hotfix', 'hotfix-2', added after the re-read"
+    message = f"deleted with tag {said}, added after the re-read"
     assert failures == [(old.index, "TagLost", message)]
     assert report["complete"] is False
     # What it listed stays, so the same index can be pushed again.
