@@ -18,6 +18,7 @@ import pytest
 
 from conftest import FUNCTION_PRINCIPAL, NOW, OLD, Invoke, LambdaContext, archived_history
 from harness import FakeRegistry, oci
+from harness.reads import ManifestReads
 from harness.workloads import AwsEvents
 from sweeper.ports import JournalRecord, ManifestStore, Stored, StoreError
 from sweeper.registry import EcrRegistry
@@ -28,23 +29,6 @@ from sweeper.store import DirectoryStore, ObjectStore, S3Objects
 from sweeper.store.codec import digest_of
 
 REPO = "app"
-
-
-class Reads:
-    """The digests each BatchGetImage call asked for."""
-
-    def __init__(self, registry: FakeRegistry) -> None:
-        self.calls: list[list[str]] = []
-        registry.client.meta.events.register(
-            "before-parameter-build.ecr.BatchGetImage", self._count
-        )
-
-    def _count(self, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append([i["imageDigest"] for i in params["imageIds"]])
-
-    @property
-    def digests(self) -> set[str]:
-        return {d for call in self.calls for d in call}
 
 
 def run(
@@ -67,7 +51,7 @@ def test_a_second_run_reads_nothing_from_ecr_and_a_third_only_what_is_new(
     registry: FakeRegistry, history: dict[str, Any], tmp_path: Path
 ) -> None:
     store = DirectoryStore(tmp_path)
-    reads = Reads(registry)
+    reads = ManifestReads(registry.client)
     first = run(registry, store, dry_run=True)
     assert first.store == "ok" and reads.digests  # the first night reads what it needs
     reads.calls.clear()
@@ -78,7 +62,7 @@ def test_a_second_run_reads_nothing_from_ecr_and_a_third_only_what_is_new(
     new = registry.push_buildx(REPO, tag="latest", pushed_at=OLD + timedelta(days=1))
     reads.calls.clear()
     third = run(registry, store)
-    assert reads.digests <= new.all  # only what the store lacked
+    assert set(reads.digests) <= new.all  # only what the store lacked
     assert registry.digests(REPO) == new.all  # three old trees gone, the new one kept
     assert third.complete and third.deleted.manifests == 9
 

@@ -20,6 +20,7 @@ from conftest import NOW, OLD, Invoke, LambdaContext
 from harness import FakeRegistry, oci
 from harness.breakage import remove_behind_ecr
 from harness.lambda_output import captured, emf_metrics, log_lines
+from harness.reads import ManifestReads
 from sweeper import metrics
 from sweeper.model import Scope
 from sweeper.ports import BATCH_SIZE, Registry
@@ -44,25 +45,6 @@ def blobs(registry: FakeRegistry, repo: str, digests: Iterable[str]) -> dict[str
 def expected_freed(registry: FakeRegistry, repo: str, gone: set[str], kept: set[str]) -> int:
     held = blobs(registry, repo, kept)
     return sum(size for digest, size in blobs(registry, repo, gone).items() if digest not in held)
-
-
-class ReadLog:
-    """The image ids of every BatchGetImage call a client makes."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[list[str]] = []
-        client.meta.events.register("before-parameter-build.ecr.BatchGetImage", self._record)
-
-    def _record(self, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append([image_id["imageDigest"] for image_id in params["imageIds"]])
-
-    def of(self, digests: set[str]) -> set[str]:
-        """Which of `digests` were read."""
-        return digests & set(self.digests)
-
-    @property
-    def digests(self) -> Counter[str]:
-        return Counter(digest for call in self.calls for digest in call)
 
 
 def sweeper(registry: Registry, settings: Settings = ORPHANS, **kwargs: Any) -> Sweeper:
@@ -124,12 +106,12 @@ def test_survivors_are_read_once_each_and_at_most_100_per_call(registry: FakeReg
         for i in range(250)
     }
     everything = registry.digests(REPO)
-    reads = ReadLog(registry.client)
+    reads = ManifestReads(registry.client)
 
     report = sweeper(EcrRegistry(registry.client), Settings(scope=Scope.ORPHANS)).run().as_dict()
 
     assert all(len(call) <= BATCH_SIZE for call in reads.calls)
-    assert max(reads.digests.values()) == 1  # manifests are immutable: read once per run
+    assert max(Counter(reads.digests).values()) == 1  # manifests are immutable: read once per run
     assert set(reads.digests) == everything  # every survivor's blobs were seen
     # Planning reads the 2 indexes and, in that call's spare room, the candidates and then
     # survivors; the rest of the survivors follow, 100 a call: no call more than the bytes need.
@@ -149,7 +131,7 @@ def test_a_repository_past_the_read_limit_is_left_out_and_still_swept(
         for i in range(count):
             manifest = oci.image_manifest(f"{repo}-{i}")
             releases.add(registry.seed(repo, manifest, tags=[f"r{i}"], pushed_at=OLD))
-    reads = ReadLog(registry.client)
+    reads = ManifestReads(registry.client)
     run = sweeper(EcrRegistry(registry.client), freed_bytes_read_limit=10).run()
     report = run.as_dict()
 
@@ -163,7 +145,7 @@ def test_a_repository_past_the_read_limit_is_left_out_and_still_swept(
     # The figure's own reads are all or nothing: none here. Planning's one call to "big" had
     # spare room, filled with releases at no cost; no call was made for releases alone.
     assert not [call for call in reads.calls if set(call) <= releases]
-    assert 0 < len(reads.of(releases)) < BATCH_SIZE
+    assert 0 < len(releases & set(reads.digests)) < BATCH_SIZE
     small = next(r for r in run.repositories if r.repository == "small")
     small_freed = small.deleted_bytes_freed
     assert small_freed is not None and small_freed > 0

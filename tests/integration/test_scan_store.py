@@ -23,6 +23,7 @@ from harness.breakage import remove_behind_ecr
 from harness.faults import Inject, ServerError, Wire, fast_retries
 from harness.fresh import fresh_registry
 from harness.lambda_output import captured, log_lines
+from harness.reads import ManifestReads
 from sweeper.ports import BATCH_SIZE, ManifestStore, Stored, StoreError
 from sweeper.registry import EcrRegistry
 from sweeper.run import Report, RunOptions, Sweeper
@@ -30,21 +31,6 @@ from sweeper.settings import Settings
 from sweeper.store import DirectoryStore
 
 REPO = "app"
-
-
-class Reads:
-    """The digests each BatchGetImage call of a client asked for."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[list[str]] = []
-        client.meta.events.register("before-parameter-build.ecr.BatchGetImage", self._count)
-
-    def _count(self, params: dict[str, Any], **_: Any) -> None:
-        self.calls.append([i["imageDigest"] for i in params["imageIds"]])
-
-    @property
-    def digests(self) -> list[str]:
-        return [d for call in self.calls for d in call]
 
 
 def run(
@@ -154,7 +140,7 @@ def test_manifests_no_longer_listed_leave_the_store_the_next_night(
     left = registry.digests(REPO)
     assert left == history[-1].all
     assert set(store.load(REPO)) > left  # the night that stored them could not know
-    reads = Reads(registry.client)
+    reads = ManifestReads(registry.client)
     report = run(registry.client, store)
     assert reads.calls == []  # nothing new to read: only entries to drop
     assert report.store == "ok"
@@ -182,7 +168,7 @@ def test_bytes_that_do_not_hash_to_their_digest_are_never_stored(
     first = run(registry.client, store)
     assert first.store == "ok"
     assert index not in store.load(REPO) and len(store.load(REPO)) > 0
-    reads = Reads(registry.client)
+    reads = ManifestReads(registry.client)
     with captured() as out:
         second = run(registry.client, store)
     assert reads.digests == [index]  # read again, as every night: never from the store
@@ -440,7 +426,7 @@ def test_a_repository_read_only_for_shared_layers_reads_each_manifest_once_100_a
 ) -> None:
     releases = _releases(mounting, 150)  # all tagged: nothing to delete, nothing to plan from
     store = DirectoryStore(tmp_path)
-    reads = Reads(mounting.client)
+    reads = ManifestReads(mounting.client)
     report = run(mounting.client, store, repositories=[REPO])
     assert report.complete and report.bytes_freed_unknown == 0
     assert sorted(reads.digests) == sorted(releases)  # each once
