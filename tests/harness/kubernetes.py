@@ -6,15 +6,15 @@ CronJobs, all namespaces), paged with `limit` and `continue` as the API server p
         api.add("pods", pod("web-1", images=[uri], image_ids=[f"{repo}@{digest}"]))
         eks_cluster(aws, "prod", api)   # moto's EKS DescribeCluster now points at it
 
-Faults a cluster may have: `status=403` (no access entry), `delay` seconds before every answer (a
-cluster slower than the source's timeout), `fail_page` (the n-th page answers 500), `body` (every
-answer is these bytes as they are, with `status` and `headers`: a proxy's HTML page, text cut
-short, bytes that are not UTF-8, a redirect, a 503 with `Retry-After`). Every request is recorded
-(`requests`: path as sent, query, the Authorization header), so tests can check the token. A path
-the API server does not serve is answered 404, as the API server answers it; `//api/v1/pods` is
-not `/api/v1/pods` (the standard library's handler reduces leading slashes to one: the path is
-read from the request line instead). An `Accept` header that allows no JSON is answered 406, as
-the API server answers a media type it cannot serve (media types ignore case).
+Faults a cluster may have: `status=403` (no access entry), `delay` seconds before every answer or
+until the server stops (a cluster slower than the source's timeout), `fail_page` (the n-th page
+answers 500), `body` (every answer is these bytes as they are, with `status` and `headers`: a
+proxy's HTML page, text cut short, bytes that are not UTF-8, a redirect, a 503 with `Retry-After`).
+Every request is recorded (`requests`: path as sent, query, the Authorization header), so tests can
+check the token. A path the API server does not serve is answered 404, as the API server answers it;
+`//api/v1/pods` is not `/api/v1/pods` (the standard library's handler reduces leading slashes to
+one: the path is read from the request line instead). An `Accept` header that allows no JSON is
+answered 406, as the API server answers a media type it cannot serve (media types ignore case).
 
 The CA and the server's certificate (for IP 127.0.0.1) are made once per process with the
 `cryptography` package, an ECDSA P-256 key each.
@@ -28,7 +28,6 @@ import json
 import ssl
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -160,6 +159,10 @@ class KubernetesApi:
     objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
+    # Set when the server stops: a delayed answer waits for `delay` or for this, whichever comes
+    # first, so a delay far beyond a client's timeout holds the answer back for certain, without
+    # holding the test up.
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -199,6 +202,7 @@ class KubernetesApi:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stopped.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -211,7 +215,7 @@ class KubernetesApi:
         query = {k: v[0] for k, v in parse_qs(raw_query).items()}
         self.requests.append(Request(path, query, handler.headers.get("Authorization", "")))
         if self.delay:
-            time.sleep(self.delay)
+            self._stopped.wait(self.delay)
         if self.body is not None:
             self._send_bytes(handler, self.status, self.body, "text/html", self.headers)
             return

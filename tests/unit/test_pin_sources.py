@@ -1182,7 +1182,7 @@ def test_eks_pins_say_where_they_run_whatever_an_object_leaves_out(aws: Workload
 
 
 def test_eks_reads_no_longer_than_its_timeout(aws: Workloads) -> None:
-    with KubernetesApi(delay=1.0) as api:
+    with KubernetesApi(delay=60.0) as api:  # answers only once the test is over
         api.add("pods", pod("web", [f"repo@{A}"]))
         aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
         with pytest.raises(
@@ -1607,7 +1607,7 @@ def test_an_eks_api_server_that_redirects_or_asks_to_retry_is_asked_once_and_fai
 
 
 def test_an_eks_read_slower_than_the_timeout_is_not_tried_again(aws: Workloads) -> None:
-    with KubernetesApi(delay=1.0) as api:
+    with KubernetesApi(delay=60.0) as api:  # answers only once the test is over
         api.add("pods", pod("web", [f"repo@{A}"]))
         aws.create_eks_cluster("prod", api.endpoint, api.ca_pem)
         with pytest.raises(PinSourceError, match=r"read timeout=0\.2"):
